@@ -1,0 +1,22 @@
+package dev.trellis.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The `trellis` command. Each subcommand is its own class next to this one. */
+@Command(name = "trellis", mixinStandardHelpOptions = true, version = "trellis 0.1.0",
+        description = "Self-hosted WireGuard overlay network for robot fleets.",
+        subcommands = {WgCommand.class, CommandLine.HelpCommand.class})
+public final class Trellis implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new Trellis()).execute(args));
+    }
+}

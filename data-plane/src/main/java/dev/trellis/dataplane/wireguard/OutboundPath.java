@@ -1,0 +1,56 @@
+package dev.trellis.dataplane.wireguard;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.logging.Level;
+
+/**
+ * The send loop: IP packets from the tunnel, routed to a peer by destination (allowed IPs), sealed
+ * and sent on this thread. Without a session the packet waits in the peer's queue and a handshake
+ * is requested.
+ */
+final class OutboundPath implements Runnable {
+    private final Device device;
+    private final PacketSealer sealer;
+    private final ByteBuffer fromTunnel = ByteBuffer.allocateDirect(Device.MAX_PACKET);
+    private final byte[] packet = new byte[Device.MAX_PACKET];
+
+    OutboundPath(Device device) {
+        this.device = device;
+        this.sealer = new PacketSealer(device);
+    }
+
+    @Override
+    public void run() {
+        while (device.running()) {
+            int length;
+            try {
+                fromTunnel.clear();
+                length = device.tunnel().read(fromTunnel);
+            } catch (IOException e) {
+                Device.LOG.log(Level.WARNING, "reading the tunnel failed", e);
+                length = -1;
+            }
+            if (length < 0) {
+                device.tunnelGone();
+                return;
+            }
+            fromTunnel.flip();
+            fromTunnel.get(packet, 0, length);
+            route(length);
+        }
+    }
+
+    private void route(int length) {
+        Peer peer = device.allowedIps().lookup(packet, 0, length, false);
+        if (peer == null) {
+            device.counters().noRoute.increment();
+            return;
+        }
+        if (!sealer.sealAndSend(peer, packet, 0, length)) {
+            peer.stage(Arrays.copyOf(packet, length));
+            peer.requestHandshake();
+        }
+    }
+}
