@@ -18,7 +18,8 @@ final class IndexTable {
     int registerHandshake(Peer peer) {
         while (true) {
             int index = random.nextInt();
-            if (entries.putIfAbsent(index, new Entry(peer, null)) == null) {
+            // 0 stands for "no index" in the handshake state.
+            if (index != 0 && entries.putIfAbsent(index, new Entry(peer, null)) == null) {
                 return index;
             }
         }

@@ -126,7 +126,8 @@ final class Peer {
             next = keypair;
         }
         device.indexTable().swapInKeypair(keypair, this);
-        lastHandshakeEpochNanos = epochNanos();
+        // Not a completed handshake yet: the time is recorded when the initiator confirms it
+        // (confirmIfNext), as wireguard-go and the kernel module do.
     }
 
     /** Whether a packet arriving on {@code keypair} may be accepted from this peer. */
@@ -151,6 +152,7 @@ final class Peer {
             current = keypair;
             next = null;
         }
+        lastHandshakeEpochNanos = epochNanos();
         return true;
     }
 

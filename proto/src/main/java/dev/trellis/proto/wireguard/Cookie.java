@@ -31,7 +31,9 @@ public final class Cookie {
         private final byte[] cookieKey;
         private final Object lock = new Object();
         private byte[] secret = new byte[32];
-        private long secretCreatedNanos = Long.MIN_VALUE;
+        private long secretCreatedNanos;
+        /** False until the first cookie reply draws a random secret (no sentinel time: nanoTime may be any value). */
+        private boolean haveSecret;
 
         public Checker(byte[] ourPublicKey) {
             mac1Key = NoiseHash.hash(LABEL_MAC1, ourPublicKey);
@@ -48,7 +50,7 @@ public final class Cookie {
         public boolean checkMac2(byte[] msg, int off, int len, byte[] source, long nowNanos) {
             byte[] cookie;
             synchronized (lock) {
-                if (nowNanos - secretCreatedNanos > COOKIE_REFRESH_NANOS) {
+                if (!haveSecret || nowNanos - secretCreatedNanos > COOKIE_REFRESH_NANOS) {
                     return false;
                 }
                 cookie = NoiseHash.mac(secret, source, 0, source.length);
@@ -61,10 +63,11 @@ public final class Cookie {
         public Message.CookieReply createReply(byte[] msg, int off, int len, int receiverIndex, byte[] source, long nowNanos) {
             byte[] cookie;
             synchronized (lock) {
-                if (nowNanos - secretCreatedNanos > COOKIE_REFRESH_NANOS) {
+                if (!haveSecret || nowNanos - secretCreatedNanos > COOKIE_REFRESH_NANOS) {
                     secret = new byte[32];
                     RANDOM.nextBytes(secret);
                     secretCreatedNanos = nowNanos;
+                    haveSecret = true;
                 }
                 cookie = NoiseHash.mac(secret, source, 0, source.length);
             }

@@ -11,11 +11,13 @@ public final class XChaChaPoly {
     private XChaChaPoly() {}
 
     public static byte[] seal(byte[] key, byte[] nonce, byte[] plaintext, byte[] aad) {
+        tailCounter(nonce);
         return ChaChaPoly.forThisThread().seal(hChaCha20(key, nonce), tailCounter(nonce), plaintext, aad);
     }
 
     /** Returns the plaintext or null when authentication fails. */
     public static byte[] open(byte[] key, byte[] nonce, byte[] ciphertext, byte[] aad) {
+        tailCounter(nonce);
         return ChaChaPoly.forThisThread().open(hChaCha20(key, nonce), tailCounter(nonce), ciphertext, aad);
     }
 
