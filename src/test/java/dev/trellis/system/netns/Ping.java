@@ -22,9 +22,12 @@ public final class Ping {
         }
     }
 
-    /** {@code ping -c 3 -W 2 DEST}. */
+    /**
+     * {@code ping -c 3 -i 0.2 -W 2 DEST}. The first echo usually triggers the handshake; WireGuard queues it
+     * until the session exists, and ping waits up to 2 s after the last send for outstanding replies.
+     */
     public static Result ping(NetworkNamespace from, String dest) {
-        return ping(from, dest, 3, 2, null, null);
+        return ping(from, dest, 3, 2, null, "0.2");
     }
 
     /**
@@ -46,7 +49,7 @@ public final class Ping {
         return parse(r);
     }
 
-    static Result parse(CommandResult r) {
+    public static Result parse(CommandResult r) {
         String out = r.stdout();
         int tx = 0;
         int rx = 0;

@@ -20,7 +20,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Rekeying under load: Trellis sides run with TRELLIS_WG_REKEY_AFTER_SECONDS=2 (instead of 120) while a
- * 10 s iperf3 TCP transfer crosses the tunnel; the transfer must complete and several new handshakes
+ * 12 s iperf3 TCP transfer crosses the tunnel; the transfer must complete and several new handshakes
  * must be observed on both sides. The wireguard-go pair (which cannot be told to rekey early) is the
  * harness control: the transfer completes and no rekey is required.
  */
@@ -29,7 +29,11 @@ import org.junit.jupiter.params.provider.MethodSource;
 class RekeyTest {
     private static final String REKEY_ENV = "TRELLIS_WG_REKEY_AFTER_SECONDS";
     private static final int REKEY_SECONDS = 2;
-    private static final int TRANSFER_SECONDS = 10;
+    /**
+     * Initiations are rate-limited to one per REKEY_TIMEOUT (5 s) in WireGuard, so even with a 2 s rekey
+     * interval new sessions appear about every 5 s: 12 s leaves room for two after the first handshake.
+     */
+    private static final int TRANSFER_SECONDS = 12;
     private static final Duration SAMPLE_EVERY = Duration.ofMillis(500);
 
     private Netns bed;
@@ -88,9 +92,9 @@ class RekeyTest {
         Iperf.Result result = Iperf.parse(r.stdout());
         int rekeysA = seenA.size() - 1;
         int rekeysB = seenB.size() - 1;
-        Metrics.report("rekey pair=%s rekey_after_s=%d transfer_s=%d mbps=%.1f bytes=%d retransmits=%d handshakes_seen_A=%d handshakes_seen_B=%d",
+        Metrics.report("rekey pair=%s rekey_after_s=%d transfer_s=%d mbps=%.1f bytes=%d retransmits=%d handshakes_seen_A=%d %s handshakes_seen_B=%d %s",
                 impls, minRekeys > 0 ? REKEY_SECONDS : 120, TRANSFER_SECONDS, result.mbps(), result.bytesReceived(),
-                result.retransmits(), rekeysA, rekeysB);
+                result.retransmits(), rekeysA, seenA, rekeysB, seenB);
         assertTrue(result.bytesReceived() > 0, "no data transferred: " + result);
         assertTrue(rekeysA >= minRekeys, "A's latest-handshake changed " + rekeysA + " times during the transfer (values "
                 + seenA + "), expected >= " + minRekeys);

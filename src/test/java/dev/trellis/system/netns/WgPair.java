@@ -12,7 +12,8 @@ public final class WgPair {
     public static final String UNDERLAY_DEV = "uplink";
     public static final String A_UNDERLAY4 = "198.18.0.1";
     public static final String B_UNDERLAY4 = "198.18.0.2";
-    public static final String B_UNDERLAY4_MOVED = "198.18.0.3";
+    /** Where a roaming side's underlay address moves to (same subnet). */
+    public static final String UNDERLAY4_MOVED = "198.18.0.3";
     public static final int UNDERLAY4_PREFIX = 24;
     public static final String A_UNDERLAY6 = "fd00:7472:7400::1";
     public static final String B_UNDERLAY6 = "fd00:7472:7400::2";
@@ -188,6 +189,44 @@ public final class WgPair {
 
     public WgInterface.Transfer transferOnB() {
         return b.transfer(keysA.publicKey());
+    }
+
+    /** One of the two sides, for tests that run the same steps from either end. */
+    public enum Side {
+        A, B;
+
+        public Side other() {
+            return this == A ? B : A;
+        }
+    }
+
+    public NetworkNamespace ns(Side s) {
+        return s == Side.A ? nsA : nsB;
+    }
+
+    public WgInterface wg(Side s) {
+        return s == Side.A ? a : b;
+    }
+
+    public WgKeys keys(Side s) {
+        return s == Side.A ? keysA : keysB;
+    }
+
+    /** {@code wg show transfer} on side {@code s} for its peer. */
+    public WgInterface.Transfer transfer(Side s) {
+        return s == Side.A ? transferOnA() : transferOnB();
+    }
+
+    public static String overlay4(Side s) {
+        return s == Side.A ? A_OVERLAY4 : B_OVERLAY4;
+    }
+
+    public static String underlay4(Side s) {
+        return s == Side.A ? A_UNDERLAY4 : B_UNDERLAY4;
+    }
+
+    public static int port(Side s) {
+        return s == Side.A ? A_PORT : B_PORT;
     }
 
     @Override

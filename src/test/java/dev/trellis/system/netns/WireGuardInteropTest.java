@@ -9,9 +9,9 @@ import static dev.trellis.system.netns.WgPair.B_OVERLAY4;
 import static dev.trellis.system.netns.WgPair.B_OVERLAY6;
 import static dev.trellis.system.netns.WgPair.B_PORT;
 import static dev.trellis.system.netns.WgPair.B_UNDERLAY4;
-import static dev.trellis.system.netns.WgPair.B_UNDERLAY4_MOVED;
 import static dev.trellis.system.netns.WgPair.B_UNDERLAY6;
 import static dev.trellis.system.netns.WgPair.UNDERLAY4_PREFIX;
+import static dev.trellis.system.netns.WgPair.UNDERLAY4_MOVED;
 import static dev.trellis.system.netns.WgPair.UNDERLAY_DEV;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -81,7 +81,8 @@ class WireGuardInteropTest {
     enum Misconfiguration { WRONG_PUBLIC_KEY, WRONG_PRESHARED_KEY }
 
     static Stream<Arguments> misconfigurations() {
-        return pairs().flatMap(p -> Stream.of(Misconfiguration.values()).map(m -> Arguments.of(p, m)));
+        return pairs().flatMap(p -> Stream.of(Misconfiguration.values()).flatMap(m ->
+                Stream.of(WgPair.Side.A, WgPair.Side.B).map(initiator -> Arguments.of(p, m, initiator))));
     }
 
     // ---------------------------------------------------------------------------------------------------
@@ -150,40 +151,68 @@ class WireGuardInteropTest {
         }
     }
 
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("pairs")
-    @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void endpointRoamsWhenUnderlayAddressChanges(ImplPair impls) {
-        WgPair p = WgPair.create(bed, impls);
-        assertReplies(impls, p.nsA(), B_OVERLAY4, "A->B before roaming");
-        assertEquals(B_UNDERLAY4 + ":" + B_PORT, p.a().endpoints().get(p.keysB().publicKey()));
-
-        Netns.deleteAddress(p.nsB(), UNDERLAY_DEV, B_UNDERLAY4 + "/" + UNDERLAY4_PREFIX);
-        Netns.addAddress(p.nsB(), UNDERLAY_DEV, B_UNDERLAY4_MOVED + "/" + UNDERLAY4_PREFIX);
-
-        assertReplies(impls, p.nsB(), A_OVERLAY4, "B->A after B moved");
-        assertReplies(impls, p.nsA(), B_OVERLAY4, "A->B after B moved");
-        assertEquals(B_UNDERLAY4_MOVED + ":" + B_PORT, p.a().endpoints().get(p.keysB().publicKey()),
-                "A must have learned B's new underlay address from B's authenticated packets");
+    static Stream<Arguments> roamingCases() {
+        return pairs().flatMap(p -> Stream.of(WgPair.Side.B, WgPair.Side.A).map(side -> Arguments.of(p, side)));
     }
 
-    @ParameterizedTest(name = "{0} {1}")
+    /**
+     * The roaming side's underlay address changes (old one deleted, new one in the same subnet); it pings
+     * its peer, which must learn the new endpoint from the authenticated packets and answer there.
+     *
+     * <p>wireguard-go v0.0.20220316 cannot roam this way by itself: it caches ("sticky") the source
+     * address per endpoint and only forgets it when sendmsg fails with EINVAL, while current kernels
+     * report ENETUNREACH for a vanished source, so every send fails ("network is unreachable") until a
+     * handshake retransmission clears the cache (~20 s). When wireguard-go is the roaming side we re-set
+     * its peer's endpoint (which drops the cached source), as a roaming host's network hook would; the
+     * learning side, whatever it is, gets no help. Trellis as the roaming side gets no help either.
+     */
+    @ParameterizedTest(name = "{0} {1} roams")
+    @MethodSource("roamingCases")
+    @Timeout(value = 90, unit = TimeUnit.SECONDS)
+    void endpointRoamsWhenUnderlayAddressChanges(ImplPair impls, WgPair.Side roamer) {
+        WgPair p = WgPair.create(bed, impls);
+        WgPair.Side learner = roamer.other();
+        WgInterface roaming = p.wg(roamer);
+        WgInterface learning = p.wg(learner);
+        String roamingKey = p.keys(roamer).publicKey();
+        assertReplies(impls, p.ns(learner), WgPair.overlay4(roamer), learner + "->" + roamer + " before roaming");
+        assertEquals(WgPair.underlay4(roamer) + ":" + WgPair.port(roamer), learning.endpoints().get(roamingKey));
+
+        Netns.deleteAddress(p.ns(roamer), UNDERLAY_DEV, WgPair.underlay4(roamer) + "/" + UNDERLAY4_PREFIX);
+        Netns.addAddress(p.ns(roamer), UNDERLAY_DEV, UNDERLAY4_MOVED + "/" + UNDERLAY4_PREFIX);
+        if (roaming.impl() == WgImpl.WIREGUARD_GO) {
+            roaming.wg("set", roaming.name(), "peer", p.keys(learner).publicKey(),
+                    "endpoint", WgPair.underlay4(learner) + ":" + WgPair.port(learner));
+        }
+
+        assertReplies(impls, p.ns(roamer), WgPair.overlay4(learner), roamer + "->" + learner + " after " + roamer + " moved");
+        assertReplies(impls, p.ns(learner), WgPair.overlay4(roamer), learner + "->" + roamer + " after " + roamer + " moved");
+        assertEquals(UNDERLAY4_MOVED + ":" + WgPair.port(roamer), learning.endpoints().get(roamingKey),
+                learner + " must have learned " + roamer + "'s new underlay address from its authenticated packets");
+    }
+
+    /**
+     * A wrong public key (A holds a random key for B) or mismatched preshared keys must prevent any
+     * session, whichever side initiates: pings fail, and after the initiator's first retry (REKEY_TIMEOUT,
+     * 5 s) neither side reports a handshake. (With a wrong PSK the responder does answer; it must still
+     * not count the handshake as complete, as only the initiator's first transport packet confirms it.)
+     */
+    @ParameterizedTest(name = "{0} {1} initiated by {2}")
     @MethodSource("misconfigurations")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void misconfiguredKeyNeverHandshakes(ImplPair impls, Misconfiguration wrong) {
+    void misconfiguredKeyNeverHandshakes(ImplPair impls, Misconfiguration wrong, WgPair.Side initiator) {
         WgPair.Options o = wrong == Misconfiguration.WRONG_PUBLIC_KEY
                 ? WgPair.Options.defaults().wrongPublicKeyOnA()
                 : WgPair.Options.defaults().mismatchedPresharedKey();
         WgPair p = WgPair.create(bed, impls, o);
-        // ~6 s of pings: spans the first initiation and its retry after REKEY_TIMEOUT (5 s + jitter).
-        Ping.Result r = Ping.ping(p.nsA(), B_OVERLAY4, 6, 1, null, null);
+        Ping.Result r = Ping.ping(p.ns(initiator), WgPair.overlay4(initiator.other()), 2, 1, null, "0.2");
         assertFalse(r.raw().ok(), "ping through a misconfigured tunnel must fail:\n" + r.raw().stdout());
         assertEquals(0, r.received(), "no replies expected:\n" + r.raw().stdout());
-        // Bounded wait for the retry to be visible in A's counters: an initiation is 148 bytes.
-        Await.until("A to have sent at least two handshake initiations", Duration.ofSeconds(4),
-                () -> p.transferOnA().tx() >= 2 * 148);
-        assertEquals(0, p.handshakeOnA(), "A must not complete a handshake with " + wrong);
-        assertEquals(0, p.handshakeOnB(), "B must not complete a handshake with " + wrong);
+        // Bounded wait (an absence cannot be awaited) covering the first retry; an initiation is 148 bytes.
+        Await.until(initiator + " to have sent at least two handshake initiations", Duration.ofSeconds(7),
+                () -> p.transfer(initiator).tx() >= 2 * 148);
+        assertEquals(0, p.handshakeOnA(), "A (" + impls.a() + ") must not report a handshake with " + wrong);
+        assertEquals(0, p.handshakeOnB(), "B (" + impls.b() + ") must not report a handshake with " + wrong);
     }
 
     @ParameterizedTest(name = "{0}")
