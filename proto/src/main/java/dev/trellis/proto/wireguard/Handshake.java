@@ -163,23 +163,15 @@ public final class Handshake {
         }
         byte[] ephemeralPrivate = Curve25519.generatePrivateKey();
         byte[] ephemeral = Curve25519.publicKey(ephemeralPrivate);
-        byte[] ck = NoiseHash.kdf(1, chainKey, ephemeral)[0];
-        byte[] h = NoiseHash.hash(hash, ephemeral);
-        byte[] ee = Curve25519.sharedSecret(ephemeralPrivate, remoteEphemeral);
-        byte[] se = Curve25519.sharedSecret(ephemeralPrivate, remoteStatic);
-        if (ee == null || se == null) {
+        ResponseKeys keys = responseKeys(ephemeral, Curve25519.sharedSecret(ephemeralPrivate, remoteEphemeral),
+                Curve25519.sharedSecret(ephemeralPrivate, remoteStatic));
+        if (keys == null) {
             return null;
         }
-        ck = NoiseHash.kdf(1, ck, ee)[0];
-        ck = NoiseHash.kdf(1, ck, se)[0];
-        byte[][] ckTauKey = NoiseHash.kdf(3, ck, presharedKey);
-        ck = ckTauKey[0];
-        h = NoiseHash.hash(h, ckTauKey[1]);
-        byte[] encryptedNothing = ChaChaPoly.forThisThread().seal(ckTauKey[2], 0, EMPTY, h);
-        h = NoiseHash.hash(h, encryptedNothing);
+        byte[] encryptedNothing = ChaChaPoly.forThisThread().seal(keys.key(), 0, EMPTY, keys.hash());
 
-        hash = h;
-        chainKey = ck;
+        hash = NoiseHash.hash(keys.hash(), encryptedNothing);
+        chainKey = keys.chainKey();
         localEphemeralPrivate = ephemeralPrivate;
         localIndex = newLocalIndex;
         state = State.RESPONSE_CREATED;
@@ -192,26 +184,35 @@ public final class Handshake {
         if (state != State.INITIATION_CREATED || msg.receiver() != localIndex) {
             return false;
         }
-        byte[] ck = NoiseHash.kdf(1, chainKey, msg.ephemeral())[0];
-        byte[] h = NoiseHash.hash(hash, msg.ephemeral());
-        byte[] ee = Curve25519.sharedSecret(localEphemeralPrivate, msg.ephemeral());
-        byte[] se = Curve25519.sharedSecret(localPrivate, msg.ephemeral());
-        if (ee == null || se == null) {
+        ResponseKeys keys = responseKeys(msg.ephemeral(), Curve25519.sharedSecret(localEphemeralPrivate, msg.ephemeral()),
+                Curve25519.sharedSecret(localPrivate, msg.ephemeral()));
+        if (keys == null || ChaChaPoly.forThisThread().open(keys.key(), 0, msg.encryptedNothing(), keys.hash()) == null) {
             return false;
         }
-        ck = NoiseHash.kdf(1, ck, ee)[0];
-        ck = NoiseHash.kdf(1, ck, se)[0];
-        byte[][] ckTauKey = NoiseHash.kdf(3, ck, presharedKey);
-        ck = ckTauKey[0];
-        h = NoiseHash.hash(h, ckTauKey[1]);
-        if (ChaChaPoly.forThisThread().open(ckTauKey[2], 0, msg.encryptedNothing(), h) == null) {
-            return false;
-        }
-        hash = NoiseHash.hash(h, msg.encryptedNothing());
-        chainKey = ck;
+        hash = NoiseHash.hash(keys.hash(), msg.encryptedNothing());
+        chainKey = keys.chainKey();
         remoteIndex = msg.sender();
         state = State.RESPONSE_CONSUMED;
         return true;
+    }
+
+    private record ResponseKeys(byte[] chainKey, byte[] hash, byte[] key) {}
+
+    /**
+     * The response's key schedule, the same on both sides: mix in the responder's ephemeral, the
+     * ephemeral-ephemeral and static-ephemeral secrets, then the preshared key. Null when either
+     * secret is all zeros (a low-order point).
+     */
+    private ResponseKeys responseKeys(byte[] responderEphemeral, byte[] ee, byte[] se) {
+        if (ee == null || se == null) {
+            return null;
+        }
+        byte[] ck = NoiseHash.kdf(1, chainKey, responderEphemeral)[0];
+        byte[] h = NoiseHash.hash(hash, responderEphemeral);
+        ck = NoiseHash.kdf(1, ck, ee)[0];
+        ck = NoiseHash.kdf(1, ck, se)[0];
+        byte[][] ckTauKey = NoiseHash.kdf(3, ck, presharedKey);
+        return new ResponseKeys(ckTauKey[0], NoiseHash.hash(h, ckTauKey[1]), ckTauKey[2]);
     }
 
     /**
