@@ -14,18 +14,36 @@ import java.util.Arrays;
 public final class Handshake {
     public static final byte[] CONSTRUCTION = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s".getBytes(StandardCharsets.US_ASCII);
     public static final byte[] IDENTIFIER = "WireGuard v1 zx2c4 Jason@zx2c4.com".getBytes(StandardCharsets.US_ASCII);
-    static final byte[] INITIAL_CHAIN_KEY = NoiseHash.hash(CONSTRUCTION);
-    static final byte[] INITIAL_HASH = NoiseHash.hash(INITIAL_CHAIN_KEY, IDENTIFIER);
+    /** WireGuard's own protocol: the default. */
+    public static final Protocol WIREGUARD = new Protocol(IDENTIFIER);
+    static final byte[] INITIAL_CHAIN_KEY = WIREGUARD.initialChainKey();
+    static final byte[] INITIAL_HASH = WIREGUARD.initialHash();
     /** A peer may not make us do DH work for initiations more often than this (whitepaper 5.1). */
     public static final long INITIATION_MIN_INTERVAL_NANOS = 20_000_000L;
     private static final byte[] EMPTY = new byte[0];
     private static final byte[] NO_PRESHARED_KEY = new byte[32];
+
+    /**
+     * The handshake's identity: the same Noise construction under a different identifier (the
+     * Noise prologue) yields unrelated keys, so a handshake of one protocol never completes as
+     * another's. Trellis' control channel uses its own identifier.
+     */
+    public record Protocol(byte[] identifier) {
+        public byte[] initialChainKey() {
+            return NoiseHash.hash(CONSTRUCTION);
+        }
+
+        public byte[] initialHash() {
+            return NoiseHash.hash(initialChainKey(), identifier);
+        }
+    }
 
     public enum State { ZEROED, INITIATION_CREATED, INITIATION_CONSUMED, RESPONSE_CREATED, RESPONSE_CONSUMED }
 
     /** What a responder learns from an initiation before knowing which peer sent it. */
     public record InitiationOpening(byte[] remoteStatic, byte[] hash, byte[] chainKey, Message.HandshakeInitiation message) {}
 
+    private final Protocol protocol;
     private final byte[] localPrivate;
     private final byte[] localPublic;
     private final byte[] remoteStatic;
@@ -45,6 +63,11 @@ public final class Handshake {
     private boolean anyInitiationConsumed;
 
     public Handshake(byte[] localPrivate, byte[] remoteStatic) {
+        this(WIREGUARD, localPrivate, remoteStatic);
+    }
+
+    public Handshake(Protocol protocol, byte[] localPrivate, byte[] remoteStatic) {
+        this.protocol = protocol;
         this.localPrivate = localPrivate.clone();
         this.localPublic = Curve25519.publicKey(localPrivate);
         this.remoteStatic = remoteStatic.clone();
@@ -76,8 +99,8 @@ public final class Handshake {
         if (staticStatic == null) {
             return null;
         }
-        byte[] h = NoiseHash.hash(INITIAL_HASH, remoteStatic);
-        byte[] ck = INITIAL_CHAIN_KEY;
+        byte[] h = NoiseHash.hash(protocol.initialHash(), remoteStatic);
+        byte[] ck = protocol.initialChainKey();
         byte[] ephemeralPrivate = Curve25519.generatePrivateKey();
         byte[] ephemeral = Curve25519.publicKey(ephemeralPrivate);
         ck = NoiseHash.kdf(1, ck, ephemeral)[0];
@@ -110,8 +133,13 @@ public final class Handshake {
      * initiator's static public key so the caller can find the peer. Null when it does not decrypt.
      */
     public static InitiationOpening openInitiation(byte[] localPrivate, byte[] localPublic, Message.HandshakeInitiation msg) {
-        byte[] h = NoiseHash.hash(INITIAL_HASH, localPublic);
-        byte[] ck = NoiseHash.kdf(1, INITIAL_CHAIN_KEY, msg.ephemeral())[0];
+        return openInitiation(WIREGUARD, localPrivate, localPublic, msg);
+    }
+
+    public static InitiationOpening openInitiation(Protocol protocol, byte[] localPrivate, byte[] localPublic,
+                                                   Message.HandshakeInitiation msg) {
+        byte[] h = NoiseHash.hash(protocol.initialHash(), localPublic);
+        byte[] ck = NoiseHash.kdf(1, protocol.initialChainKey(), msg.ephemeral())[0];
         h = NoiseHash.hash(h, msg.ephemeral());
         byte[] es = Curve25519.sharedSecret(localPrivate, msg.ephemeral());
         if (es == null) {

@@ -1,0 +1,111 @@
+package dev.trellis.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.trellis.proto.control.ControlJson;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** `trellis status`: this node and its peers, as a table or as JSON. */
+@Command(name = "status", mixinStandardHelpOptions = true,
+        description = "Show this node's state and its peers: addresses, online, last seen, endpoint, last handshake.")
+final class StatusCommand implements Callable<Integer> {
+    @Mixin
+    AgentOptions agent;
+
+    @Option(names = "--json", description = "Print the agent's status as JSON.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        JsonNode status;
+        try {
+            status = agent.call(agent.client().newRequest("status"));
+        } catch (AgentOptions.CliFailure e) {
+            System.err.println("trellis: " + e.getMessage());
+            return 1;
+        }
+        ((ObjectNode) status).remove("ok");
+        if (json) {
+            System.out.println(ControlJson.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(status));
+            return 0;
+        }
+        System.out.print(table(status, Instant.now()));
+        return 0;
+    }
+
+    static String table(JsonNode status, Instant now) {
+        StringBuilder out = new StringBuilder();
+        String backend = status.path("backendState").asText();
+        JsonNode self = status.path("self");
+        out.append(switch (backend) {
+            case "NeedsLogin" -> "Logged out; log in with: trellis up --login-server URL --authkey KEY\n";
+            case "Stopped" -> "Stopped; connect with: trellis up\n";
+            default -> status.path("connected").asBoolean() ? "" : "Not connected to " + status.path("loginServer").asText("the server")
+                    + "; retrying (peers keep working)\n";
+        });
+        boolean troubled = !"Running".equals(backend) || !status.path("connected").asBoolean();
+        if (troubled && status.hasNonNull("lastError")) {
+            out.append("# ").append(status.path("lastError").asText()).append('\n');
+        }
+        List<String[]> rows = new ArrayList<>();
+        rows.add(new String[] {"HOSTNAME", "ADDRESSES", "ONLINE", "LAST SEEN", "ENDPOINT", "LAST HANDSHAKE"});
+        rows.add(new String[] {self.path("hostname").asText("-") + " (this node)", join(self.path("addresses")),
+                self.path("online").asBoolean() ? "yes" : "no", "-", "-", "-"});
+        for (JsonNode peer : status.path("peers")) {
+            String endpoint = peer.hasNonNull("endpoint") ? peer.get("endpoint").asText()
+                    : peer.path("endpoints").isEmpty() ? "-" : peer.path("endpoints").get(0).asText();
+            rows.add(new String[] {peer.path("hostname").asText("-"), join(peer.path("addresses")),
+                    peer.path("online").asBoolean() ? "yes" : "no",
+                    peer.path("online").asBoolean() ? "now" : ago(peer.path("lastSeen"), now),
+                    endpoint, ago(peer.path("lastHandshake"), now)});
+        }
+        int[] widths = new int[rows.getFirst().length];
+        for (String[] row : rows) {
+            for (int i = 0; i < row.length; i++) {
+                widths[i] = Math.max(widths[i], row[i].length());
+            }
+        }
+        for (String[] row : rows) {
+            StringBuilder line = new StringBuilder();
+            for (int i = 0; i < row.length; i++) {
+                line.append(i == row.length - 1 ? row[i] : String.format("%-" + (widths[i] + 2) + "s", row[i]));
+            }
+            out.append(line.toString().stripTrailing()).append('\n');
+        }
+        return out.toString();
+    }
+
+    private static String join(JsonNode array) {
+        List<String> parts = new ArrayList<>();
+        array.forEach(a -> parts.add(a.asText()));
+        return parts.isEmpty() ? "-" : String.join(",", parts);
+    }
+
+    /** "12s ago", "5m ago", "3h ago", "2d ago"; "-" when never. */
+    static String ago(JsonNode timestamp, Instant now) {
+        if (timestamp == null || !timestamp.isTextual()) {
+            return "-";
+        }
+        try {
+            long seconds = Math.max(0, Duration.between(Instant.parse(timestamp.asText()), now).toSeconds());
+            if (seconds < 60) {
+                return seconds + "s ago";
+            } else if (seconds < 3600) {
+                return seconds / 60 + "m ago";
+            } else if (seconds < 86400) {
+                return seconds / 3600 + "h ago";
+            }
+            return seconds / 86400 + "d ago";
+        } catch (DateTimeParseException e) {
+            return "-";
+        }
+    }
+}

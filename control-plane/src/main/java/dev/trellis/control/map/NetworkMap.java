@@ -1,0 +1,347 @@
+package dev.trellis.control.map;
+
+import dev.trellis.control.node.NodeEntity;
+import dev.trellis.control.node.NodeRecord;
+import dev.trellis.proto.control.ControlJson;
+import dev.trellis.proto.control.ControlMessage;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+
+/**
+ * Every node's current view, and the fan-out of changes to connected control sessions. Node
+ * entities publish their persisted state here; sessions report presence and endpoints. Changes
+ * are collected for {@link #BATCH_WINDOW} and sent as one delta, encoded once for all sessions,
+ * so a burst of N changes costs N·sessions work only in the worst case, not per change.
+ * A node's JSON is cached until it changes, so a full map is a concatenation, not N encodings.
+ */
+public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
+    static final Duration BATCH_WINDOW = Duration.ofMillis(50);
+    static final Duration EXPIRY_CHECK = Duration.ofSeconds(5);
+
+    public sealed interface Command {}
+
+    /** From the node directory: a node's persisted state changed, or it was deleted. */
+    public record FromNodes(NodeEntity.Published published) implements Command {}
+
+    /** A session authenticated as {@code nodeId} and wants its map. */
+    public record Connect(long nodeId, ActorRef<SessionOutput> session, List<String> endpoints) implements Command {}
+
+    public record Disconnect(long nodeId, ActorRef<SessionOutput> session) implements Command {}
+
+    public record UpdateEndpoints(long nodeId, List<String> endpoints) implements Command {}
+
+    /** Who is online, for admin listings. */
+    public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
+
+    private record Flush() implements Command {}
+
+    private record CheckExpiry() implements Command {}
+
+    private record ReapEphemeral(long nodeId, long generation) implements Command {}
+
+    /** What a session is told: bytes are an encoded {@link ControlMessage} ready to seal. */
+    public sealed interface SessionOutput {}
+
+    public record SendEncoded(byte[] json) implements SessionOutput {}
+
+    /** The node may no longer use the network; the session says goodbye and closes. */
+    public record Evict(String reason) implements SessionOutput {}
+
+    public record Presence(boolean online, Instant lastSeen, List<String> endpoints) {}
+
+    /** Tells the directory to delete an ephemeral node that stayed offline. */
+    public interface EphemeralReaper extends Consumer<Long> {}
+
+    private final TimerScheduler<Command> timers;
+    private final Clock clock;
+    private final Duration ephemeralTimeout;
+    private final EphemeralReaper reaper;
+    private final ControlMessage.NetworkInfo network;
+    private final Map<Long, NodeRecord> records = new HashMap<>();
+    private final Map<Long, Presence> presence = new HashMap<>();
+    private final Map<Long, ActorRef<SessionOutput>> sessions = new HashMap<>();
+    /** Encoded NodeInfo JSON of each live node; dropped when the node changes. */
+    private final Map<Long, byte[]> encoded = new HashMap<>();
+    /** Nodes that peers currently see in their maps. */
+    private final Set<Long> visible = new java.util.HashSet<>();
+    private final Set<Long> changed = new LinkedHashSet<>();
+    private final Set<Long> removed = new LinkedHashSet<>();
+    private final Map<Long, Long> reapGeneration = new HashMap<>();
+    private boolean flushScheduled;
+
+    private NetworkMap(ActorContext<Command> context, TimerScheduler<Command> timers, Clock clock,
+                       Duration ephemeralTimeout, EphemeralReaper reaper, ControlMessage.NetworkInfo network) {
+        super(context);
+        this.timers = timers;
+        this.clock = clock;
+        this.ephemeralTimeout = ephemeralTimeout;
+        this.reaper = reaper;
+        this.network = network;
+        timers.startTimerWithFixedDelay(new CheckExpiry(), EXPIRY_CHECK);
+    }
+
+    public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
+                                           ControlMessage.NetworkInfo network) {
+        return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
+                new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network)));
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(FromNodes.class, this::onFromNodes)
+                .onMessage(Connect.class, this::onConnect)
+                .onMessage(Disconnect.class, this::onDisconnect)
+                .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
+                .onMessage(GetPresence.class, this::onGetPresence)
+                .onMessage(Flush.class, m -> flush())
+                .onMessage(CheckExpiry.class, m -> checkExpiry())
+                .onMessage(ReapEphemeral.class, this::onReap)
+                .build();
+    }
+
+    private boolean live(NodeRecord record) {
+        return record != null && record.live(clock.instant());
+    }
+
+    private Behavior<Command> onFromNodes(FromNodes message) {
+        switch (message.published()) {
+            case NodeEntity.NodeChanged(NodeRecord record) -> {
+                boolean wasLive = visible.contains(record.id());
+                records.put(record.id(), record);
+                if (live(record)) {
+                    markChanged(record.id());
+                } else {
+                    evict(record.id(), record.expired() || record.expiry() != null ? "node expired" : "node logged out");
+                    if (wasLive) {
+                        markRemoved(record.id());
+                    }
+                }
+            }
+            case NodeEntity.NodeRemoved(long nodeId, String user) -> {
+                records.remove(nodeId);
+                boolean wasLive = visible.contains(nodeId);
+                evict(nodeId, "node deleted");
+                presence.remove(nodeId);
+                if (wasLive) {
+                    markRemoved(nodeId);
+                }
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onConnect(Connect message) {
+        NodeRecord record = records.get(message.nodeId());
+        if (!live(record)) {
+            message.session().tell(new Evict("node is not registered or has expired"));
+            return this;
+        }
+        ActorRef<SessionOutput> previous = sessions.put(message.nodeId(), message.session());
+        if (previous != null && !previous.equals(message.session())) {
+            previous.tell(new Evict("replaced by a newer session of the same node"));
+        }
+        reapGeneration.remove(message.nodeId());
+        presence.put(message.nodeId(), new Presence(true, clock.instant(), List.copyOf(message.endpoints())));
+        markChanged(message.nodeId());
+        message.session().tell(new SendEncoded(fullMapFor(message.nodeId())));
+        return this;
+    }
+
+    private Behavior<Command> onDisconnect(Disconnect message) {
+        if (!message.session().equals(sessions.get(message.nodeId()))) {
+            return this; // an older, replaced session
+        }
+        sessions.remove(message.nodeId());
+        Presence old = presence.get(message.nodeId());
+        presence.put(message.nodeId(), new Presence(false, clock.instant(), old == null ? List.of() : old.endpoints()));
+        NodeRecord record = records.get(message.nodeId());
+        if (record != null && record.ephemeral()) {
+            long generation = reapGeneration.merge(message.nodeId(), 1L, Long::sum);
+            timers.startSingleTimer("reap-" + message.nodeId(), new ReapEphemeral(message.nodeId(), generation), ephemeralTimeout);
+        }
+        if (live(record)) {
+            markChanged(message.nodeId());
+        }
+        return this;
+    }
+
+    private Behavior<Command> onUpdateEndpoints(UpdateEndpoints message) {
+        Presence old = presence.get(message.nodeId());
+        if (old != null && !old.endpoints().equals(message.endpoints())) {
+            presence.put(message.nodeId(), new Presence(old.online(), old.lastSeen(), List.copyOf(message.endpoints())));
+            markChanged(message.nodeId());
+        }
+        return this;
+    }
+
+    private Behavior<Command> onGetPresence(GetPresence message) {
+        message.replyTo().tell(Map.copyOf(presence));
+        return this;
+    }
+
+    private Behavior<Command> onReap(ReapEphemeral message) {
+        Long generation = reapGeneration.get(message.nodeId());
+        if (generation != null && generation == message.generation() && !sessions.containsKey(message.nodeId())) {
+            reapGeneration.remove(message.nodeId());
+            getContext().getLog().info("deleting ephemeral node {}: offline for {}", message.nodeId(), ephemeralTimeout);
+            reaper.accept(message.nodeId());
+        }
+        return this;
+    }
+
+    private Behavior<Command> checkExpiry() {
+        Instant now = clock.instant();
+        for (NodeRecord record : new ArrayList<>(records.values())) {
+            if (record.expiry() != null && !record.expiry().isAfter(now) && visible.contains(record.id())) {
+                evict(record.id(), "node expired");
+                markRemoved(record.id());
+            }
+        }
+        return this;
+    }
+
+    private void evict(long nodeId, String reason) {
+        ActorRef<SessionOutput> session = sessions.remove(nodeId);
+        if (session != null) {
+            session.tell(new Evict(reason));
+        }
+    }
+
+    private void markChanged(long nodeId) {
+        visible.add(nodeId);
+        encoded.remove(nodeId);
+        removed.remove(nodeId);
+        changed.add(nodeId);
+        scheduleFlush();
+    }
+
+    private void markRemoved(long nodeId) {
+        visible.remove(nodeId);
+        encoded.remove(nodeId);
+        changed.remove(nodeId);
+        removed.add(nodeId);
+        scheduleFlush();
+    }
+
+    private void scheduleFlush() {
+        if (!flushScheduled) {
+            flushScheduled = true;
+            timers.startSingleTimer("flush", new Flush(), BATCH_WINDOW);
+        }
+    }
+
+    /** One delta for everybody: the changed nodes' JSON and the removed ids, encoded once. */
+    private Behavior<Command> flush() {
+        flushScheduled = false;
+        List<Long> changedNow = new ArrayList<>();
+        for (long id : changed) {
+            if (live(records.get(id))) {
+                changedNow.add(id);
+            }
+        }
+        List<Long> removedNow = new ArrayList<>(removed);
+        changed.clear();
+        removed.clear();
+        if (changedNow.isEmpty() && removedNow.isEmpty()) {
+            return this;
+        }
+        byte[] shared = deltaJson(changedNow, removedNow, -1);
+        for (Map.Entry<Long, ActorRef<SessionOutput>> entry : sessions.entrySet()) {
+            long self = entry.getKey();
+            // A node's own change comes to it as "self"; everyone else gets the shared bytes.
+            byte[] json = changedNow.contains(self) ? deltaJson(changedNow, removedNow, self) : shared;
+            entry.getValue().tell(new SendEncoded(json));
+        }
+        return this;
+    }
+
+    // ---- encoding ----------------------------------------------------------------------------
+
+    private byte[] nodeJson(long id) {
+        return encoded.computeIfAbsent(id, k -> {
+            try {
+                return ControlJson.MAPPER.writeValueAsBytes(info(records.get(k)));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+    }
+
+    ControlMessage.NodeInfo info(NodeRecord record) {
+        Presence p = presence.get(record.id());
+        List<String> addresses = new ArrayList<>();
+        if (record.ipv4() != null) addresses.add(record.ipv4());
+        if (record.ipv6() != null) addresses.add(record.ipv6());
+        return new ControlMessage.NodeInfo(record.id(), record.hostname(), record.user(), record.nodeKey(), addresses,
+                p == null ? List.of() : p.endpoints(), p != null && p.online(), p == null ? null : p.lastSeen(),
+                record.tags(), record.expiry(), record.ephemeral());
+    }
+
+    private byte[] fullMapFor(long self) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(ascii("{\"type\":\"full-map\",\"self\":"));
+        out.writeBytes(nodeJson(self));
+        out.writeBytes(ascii(",\"network\":"));
+        out.writeBytes(json(network));
+        out.writeBytes(ascii(",\"peers\":["));
+        boolean first = true;
+        for (NodeRecord record : records.values()) {
+            if (record.id() == self || !live(record)) {
+                continue;
+            }
+            if (!first) out.write(',');
+            first = false;
+            out.writeBytes(nodeJson(record.id()));
+        }
+        out.writeBytes(ascii("]}"));
+        return out.toByteArray();
+    }
+
+    private byte[] deltaJson(List<Long> changedIds, List<Long> removedIds, long self) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(ascii("{\"type\":\"map-delta\",\"self\":"));
+        out.writeBytes(self >= 0 ? nodeJson(self) : ascii("null"));
+        out.writeBytes(ascii(",\"upserted\":["));
+        boolean first = true;
+        for (long id : changedIds) {
+            if (id == self) continue;
+            if (!first) out.write(',');
+            first = false;
+            out.writeBytes(nodeJson(id));
+        }
+        out.writeBytes(ascii("],\"removed\":"));
+        out.writeBytes(json(removedIds));
+        out.write('}');
+        return out.toByteArray();
+    }
+
+    private static byte[] json(Object value) {
+        try {
+            return ControlJson.MAPPER.writeValueAsBytes(value);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static byte[] ascii(String s) {
+        return s.getBytes(StandardCharsets.US_ASCII);
+    }
+}

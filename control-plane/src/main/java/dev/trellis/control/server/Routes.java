@@ -1,0 +1,29 @@
+package dev.trellis.control.server;
+
+import java.util.Base64;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.Route;
+
+/** The server's HTTP surface. */
+final class Routes extends AllDirectives {
+    private final byte[] publicKey;
+    private final ControlRoute control;
+    private final TrellisServer.Services services;
+    private final ActorSystem<?> system;
+
+    Routes(byte[] publicKey, ControlRoute control, TrellisServer.Services services, ActorSystem<?> system) {
+        this.publicKey = publicKey;
+        this.control = control;
+        this.services = services;
+        this.system = system;
+    }
+
+    Route routes() {
+        return concat(
+                path("key", () -> get(() -> complete(TrellisServer.json(200,
+                        "{\"publicKey\":\"" + Base64.getEncoder().encodeToString(publicKey) + "\"}")))),
+                path("health", () -> get(() -> complete(TrellisServer.json(200, "{\"status\":\"ok\"}")))),
+                path("control", () -> handleWebSocketMessages(control.newSession())));
+    }
+}

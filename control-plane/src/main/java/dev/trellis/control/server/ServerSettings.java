@@ -1,0 +1,76 @@
+package dev.trellis.control.server;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigFactory;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * The server's settings: the {@code trellis} section of trellis.conf (HOCON) over the defaults in
+ * reference.conf, with command-line overrides on top. Every key is documented in the README.
+ */
+public record ServerSettings(String listenHost, int listenPort, Path dataDir, String serverUrl,
+                             String ipv4Prefix, String ipv6Prefix, Duration ephemeralTimeout,
+                             String levelDbNative, Config config) {
+
+    /** Loads {@code configFile} (may be null) and applies overrides (each may be null). */
+    public static ServerSettings load(Path configFile, Path dataDirOverride, String listenOverride) {
+        Config fileConfig = ConfigFactory.empty();
+        if (configFile != null) {
+            if (!Files.isRegularFile(configFile)) {
+                throw new IllegalArgumentException("config file " + configFile + " does not exist");
+            }
+            fileConfig = ConfigFactory.parseFile(configFile.toFile());
+        }
+        Config overrides = ConfigFactory.empty();
+        if (dataDirOverride != null) {
+            overrides = overrides.withValue("trellis.data-dir", com.typesafe.config.ConfigValueFactory.fromAnyRef(dataDirOverride.toString()));
+        }
+        if (listenOverride != null) {
+            overrides = overrides.withValue("trellis.listen", com.typesafe.config.ConfigValueFactory.fromAnyRef(listenOverride));
+        }
+        Config config = overrides.withFallback(fileConfig).withFallback(ConfigFactory.load()).resolve();
+        try {
+            Config t = config.getConfig("trellis");
+            InetSocketAddress listen = parseListen(t.getString("listen"));
+            String url = t.getString("server-url");
+            if (url.isBlank()) {
+                String host = listen.getHostString();
+                if (host.equals("0.0.0.0") || host.equals("::") || host.isBlank()) {
+                    host = "127.0.0.1";
+                }
+                url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + listen.getPort();
+            }
+            return new ServerSettings(listen.getHostString(), listen.getPort(), Path.of(t.getString("data-dir")).toAbsolutePath(),
+                    url.replaceAll("/+$", ""), t.getString("ipv4-prefix"), t.getString("ipv6-prefix"),
+                    t.getDuration("ephemeral-timeout"), t.getString("leveldb-native"), config);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
+        }
+    }
+
+    /** "HOST:PORT", ":PORT" or "[V6]:PORT". */
+    static InetSocketAddress parseListen(String listen) {
+        int colon = listen.lastIndexOf(':');
+        if (colon < 0) {
+            throw new IllegalArgumentException("listen address must be HOST:PORT, got '" + listen + "'");
+        }
+        String host = listen.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port;
+        try {
+            port = Integer.parseInt(listen.substring(colon + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("listen port is not a number in '" + listen + "'");
+        }
+        if (port < 0 || port > 65535) {
+            throw new IllegalArgumentException("listen port out of range in '" + listen + "'");
+        }
+        return InetSocketAddress.createUnresolved(host.isEmpty() ? "0.0.0.0" : host, port);
+    }
+}

@@ -1,0 +1,176 @@
+package dev.trellis.control.server;
+
+import dev.trellis.control.apikey.ApiKeyRegistry;
+import dev.trellis.control.authkey.AuthKeyRegistry;
+import dev.trellis.control.map.NetworkMap;
+import dev.trellis.control.node.AddressAllocator;
+import dev.trellis.control.node.NodeDirectory;
+import dev.trellis.control.session.ControlSession;
+import dev.trellis.control.user.UserRegistry;
+import dev.trellis.persistence.PersistenceSettings;
+import dev.trellis.proto.control.ControlHandshake;
+import dev.trellis.proto.control.ControlMessage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.Route;
+
+/**
+ * The coordination server: one actor system holding the registries, the node directory and the
+ * network map, and one HTTP port serving GET /key, the control channel (/control) and the admin API.
+ */
+public final class TrellisServer implements AutoCloseable {
+    private final ServerSettings settings;
+    private final ActorSystem<Void> system;
+    private final ServerBinding binding;
+    private final byte[] publicKey;
+    private final Services services;
+
+    /** Everything the HTTP layer and the admin protocol reach. */
+    public record Services(ActorRef<UserRegistry.Command> users, ActorRef<AuthKeyRegistry.Command> authKeys,
+                           ActorRef<ApiKeyRegistry.Command> apiKeys, ActorRef<AddressAllocator.Command> allocator,
+                           ActorRef<NodeDirectory.Command> nodes, ActorRef<NetworkMap.Command> map) {}
+
+    private TrellisServer(ServerSettings settings, ActorSystem<Void> system, ServerBinding binding, byte[] publicKey, Services services) {
+        this.settings = settings;
+        this.system = system;
+        this.binding = binding;
+        this.publicKey = publicKey;
+        this.services = services;
+    }
+
+    public static TrellisServer start(ServerSettings settings) throws IOException {
+        Files.createDirectories(settings.dataDir());
+        Files.setPosixFilePermissions(settings.dataDir(), PosixFilePermissions.fromString("rwx------"));
+        byte[] privateKey = ServerKey.loadOrCreate(settings.dataDir());
+        ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
+
+        var config = PersistenceSettings.forDataDir(settings.dataDir(), nativeLevelDb(settings.levelDbNative())).withFallback(settings.config());
+        var holder = new java.util.concurrent.atomic.AtomicReference<Services>();
+        ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
+            ActorRef<UserRegistry.Command> users = ctx.spawn(UserRegistry.create(), "users");
+            ActorRef<AuthKeyRegistry.Command> authKeys = ctx.spawn(AuthKeyRegistry.create(), "authkeys");
+            ActorRef<ApiKeyRegistry.Command> apiKeys = ctx.spawn(ApiKeyRegistry.create(), "apikeys");
+            ActorRef<AddressAllocator.Command> allocator = ctx.spawn(
+                    AddressAllocator.create(settings.ipv4Prefix(), settings.ipv6Prefix()), "addresses");
+            var directoryRef = new java.util.concurrent.atomic.AtomicReference<ActorRef<NodeDirectory.Command>>();
+            ActorRef<NetworkMap.Command> map = ctx.spawn(NetworkMap.create(Clock.systemUTC(), settings.ephemeralTimeout(),
+                    nodeId -> directoryRef.get().tell(new NodeDirectory.Forward(nodeId,
+                            new dev.trellis.control.node.NodeEntity.Delete(ctx.getSystem().ignoreRef()))),
+                    new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix())), "network-map");
+            ActorRef<dev.trellis.control.node.NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
+            ActorRef<NodeDirectory.Command> nodes = ctx.spawn(NodeDirectory.create(published), "nodes");
+            directoryRef.set(nodes);
+            holder.set(new Services(users, authKeys, apiKeys, allocator, nodes, map));
+            return Behaviors.empty();
+        }), "trellis", config);
+        try {
+            Services services = awaitServices(holder);
+            spawnAllNodes(system, services);
+            ControlSession.Services sessionServices = new ControlSession.Services(handshake, services.authKeys(), services.users(),
+                    services.allocator(), services.nodes(), services.map(), Clock.systemUTC(), system.scheduler());
+            ControlRoute control = new ControlRoute(system, sessionServices);
+            Route routes = new Routes(handshake.publicKey(), control, services, system).routes();
+            ServerBinding binding = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort())
+                    .bind(routes).toCompletableFuture().get(30, TimeUnit.SECONDS);
+            String url = settings.serverUrl();
+            if (settings.listenPort() == 0) {
+                url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
+            }
+            LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
+            return new TrellisServer(settings, system, binding, handshake.publicKey(), services);
+        } catch (Exception e) {
+            system.terminate();
+            throw new IOException("cannot start the server on " + settings.listenHost() + ":" + settings.listenPort() + ": "
+                    + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+        }
+    }
+
+    private static boolean nativeLevelDb(String setting) {
+        return switch (setting) {
+            case "on" -> true;
+            case "off" -> false;
+            case "auto" -> PersistenceSettings.nativeLevelDbSupported();
+            default -> throw new IllegalArgumentException("trellis.leveldb-native must be on, off or auto, not '" + setting + "'");
+        };
+    }
+
+    /** Node entities publish to the map through this forwarder (their protocol is not the map's). */
+    private static Behavior<dev.trellis.control.node.NodeEntity.Published> forwarder(ActorRef<NetworkMap.Command> map) {
+        return Behaviors.receiveMessage(p -> {
+            map.tell(new NetworkMap.FromNodes(p));
+            return Behaviors.same();
+        });
+    }
+
+    private static Services awaitServices(java.util.concurrent.atomic.AtomicReference<Services> holder) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (holder.get() == null && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        if (holder.get() == null) {
+            throw new IllegalStateException("actor system did not start");
+        }
+        return holder.get();
+    }
+
+    /** Every known node recovers now, so the map is complete before nodes reconnect. */
+    private static void spawnAllNodes(ActorSystem<Void> system, Services services) throws Exception {
+        CompletionStage<List<AddressAllocator.Allocation>> all = AskPattern.ask(services.allocator(),
+                AddressAllocator.ListAllocations::new, Duration.ofSeconds(60), system.scheduler());
+        List<Long> ids = all.toCompletableFuture().get(60, TimeUnit.SECONDS).stream().map(AddressAllocator.Allocation::nodeId).toList();
+        services.nodes().tell(new NodeDirectory.SpawnAll(ids));
+    }
+
+    public String url() {
+        return settings.listenPort() == 0 ? settings.serverUrl().replaceAll(":0$", ":" + port()) : settings.serverUrl();
+    }
+
+    public int port() {
+        return binding.localAddress().getPort();
+    }
+
+    public String publicKeyBase64() {
+        return Base64.getEncoder().encodeToString(publicKey);
+    }
+
+    public Services services() {
+        return services;
+    }
+
+    public ActorSystem<Void> system() {
+        return system;
+    }
+
+    public void awaitTermination() throws InterruptedException {
+        system.getWhenTerminated().toCompletableFuture().join();
+    }
+
+    @Override
+    public void close() {
+        binding.unbind();
+        system.terminate();
+        system.getWhenTerminated().toCompletableFuture().join();
+    }
+
+    static HttpResponse json(int status, String body) {
+        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON, body);
+    }
+}

@@ -1,0 +1,85 @@
+package dev.trellis.control;
+
+import com.typesafe.config.ConfigFactory;
+import dev.trellis.persistence.PersistenceSettings;
+import java.nio.file.Path;
+import java.security.SecureRandom;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.function.Function;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * An actor system on the real LevelDB journal in a data directory, restartable on the same
+ * directory. The journal holds the directory open until its system has terminated, so
+ * {@link #restart()} waits for that before the next system opens it.
+ */
+public final class PersistentTestKit implements AutoCloseable {
+
+  public static final Duration TIMEOUT = Duration.ofSeconds(10);
+  private static final SecureRandom RANDOM = new SecureRandom();
+
+  private final Path dataDir;
+  private ActorTestKit kit;
+
+  public PersistentTestKit(Path dataDir) {
+    this.dataDir = dataDir;
+    this.kit = start();
+  }
+
+  private ActorTestKit start() {
+    return ActorTestKit.create("trellis-test", PersistenceSettings.forDataDir(dataDir).withFallback(ConfigFactory.load()));
+  }
+
+  public ActorTestKit kit() {
+    return kit;
+  }
+
+  public Path dataDir() {
+    return dataDir;
+  }
+
+  /** Shuts the system down (waiting for termination) and starts a new one on the same data. */
+  public void restart() {
+    kit.shutdownTestKit();
+    kit = start();
+  }
+
+  /** Sends the message built around a fresh probe and returns the single reply. */
+  public <C, R> R ask(ActorRef<C> target, Function<ActorRef<R>, C> message) {
+    TestProbe<R> probe = kit.createTestProbe();
+    target.tell(message.apply(probe.ref()));
+    return probe.receiveMessage(TIMEOUT);
+  }
+
+  @Override
+  public void close() {
+    kit.shutdownTestKit();
+  }
+
+  public static boolean hasSnapshots(Path dataDir) {
+    try (var files = java.nio.file.Files.list(dataDir.resolve("snapshots"))) {
+      return files.findAny().isPresent();
+    } catch (java.io.IOException e) {
+      return false;
+    }
+  }
+
+  /** A random public key in the textual form nodes send (base64 of 32 bytes). */
+  public static String randomKey() {
+    byte[] key = new byte[32];
+    RANDOM.nextBytes(key);
+    return Base64.getEncoder().encodeToString(key);
+  }
+
+  public static <T> T ok(Result<T> result) {
+    return result.orElseThrow();
+  }
+
+  public static Result.Code code(Result<?> result) {
+    if (result instanceof Result.Rejected<?> rejected) return rejected.code();
+    throw new AssertionError("expected a rejection, got " + result);
+  }
+}

@@ -1,0 +1,27 @@
+package dev.trellis.dataplane.agent;
+
+import dev.trellis.proto.control.ControlMessage.NodeInfo;
+import java.util.concurrent.CompletableFuture;
+
+/** What the local API asks of the agent; the agent implements it, tests stub it. */
+public interface AgentControl {
+    /** The outcome of up/down/logout: {@code error} set when not ok; {@code self} after a login. */
+    record Outcome(boolean ok, String error, NodeInfo self) {
+        public static Outcome success(NodeInfo self) {
+            return new Outcome(true, null, self);
+        }
+
+        public static Outcome failure(String error) {
+            return new Outcome(false, error, null);
+        }
+    }
+
+    /** Logs in; null arguments fall back to the saved login server and hostname. */
+    CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname);
+
+    CompletableFuture<Outcome> down();
+
+    CompletableFuture<Outcome> logout();
+
+    AgentStatus status();
+}

@@ -1,0 +1,257 @@
+package dev.trellis.dataplane.agent;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.trellis.proto.control.ControlJson;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The agent's local control socket, {@code <state-dir>/agent.sock} (mode 0600, so only root or
+ * the agent's user may steer it). One JSON object per line each way:
+ * <pre>
+ * {"command":"up","loginServer":URL,"authKey":KEY|null,"hostname":NAME|null} → {"ok":true,"self":{NodeInfo}} | {"ok":false,"error":"..."}
+ * {"command":"down"}    → {"ok":true}      disconnect, remove peers and addresses, keep the registration
+ * {"command":"logout"}  → {"ok":true[,"warning":"..."]}
+ * {"command":"status"}  → {"ok":true, ...AgentStatus fields}
+ * {"command":"ip"[,"peer":HOSTNAME]} → {"ok":true,"addresses":[...]}
+ * </pre>
+ * Anything else gets {"ok":false,"error":...}; a connection may carry several requests.
+ */
+public final class LocalApi implements AutoCloseable {
+    /** Longest request line; `up` with a long key fits many times over. */
+    static final int MAX_LINE = 64 * 1024;
+    static final long UP_TIMEOUT_SECONDS = 30;
+    private static final ObjectMapper JSON = ControlJson.MAPPER;
+    private static final Logger LOG = Logger.getLogger(LocalApi.class.getName());
+
+    private final AgentControl agent;
+    private final Path path;
+    private final ServerSocketChannel server;
+    private volatile boolean open = true;
+
+    private LocalApi(AgentControl agent, Path path, ServerSocketChannel server) {
+        this.agent = agent;
+        this.path = path;
+        this.server = server;
+    }
+
+    /** Binds the socket, replacing a stale one; fails if another agent is listening on it. */
+    public static LocalApi start(Path path, AgentControl agent) throws IOException {
+        if (Files.exists(path)) {
+            try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
+                throw new IllegalStateException("another agent is already running at " + path);
+            } catch (IOException stale) {
+                Files.deleteIfExists(path);
+            }
+        }
+        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        server.bind(UnixDomainSocketAddress.of(path));
+        Files.setPosixFilePermissions(path, AgentState.FILE_MODE);
+        LocalApi api = new LocalApi(agent, path, server);
+        Thread.ofPlatform().daemon().name("trellis-local-api").start(api::acceptLoop);
+        return api;
+    }
+
+    public Path path() {
+        return path;
+    }
+
+    private void acceptLoop() {
+        while (open) {
+            try {
+                SocketChannel client = server.accept();
+                Thread.ofVirtual().start(() -> serve(client));
+            } catch (IOException e) {
+                if (open) {
+                    LOG.log(Level.WARNING, "local API accept failed", e);
+                }
+                return;
+            }
+        }
+    }
+
+    private void serve(SocketChannel client) {
+        try (client;
+             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(client), StandardCharsets.UTF_8));
+             OutputStream out = Channels.newOutputStream(client)) {
+            String line;
+            while ((line = readLine(in)) != null) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                ObjectNode reply = handle(line);
+                out.write((JSON.writeValueAsString(reply) + "\n").getBytes(StandardCharsets.UTF_8));
+                out.flush();
+            }
+        } catch (IOException e) {
+            LOG.log(Level.FINE, "local API client went away", e);
+        }
+    }
+
+    /** Reads one line, refusing (and ending the connection on) absurdly long ones. */
+    private static String readLine(BufferedReader in) throws IOException {
+        StringBuilder line = new StringBuilder();
+        int c;
+        while ((c = in.read()) >= 0) {
+            if (c == '\n') {
+                return line.toString();
+            }
+            if (line.length() >= MAX_LINE) {
+                throw new IOException("local API request longer than " + MAX_LINE);
+            }
+            line.append((char) c);
+        }
+        return line.isEmpty() ? null : line.toString();
+    }
+
+    /** One request line to one reply; never throws. */
+    ObjectNode handle(String line) {
+        JsonNode request;
+        try {
+            request = JSON.readTree(line);
+        } catch (IOException e) {
+            return error("malformed request: not JSON");
+        }
+        if (request == null || !request.isObject()) {
+            return error("malformed request: expected a JSON object");
+        }
+        JsonNode command = request.get("command");
+        if (command == null || !command.isTextual()) {
+            return error("malformed request: missing \"command\"");
+        }
+        try {
+            return switch (command.asText()) {
+                case "up" -> up(request);
+                case "down" -> outcome(agent.down().get(10, TimeUnit.SECONDS));
+                case "logout" -> outcome(agent.logout().get(15, TimeUnit.SECONDS));
+                case "status" -> status();
+                case "ip" -> ip(request);
+                default -> error("unknown command '" + command.asText() + "' (known: up, down, logout, status, ip)");
+            };
+        } catch (TimeoutException e) {
+            return error("the agent did not finish '" + command.asText() + "' in time");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return error("interrupted");
+        } catch (Exception e) {
+            LOG.log(Level.WARNING, "local API command failed", e);
+            return error("internal error: " + e.getMessage());
+        }
+    }
+
+    private ObjectNode up(JsonNode request) throws Exception {
+        String loginServer;
+        String authKey;
+        String hostname;
+        try {
+            loginServer = optionalText(request, "loginServer");
+            authKey = optionalText(request, "authKey");
+            hostname = optionalText(request, "hostname");
+        } catch (IllegalArgumentException e) {
+            return error(e.getMessage());
+        }
+        try {
+            return outcome(agent.up(loginServer, authKey, hostname).get(UP_TIMEOUT_SECONDS, TimeUnit.SECONDS));
+        } catch (TimeoutException e) {
+            return error("no answer from the login server within " + UP_TIMEOUT_SECONDS + " s; the agent keeps trying");
+        }
+    }
+
+    private ObjectNode status() {
+        ObjectNode reply = JSON.valueToTree(agent.status());
+        ObjectNode out = JSON.createObjectNode().put("ok", true);
+        out.setAll(reply);
+        return out;
+    }
+
+    private ObjectNode ip(JsonNode request) {
+        String peer;
+        try {
+            peer = optionalText(request, "peer");
+        } catch (IllegalArgumentException e) {
+            return error(e.getMessage());
+        }
+        AgentStatus status = agent.status();
+        List<String> addresses;
+        if (peer == null) {
+            addresses = status.self().addresses();
+            if (addresses.isEmpty()) {
+                return error("this node has no addresses yet (" + status.backendState() + "); log in with: trellis up");
+            }
+        } else {
+            AgentStatus.Peer match = status.peers().stream()
+                    .filter(p -> peer.equalsIgnoreCase(p.hostname()) || peer.equals(p.nodeKey()))
+                    .findFirst().orElse(null);
+            if (match == null) {
+                return error("no peer named '" + peer + "'");
+            }
+            addresses = match.addresses();
+        }
+        ObjectNode out = JSON.createObjectNode().put("ok", true);
+        ArrayNode list = out.putArray("addresses");
+        addresses.forEach(list::add);
+        return out;
+    }
+
+    private static String optionalText(JsonNode request, String field) {
+        JsonNode value = request.get(field);
+        if (value == null || value.isNull()) {
+            return null;
+        }
+        if (!value.isTextual()) {
+            throw new IllegalArgumentException("malformed request: \"" + field + "\" must be a string or null");
+        }
+        return value.asText();
+    }
+
+    private static ObjectNode outcome(AgentControl.Outcome o) {
+        if (!o.ok()) {
+            return error(o.error());
+        }
+        ObjectNode out = JSON.createObjectNode().put("ok", true);
+        if (o.error() != null) {
+            out.put("warning", o.error());
+        }
+        if (o.self() != null) {
+            out.set("self", JSON.valueToTree(o.self()));
+        }
+        return out;
+    }
+
+    static ObjectNode error(String message) {
+        return JSON.createObjectNode().put("ok", false).put("error", message);
+    }
+
+    @Override
+    public void close() {
+        open = false;
+        try {
+            server.close();
+        } catch (IOException ignored) {
+            // nothing to flush
+        }
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "could not remove " + path, e);
+        }
+    }
+}

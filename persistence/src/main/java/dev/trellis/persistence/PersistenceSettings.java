@@ -1,0 +1,56 @@
+package dev.trellis.persistence;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * The configuration layer of an embedded (single-node) server: LevelDB journal and local snapshot
+ * store under one data directory. Put it in front of the application config:
+ * {@code PersistenceSettings.forDataDir(dir).withFallback(ConfigFactory.load())}.
+ */
+public final class PersistenceSettings {
+
+  /** System property that forces native LevelDB on or off ({@code true}/{@code false}). */
+  public static final String NATIVE_PROPERTY = "trellis.leveldb.native";
+
+  private PersistenceSettings() {}
+
+  /** LevelDB flavour chosen from {@link #NATIVE_PROPERTY}, else from the CPU architecture. */
+  public static Config forDataDir(Path dataDir) {
+    return forDataDir(dataDir, nativeOverride().orElseGet(PersistenceSettings::nativeLevelDbSupported));
+  }
+
+  public static Config forDataDir(Path dataDir, boolean nativeLevelDb) {
+    Path dir = dataDir.toAbsolutePath().normalize();
+    return ConfigFactory.parseMap(
+        Map.of(
+            "pekko.persistence.journal.plugin", "pekko.persistence.journal.leveldb",
+            "pekko.persistence.journal.leveldb.dir", dir.resolve("journal").toString(),
+            "pekko.persistence.journal.leveldb.native", nativeLevelDb,
+            "pekko.persistence.snapshot-store.plugin", "pekko.persistence.snapshot-store.local",
+            "pekko.persistence.snapshot-store.local.dir", dir.resolve("snapshots").toString(),
+            // ForkJoinPool starves on JDK 25 with Pekko's default minimum-runnable.
+            "pekko.actor.default-dispatcher.fork-join-executor.minimum-runnable", -1),
+        "Trellis persistence for " + dir);
+  }
+
+  /** leveldbjni 1.8 ships native libraries for x86-64 only; elsewhere use the pure-Java port. */
+  public static boolean nativeLevelDbSupported() {
+    String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);
+    return arch.equals("amd64") || arch.equals("x86_64") || arch.equals("x86-64");
+  }
+
+  static Optional<Boolean> nativeOverride() {
+    String value = System.getProperty(NATIVE_PROPERTY);
+    if (value == null || value.isBlank()) return Optional.empty();
+    return switch (value.trim().toLowerCase(Locale.ROOT)) {
+      case "true", "on", "yes" -> Optional.of(true);
+      case "false", "off", "no" -> Optional.of(false);
+      default -> throw new IllegalArgumentException(NATIVE_PROPERTY + " must be true or false, not " + value);
+    };
+  }
+}

@@ -1,0 +1,78 @@
+package dev.trellis.proto.control;
+
+import com.fasterxml.jackson.annotation.JsonSubTypes;
+import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import java.time.Instant;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * What node and server say to each other inside the control channel: JSON objects with a "type"
+ * field. Keys are base64 (standard, with padding) of 32 bytes, as `wg` prints them; endpoints are
+ * "IP:port" or "[IPv6]:port".
+ *
+ * <pre>
+ * node → server: Login, UpdateEndpoints, RotateNodeKey, Logout, Ping
+ * server → node: LoginResult, FullMap (once after a successful login), MapDelta, Goodbye, Pong
+ * </pre>
+ */
+@JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
+@JsonSubTypes({
+        @JsonSubTypes.Type(value = ControlMessage.Login.class, name = "login"),
+        @JsonSubTypes.Type(value = ControlMessage.UpdateEndpoints.class, name = "update-endpoints"),
+        @JsonSubTypes.Type(value = ControlMessage.RotateNodeKey.class, name = "rotate-node-key"),
+        @JsonSubTypes.Type(value = ControlMessage.Logout.class, name = "logout"),
+        @JsonSubTypes.Type(value = ControlMessage.Ping.class, name = "ping"),
+        @JsonSubTypes.Type(value = ControlMessage.LoginResult.class, name = "login-result"),
+        @JsonSubTypes.Type(value = ControlMessage.FullMap.class, name = "full-map"),
+        @JsonSubTypes.Type(value = ControlMessage.MapDelta.class, name = "map-delta"),
+        @JsonSubTypes.Type(value = ControlMessage.Goodbye.class, name = "goodbye"),
+        @JsonSubTypes.Type(value = ControlMessage.Pong.class, name = "pong"),
+})
+public sealed interface ControlMessage {
+
+    /**
+     * First message of every session. With an auth key it registers (or re-registers) the machine;
+     * without one it resumes the machine's existing registration.
+     */
+    record Login(String nodeKey, String authKey, String hostname, String os, List<String> endpoints) implements ControlMessage {}
+
+    record UpdateEndpoints(List<String> endpoints) implements ControlMessage {}
+
+    record RotateNodeKey(String nodeKey) implements ControlMessage {}
+
+    /** The node gives up its registration; it needs an auth key to come back. */
+    record Logout() implements ControlMessage {}
+
+    record Ping(long id) implements ControlMessage {}
+
+    record Pong(long id) implements ControlMessage {}
+
+    /** {@code error} and {@code code} are set when {@code ok} is false; {@code self} when true. */
+    record LoginResult(boolean ok, String code, String error, NodeInfo self) implements ControlMessage {
+        public static LoginResult success(NodeInfo self) {
+            return new LoginResult(true, null, null, self);
+        }
+
+        public static LoginResult failure(String code, String error) {
+            return new LoginResult(false, code, error, null);
+        }
+    }
+
+    /** Everything the node needs: itself and every peer it may reach. */
+    record FullMap(NodeInfo self, List<NodeInfo> peers, NetworkInfo network) implements ControlMessage {}
+
+    /** Peers that joined or changed, and ids of peers that are gone. */
+    record MapDelta(NodeInfo self, List<NodeInfo> upserted, List<Long> removed) implements ControlMessage {}
+
+    /** The server ends the session: expired, deleted, logged out, or replaced by a newer session. */
+    record Goodbye(String reason) implements ControlMessage {}
+
+    /** One node as the map shows it. */
+    record NodeInfo(long id, String hostname, String user, String nodeKey, List<String> addresses,
+                    List<String> endpoints, boolean online, Instant lastSeen, Set<String> tags,
+                    Instant expiry, boolean ephemeral) {}
+
+    /** The overlay's prefixes, for the node's routes. */
+    record NetworkInfo(String ipv4Prefix, String ipv6Prefix) {}
+}
