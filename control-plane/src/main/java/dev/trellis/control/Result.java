@@ -3,6 +3,7 @@ package dev.trellis.control;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
+import dev.trellis.control.admin.Admin;
 import dev.trellis.control.apikey.ApiKeyRegistry.ApiKey;
 import dev.trellis.control.apikey.ApiKeyRegistry.CreatedApiKey;
 import dev.trellis.control.authkey.AuthKeyRegistry.AuthKey;
@@ -38,7 +39,11 @@ public sealed interface Result<T> extends CborSerializable {
         @JsonSubTypes.Type(value = ApiKey.class, name = "api-key"),
         @JsonSubTypes.Type(value = CreatedApiKey.class, name = "created-api-key"),
         @JsonSubTypes.Type(value = Allocation.class, name = "allocation"),
-        @JsonSubTypes.Type(value = NodeRecord.class, name = "node")
+        @JsonSubTypes.Type(value = NodeRecord.class, name = "node"),
+        @JsonSubTypes.Type(value = Admin.UserList.class, name = "user-list"),
+        @JsonSubTypes.Type(value = Admin.AuthKeyList.class, name = "auth-key-list"),
+        @JsonSubTypes.Type(value = Admin.NodeList.class, name = "node-list"),
+        @JsonSubTypes.Type(value = Admin.ApiKeyList.class, name = "api-key-list")
       })
       T value)
       implements Result<T> {

@@ -40,8 +40,15 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     /** From the node directory: a node's persisted state changed, or it was deleted. */
     public record FromNodes(NodeEntity.Published published) implements Command {}
 
-    /** A session authenticated as {@code nodeId} and wants its map. */
-    public record Connect(long nodeId, ActorRef<SessionOutput> session, List<String> endpoints) implements Command {}
+    /**
+     * A session logged in as {@code record}'s node and wants its map. The record is what the login
+     * just read or wrote; its own publication may still be on the way here.
+     */
+    public record Connect(NodeRecord record, ActorRef<SessionOutput> session, List<String> endpoints) implements Command {
+        long nodeId() {
+            return record.id();
+        }
+    }
 
     public record Disconnect(long nodeId, ActorRef<SessionOutput> session) implements Command {}
 
@@ -150,6 +157,10 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
     private Behavior<Command> onConnect(Connect message) {
         NodeRecord record = records.get(message.nodeId());
+        if (!live(record) && live(message.record())) {
+            record = message.record();
+            records.put(record.id(), record);
+        }
         if (!live(record)) {
             message.session().tell(new Evict("node is not registered or has expired"));
             return this;

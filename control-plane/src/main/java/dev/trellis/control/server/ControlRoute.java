@@ -60,7 +60,10 @@ final class ControlRoute {
         Source<Message, NotUsed> out = outbound.second()
                 .filter(m -> m instanceof ControlSession.Frame)
                 .map(m -> (Message) BinaryMessage.create(ByteString.fromArrayUnsafe(((ControlSession.Frame) m).bytes())));
-        return Flow.fromSinkAndSourceCoupled(in, out);
+        // Not coupled: when the session ends its outbound side, the last frames (a refused login,
+        // a goodbye) go out and the close handshake runs, instead of the inbound side being
+        // cancelled under them and the connection reset with frames still unread.
+        return Flow.fromSinkAndSource(in, out);
     }
 
     /** A whole binary message as bytes; text or oversized messages fail the stream. */

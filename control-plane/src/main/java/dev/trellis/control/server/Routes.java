@@ -1,5 +1,7 @@
 package dev.trellis.control.server;
 
+import dev.trellis.control.admin.AdminRoutes;
+import java.time.Clock;
 import java.util.Base64;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
@@ -24,6 +26,7 @@ final class Routes extends AllDirectives {
                 path("key", () -> get(() -> complete(TrellisServer.json(200,
                         "{\"publicKey\":\"" + Base64.getEncoder().encodeToString(publicKey) + "\"}")))),
                 path("health", () -> get(() -> complete(TrellisServer.json(200, "{\"status\":\"ok\"}")))),
-                path("control", () -> handleWebSocketMessages(control.newSession())));
+                path("control", () -> handleWebSocketMessages(control.newSession())),
+                new AdminRoutes(services.admin(), services.apiKeys(), system, Clock.systemUTC()).route());
     }
 }

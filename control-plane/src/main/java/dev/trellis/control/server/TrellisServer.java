@@ -1,5 +1,6 @@
 package dev.trellis.control.server;
 
+import dev.trellis.control.admin.Admin;
 import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.map.NetworkMap;
@@ -46,7 +47,8 @@ public final class TrellisServer implements AutoCloseable {
     /** Everything the HTTP layer and the admin protocol reach. */
     public record Services(ActorRef<UserRegistry.Command> users, ActorRef<AuthKeyRegistry.Command> authKeys,
                            ActorRef<ApiKeyRegistry.Command> apiKeys, ActorRef<AddressAllocator.Command> allocator,
-                           ActorRef<NodeDirectory.Command> nodes, ActorRef<NetworkMap.Command> map) {}
+                           ActorRef<NodeDirectory.Command> nodes, ActorRef<NetworkMap.Command> map,
+                           ActorRef<Admin.Command> admin) {}
 
     private TrellisServer(ServerSettings settings, ActorSystem<Void> system, ServerBinding binding, byte[] publicKey, Services services) {
         this.settings = settings;
@@ -78,7 +80,9 @@ public final class TrellisServer implements AutoCloseable {
             ActorRef<dev.trellis.control.node.NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
             ActorRef<NodeDirectory.Command> nodes = ctx.spawn(NodeDirectory.create(published), "nodes");
             directoryRef.set(nodes);
-            holder.set(new Services(users, authKeys, apiKeys, allocator, nodes, map));
+            ActorRef<Admin.Command> admin = ctx.spawn(
+                    Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()), "admin");
+            holder.set(new Services(users, authKeys, apiKeys, allocator, nodes, map, admin));
             return Behaviors.empty();
         }), "trellis", config);
         try {

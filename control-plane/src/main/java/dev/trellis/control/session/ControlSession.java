@@ -106,8 +106,8 @@ public final class ControlSession {
                     return awaitingLogin();
                 })
                 .onMessage(HandshakeTimeout.class, m -> close("no control handshake in time"))
-                .onMessage(StreamClosed.class, m -> Behaviors.stopped())
-                .onMessage(StreamFailed.class, m -> Behaviors.stopped())
+                .onMessage(StreamClosed.class, m -> streamEnded())
+                .onMessage(StreamFailed.class, m -> streamEnded())
                 .onMessage(FromMap.class, m -> Behaviors.same())
                 .build();
     }
@@ -129,8 +129,8 @@ public final class ControlSession {
                     return loggingIn();
                 })
                 .onMessage(HandshakeTimeout.class, m -> close("no login in time"))
-                .onMessage(StreamClosed.class, m -> Behaviors.stopped())
-                .onMessage(StreamFailed.class, m -> Behaviors.stopped())
+                .onMessage(StreamClosed.class, m -> streamEnded())
+                .onMessage(StreamFailed.class, m -> streamEnded())
                 .onMessage(FromMap.class, m -> Behaviors.same())
                 .build();
     }
@@ -145,13 +145,13 @@ public final class ControlSession {
                     nodeId = done.record().id();
                     List<String> endpoints = endpoints(done.login().endpoints());
                     send(ControlMessage.LoginResult.success(selfInfo(done.record(), endpoints)));
-                    services.map().tell(new NetworkMap.Connect(nodeId, mapAdapter, endpoints));
+                    services.map().tell(new NetworkMap.Connect(done.record(), mapAdapter, endpoints));
                     return active();
                 })
                 .onMessage(Inbound.class, m -> close("message before the login finished"))
                 .onMessage(HandshakeTimeout.class, m -> Behaviors.same())
-                .onMessage(StreamClosed.class, m -> Behaviors.stopped())
-                .onMessage(StreamFailed.class, m -> Behaviors.stopped())
+                .onMessage(StreamClosed.class, m -> streamEnded())
+                .onMessage(StreamFailed.class, m -> streamEnded())
                 .onMessage(FromMap.class, m -> Behaviors.same())
                 .build();
     }
@@ -209,6 +209,12 @@ public final class ControlSession {
         if (nodeId >= 0) {
             services.map().tell(new NetworkMap.Disconnect(nodeId, mapAdapter));
         }
+        return streamEnded();
+    }
+
+    /** The node's side ended: end ours too, so the WebSocket finishes closing. */
+    private Behavior<Command> streamEnded() {
+        out.tell(new Close());
         return Behaviors.stopped();
     }
 

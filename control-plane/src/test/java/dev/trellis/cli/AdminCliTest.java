@@ -1,0 +1,233 @@
+package dev.trellis.cli;
+
+import static dev.trellis.control.PersistentTestKit.randomKey;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.trellis.control.Result;
+import dev.trellis.control.node.AddressAllocator;
+import dev.trellis.control.node.NodeDirectory;
+import dev.trellis.control.node.NodeEntity;
+import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.server.LocalAdminAccess;
+import dev.trellis.control.server.ServerSettings;
+import dev.trellis.control.server.TrellisServer;
+import dev.trellis.control.user.UserRegistry;
+import dev.trellis.proto.control.ControlJson;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** The admin commands, run in-process against a real server. */
+class AdminCliTest {
+
+  @TempDir static Path dataDir;
+  @TempDir static Path elsewhere;
+  private static TrellisServer server;
+  private static String apiKey;
+
+  @BeforeAll
+  static void start() throws Exception {
+    server = TrellisServer.start(ServerSettings.load(null, dataDir, "127.0.0.1:0"));
+    apiKey = LocalAdminAccess.read(dataDir).apiKey();
+  }
+
+  @AfterAll
+  static void stop() {
+    server.close();
+  }
+
+  record Run(int exit, String out, String err) {
+    List<String> lines() {
+      return out.lines().toList();
+    }
+
+    String last() {
+      return lines().getLast();
+    }
+  }
+
+  static Run trellis(String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    CommandLine cli = new CommandLine(new Trellis());
+    cli.setOut(new PrintWriter(out, true));
+    cli.setErr(new PrintWriter(err, true));
+    int exit = cli.execute(args);
+    return new Run(exit, out.toString(), err.toString());
+  }
+
+  /** With --server and --api-key. */
+  static Run remote(String... args) {
+    List<String> all = new ArrayList<>(List.of(args));
+    all.addAll(List.of("--server", server.url(), "--api-key", apiKey));
+    return trellis(all.toArray(String[]::new));
+  }
+
+  /** Through the server's cli.json. */
+  static Run local(String... args) {
+    List<String> all = new ArrayList<>(List.of(args));
+    all.addAll(List.of("--data-dir", dataDir.toString()));
+    return trellis(all.toArray(String[]::new));
+  }
+
+  static Run succeeds(Run run) {
+    assertEquals(0, run.exit(), run.toString());
+    assertEquals("", run.err(), run.toString());
+    return run;
+  }
+
+  /** Exit 1 and exactly one line on stderr, containing {@code expected}. */
+  static Run fails(String expected, Run run) {
+    assertEquals(1, run.exit(), run.toString());
+    assertEquals(1, run.err().lines().count(), run.err());
+    assertTrue(run.err().contains(expected), run.err());
+    return run;
+  }
+
+  static NodeRecord register(String user, String hostname) throws Exception {
+    var s = server.services();
+    var scheduler = server.system().scheduler();
+    String machineKey = randomKey();
+    var allocation = AskPattern.<AddressAllocator.Command, Result<AddressAllocator.Allocation>>ask(s.allocator(),
+        r -> new AddressAllocator.Allocate(machineKey, hostname, r), Duration.ofSeconds(10), scheduler)
+        .toCompletableFuture().get(10, TimeUnit.SECONDS).orElseThrow();
+    NodeRecord node = AskPattern.<NodeDirectory.Command, Result<NodeRecord>>ask(s.nodes(),
+        r -> new NodeDirectory.Forward(allocation.nodeId(), new NodeEntity.Register(machineKey, randomKey(), user,
+            allocation.hostname(), allocation.ipv4(), allocation.ipv6(), Set.of(), false, null, Instant.now(), r)),
+        Duration.ofSeconds(10), scheduler).toCompletableFuture().get(10, TimeUnit.SECONDS).orElseThrow();
+    s.users().tell(new UserRegistry.AttachNode(user, node.id()));
+    return node;
+  }
+
+  @Test
+  void users() throws Exception {
+    assertTrue(succeeds(remote("users", "create", "c-alice")).out().contains("created user c-alice"));
+    succeeds(local("users", "create", "c-bob"));
+    fails("user c-alice already exists", remote("users", "create", "c-alice"));
+    fails("invalid user name", local("users", "create", "Bad Name"));
+
+    Run table = succeeds(local("users", "list"));
+    assertTrue(table.lines().getFirst().matches("ID\\s+NAME\\s+NODES\\s+CREATED"), table.out());
+    String aliceRow = table.lines().stream().filter(l -> l.contains("c-alice")).findFirst().orElseThrow();
+    // Columns line up under the header.
+    assertEquals(table.lines().getFirst().indexOf("NAME"), aliceRow.indexOf("c-alice"));
+
+    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("users", "list", "--json")).out());
+    assertTrue(json.isArray());
+    assertTrue(json.toString().contains("\"c-bob\""));
+
+    succeeds(remote("users", "delete", "c-bob"));
+    fails("no user c-bob", remote("users", "delete", "c-bob"));
+    assertFalse(succeeds(local("users", "list")).out().contains("c-bob"));
+  }
+
+  @Test
+  void authKeys() throws Exception {
+    succeeds(remote("users", "create", "a-alice"));
+    Run created = succeeds(remote("authkeys", "create", "--user", "a-alice", "--reusable", "--ephemeral",
+        "--expiration", "24h", "--tag", "tag:robot", "--tag", "tag:arm"));
+    assertTrue(created.last().startsWith("trellis-auth-"), created.out());
+    assertTrue(created.out().contains("reusable, ephemeral"), created.out());
+    String id = created.last().substring("trellis-auth-".length(), "trellis-auth-".length() + 12);
+
+    Run single = succeeds(local("authkeys", "create", "--user", "a-alice", "--expiration", "PT1H"));
+    assertTrue(single.last().startsWith("trellis-auth-"));
+    assertTrue(single.out().contains("single-use"));
+
+    fails("no user a-nobody", remote("authkeys", "create", "--user", "a-nobody"));
+    fails("invalid tag", remote("authkeys", "create", "--user", "a-alice", "--tag", "robot"));
+    fails("expiration", remote("authkeys", "create", "--user", "a-alice", "--expiration", "soon"));
+
+    Run list = succeeds(local("authkeys", "list", "--user", "a-alice"));
+    assertEquals(3, list.lines().size(), list.out());
+    assertTrue(list.lines().getFirst().startsWith("ID"));
+    assertTrue(list.out().contains("tag:arm,tag:robot"), list.out());
+    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("authkeys", "list", "--json")).out());
+    assertTrue(json.isArray() && json.size() >= 2);
+    fails("no user a-nobody", remote("authkeys", "list", "--user", "a-nobody"));
+
+    assertTrue(succeeds(remote("authkeys", "expire", id)).out().contains("expired auth key " + id));
+    String row = succeeds(local("authkeys", "list", "--user", "a-alice")).lines().stream()
+        .filter(l -> l.startsWith(id)).findFirst().orElseThrow();
+    assertTrue(row.contains("expired"), row);
+    fails("no auth key nosuchkey000", remote("authkeys", "expire", "nosuchkey000"));
+  }
+
+  @Test
+  void nodes() throws Exception {
+    succeeds(remote("users", "create", "n-alice"));
+    NodeRecord one = register("n-alice", "cli-alpha");
+    NodeRecord two = register("n-alice", "cli-beta");
+
+    Run table = succeeds(local("nodes", "list", "--user", "n-alice"));
+    assertEquals(3, table.lines().size(), table.out());
+    assertTrue(table.lines().getFirst().startsWith("ID"), table.out());
+    assertTrue(table.out().contains("cli-alpha") && table.out().contains(one.ipv4()), table.out());
+    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("nodes", "list", "--json", "--user", "n-alice")).out());
+    assertEquals(2, json.size());
+    assertEquals("cli-beta", json.get(1).path("hostname").asText());
+
+    fails("already used", remote("nodes", "rename", String.valueOf(two.id()), "cli-alpha"));
+    assertTrue(succeeds(remote("nodes", "rename", String.valueOf(two.id()), "cli-gamma")).out().contains("cli-gamma"));
+    assertTrue(succeeds(local("nodes", "tag", String.valueOf(two.id()), "--tag", "tag:x", "--tag", "tag:y"))
+        .out().contains("tag:x,tag:y"));
+    fails("invalid tag", remote("nodes", "tag", String.valueOf(two.id()), "--tag", "x"));
+    fails("--tag", remote("nodes", "tag", String.valueOf(two.id())));
+    succeeds(remote("nodes", "expire", String.valueOf(one.id())));
+    assertTrue(succeeds(local("nodes", "list", "--user", "n-alice")).out().contains("expired"));
+
+    fails("still has 2 nodes", remote("users", "delete", "n-alice"));
+    succeeds(remote("nodes", "delete", String.valueOf(one.id())));
+    succeeds(local("nodes", "delete", String.valueOf(two.id())));
+    fails("no node " + one.id(), remote("nodes", "delete", String.valueOf(one.id())));
+    assertEquals(1, succeeds(local("nodes", "list", "--user", "n-alice")).lines().size());
+    succeeds(remote("users", "delete", "n-alice"));
+  }
+
+  @Test
+  void apiKeys() throws Exception {
+    Run created = succeeds(local("apikeys", "create", "--expiration", "90d"));
+    assertTrue(created.last().startsWith("trellis-api-"), created.out());
+    String secret = created.last();
+    String prefix = secret.substring("trellis-api-".length(), "trellis-api-".length() + 12);
+
+    // The new key works on its own.
+    succeeds(trellis("users", "list", "--server", server.url(), "--api-key", secret));
+    assertTrue(succeeds(remote("apikeys", "list")).out().contains(prefix));
+    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("apikeys", "list", "--json")).out());
+    assertTrue(json.toString().contains(prefix));
+
+    succeeds(remote("apikeys", "expire", prefix));
+    fails("expired", trellis("users", "list", "--server", server.url(), "--api-key", secret));
+    fails("no API key nosuchprefix", remote("apikeys", "expire", "nosuchprefix"));
+  }
+
+  @Test
+  void findingTheServer() throws Exception {
+    fails("no server found: pass --server and --api-key, or run on the server host (looked for "
+        + elsewhere.resolve("cli.json") + ")", trellis("users", "list", "--data-dir", elsewhere.toString()));
+    Path config = elsewhere.resolve("trellis.conf");
+    Files.writeString(config, "trellis.data-dir = \"" + dataDir + "\"\n");
+    succeeds(trellis("users", "list", "--config", config.toString()));
+    fails("cannot reach the Trellis server at http://127.0.0.1:1",
+        trellis("users", "list", "--server", "http://127.0.0.1:1", "--api-key", apiKey));
+    fails("API key refused", trellis("users", "list", "--server", server.url(), "--api-key", "garbage"));
+    fails("pass both --server and --api-key", trellis("users", "list", "--server", server.url()));
+  }
+}
