@@ -72,16 +72,17 @@ public final class TrellisServer implements AutoCloseable {
             ActorRef<ApiKeyRegistry.Command> apiKeys = ctx.spawn(ApiKeyRegistry.create(), "apikeys");
             ActorRef<AddressAllocator.Command> allocator = ctx.spawn(
                     AddressAllocator.create(settings.ipv4Prefix(), settings.ipv6Prefix()), "addresses");
-            var directoryRef = new java.util.concurrent.atomic.AtomicReference<ActorRef<NodeDirectory.Command>>();
+            // The map reaps ephemeral nodes through the admin protocol, which also frees the
+            // node's addresses and detaches it from its user; the admin actor is spawned after the map.
+            var adminRef = new java.util.concurrent.atomic.AtomicReference<ActorRef<Admin.Command>>();
             ActorRef<NetworkMap.Command> map = ctx.spawn(NetworkMap.create(Clock.systemUTC(), settings.ephemeralTimeout(),
-                    nodeId -> directoryRef.get().tell(new NodeDirectory.Forward(nodeId,
-                            new dev.trellis.control.node.NodeEntity.Delete(ctx.getSystem().ignoreRef()))),
+                    nodeId -> adminRef.get().tell(new Admin.DeleteNode(nodeId, ctx.getSystem().ignoreRef())),
                     new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix())), "network-map");
             ActorRef<dev.trellis.control.node.NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
             ActorRef<NodeDirectory.Command> nodes = ctx.spawn(NodeDirectory.create(published), "nodes");
-            directoryRef.set(nodes);
             ActorRef<Admin.Command> admin = ctx.spawn(
                     Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()), "admin");
+            adminRef.set(admin);
             holder.set(new Services(users, authKeys, apiKeys, allocator, nodes, map, admin));
             return Behaviors.empty();
         }), "trellis", config);

@@ -52,9 +52,15 @@ class ControlChannelServerTest {
     private HttpClient http;
     private final List<SimNode> nodes = new java.util.ArrayList<>();
 
+    @TempDir
+    Path configDir;
+
     @BeforeEach
     void start() throws Exception {
-        server = TrellisServer.start(ServerSettings.load(null, dataDir, "127.0.0.1:0"));
+        // A short ephemeral timeout so the reaping test need not wait minutes.
+        Path config = configDir.resolve("trellis.conf");
+        java.nio.file.Files.writeString(config, "trellis.ephemeral-timeout = 1s\n");
+        server = TrellisServer.start(ServerSettings.load(config, dataDir, "127.0.0.1:0"));
         http = ControlClient.newHttpClient();
     }
 
@@ -72,10 +78,14 @@ class ControlChannelServerTest {
     }
 
     private String authKey(String user, boolean reusable) throws Exception {
+        return authKey(user, reusable, false);
+    }
+
+    private String authKey(String user, boolean reusable, boolean ephemeral) throws Exception {
         Result<User> created = ask(server.services().users(), r -> new UserRegistry.CreateUser(user, r));
         assertTrue(created.isOk() || ((Result.Rejected<User>) created).code() == Result.Code.ALREADY_EXISTS);
         Result<AuthKeyRegistry.CreatedAuthKey> key = ask(server.services().authKeys(),
-                r -> new AuthKeyRegistry.CreateAuthKey(user, reusable, false, null, Set.of(), r));
+                r -> new AuthKeyRegistry.CreateAuthKey(user, reusable, ephemeral, null, Set.of(), r));
         return key.orElseThrow().secret();
     }
 
@@ -193,6 +203,47 @@ class ControlChannelServerTest {
         ControlMessage.LoginResult unknown = forger.login("trellis-auth-000000000000-" + "0".repeat(32), "forger");
         assertFalse(unknown.ok());
         assertEquals("NOT_FOUND", unknown.code());
+    }
+
+    @Test
+    void expiredNodeLeavesEveryMapAndMustReauthenticate() throws Exception {
+        String key = authKey("lab", true);
+        SimNode a = new SimNode().connect();
+        assertTrue(a.login(key, "a").ok());
+        SimNode b = new SimNode().connect();
+        ControlMessage.LoginResult lb = b.login(key, "b");
+        assertTrue(lb.ok());
+        a.await(m -> m instanceof ControlMessage.MapDelta d && d.upserted().stream().anyMatch(n -> n.id() == lb.self().id()));
+
+        Result<dev.trellis.control.node.NodeRecord> expired = ask(server.services().admin(),
+                r -> new dev.trellis.control.admin.Admin.ExpireNode(lb.self().id(), r));
+        assertTrue(expired.isOk());
+        a.await(m -> m instanceof ControlMessage.MapDelta d && d.removed().contains(lb.self().id()));
+        b.await(m -> m instanceof ControlMessage.Goodbye);
+
+        SimNode back = new SimNode();
+        System.arraycopy(b.machineKey, 0, back.machineKey, 0, 32);
+        back.connect();
+        ControlMessage.LoginResult refused = back.login(null, "b");
+        assertFalse(refused.ok());
+        assertEquals("NEEDS_AUTH", refused.code());
+    }
+
+    @Test
+    void ephemeralNodeIsDeletedAfterGoingOffline() throws Exception {
+        String key = authKey("lab", true, true);
+        SimNode stays = new SimNode().connect();
+        assertTrue(stays.login(authKey("lab", true), "stays").ok());
+        SimNode visitor = new SimNode().connect();
+        ControlMessage.LoginResult lv = visitor.login(key, "visitor");
+        assertTrue(lv.ok());
+        assertTrue(lv.self().ephemeral());
+        visitor.close();
+        // Offline for the 1 s timeout, then deleted: peers see it removed and its address is free.
+        stays.await(m -> m instanceof ControlMessage.MapDelta d && d.removed().contains(lv.self().id()));
+        List<dev.trellis.control.node.AddressAllocator.Allocation> allocations = ask(server.services().allocator(),
+                dev.trellis.control.node.AddressAllocator.ListAllocations::new);
+        assertFalse(allocations.stream().anyMatch(a -> a.nodeId() == lv.self().id()), allocations.toString());
     }
 
     @Test
