@@ -86,6 +86,17 @@ public final class HostProcess {
         return new CommandResult(argv, exit.getAsInt(), output(), "");
     }
 
+    /**
+     * SIGTERM to this process only (a daemon's own clean shutdown: no SIGKILL, descendants untouched) and waits
+     * up to {@code grace}; returns its exit status, or empty if it is still running.
+     */
+    public OptionalInt terminate(Duration grace) {
+        if (process.isAlive()) {
+            process.destroy();
+        }
+        return waitFor(grace);
+    }
+
     /** SIGTERM, a short grace period, then SIGKILL; also for descendants it started. */
     public void stop() {
         if (!process.isAlive()) {

@@ -43,6 +43,7 @@ public final class Netns implements AutoCloseable {
     private final List<NetworkNamespace> namespaces = new CopyOnWriteArrayList<>();
     private final List<HostProcess> processes = new CopyOnWriteArrayList<>();
     private final List<WgInterface> interfaces = new CopyOnWriteArrayList<>();
+    private final List<String> hostLinks = new CopyOnWriteArrayList<>();
     private final AtomicInteger counter = new AtomicInteger();
     private volatile boolean closed;
 
@@ -108,6 +109,23 @@ public final class Netns implements AutoCloseable {
                 "peer", "name", bName, "netns", b.name()));
         a.exec(Tools.ip(), "link", "set", aName, "up");
         b.exec(Tools.ip(), "link", "set", bName, "up");
+    }
+
+    /**
+     * Creates a veth pair with {@code hostName} in the host (root) namespace and {@code nsName} in {@code ns}, both
+     * up; the host end is deleted on {@link #close()}. Only for tests whose JVM itself must reach a namespace:
+     * {@code hostName} must be host-wide unique ({@link #uniqueIfName}).
+     */
+    public void vethToHost(String hostName, NetworkNamespace ns, String nsName) {
+        Commands.check(List.of(Tools.ip(), "link", "add", hostName, "type", "veth", "peer", "name", nsName, "netns", ns.name()));
+        hostLinks.add(hostName);
+        Commands.check(List.of(Tools.ip(), "link", "set", hostName, "up"));
+        ns.exec(Tools.ip(), "link", "set", nsName, "up");
+    }
+
+    /** Adds an address to a device in the host (root) namespace, e.g. the host end of {@link #vethToHost}. */
+    public static void addHostAddress(String dev, String cidr) {
+        Commands.check(List.of(Tools.ip(), "addr", "add", cidr, "dev", dev));
     }
 
     /** Adds an address to a device; IPv6 addresses skip duplicate address detection so they are usable at once. */
@@ -234,6 +252,15 @@ public final class Netns implements AutoCloseable {
                 Files.deleteIfExists(wg.socket());
             } catch (IOException e) {
                 problems.add("removing " + wg.socket() + ": " + e.getMessage());
+            }
+        }
+        for (String link : hostLinks) {
+            // Usually gone already with its peer's namespace; only a leftover is worth a complaint.
+            if (Commands.run(List.of(Tools.ip(), "link", "show", "dev", link), Map.of(), null, Commands.DEFAULT_TIMEOUT).ok()) {
+                CommandResult r = Commands.run(List.of(Tools.ip(), "link", "del", link), Map.of(), null, Commands.DEFAULT_TIMEOUT);
+                if (!r.ok()) {
+                    problems.add(r.describe("exited with " + r.exitCode()));
+                }
             }
         }
         for (NetworkNamespace ns : namespaces) {

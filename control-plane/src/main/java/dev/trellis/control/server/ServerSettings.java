@@ -14,7 +14,7 @@ import java.time.Duration;
  */
 public record ServerSettings(String listenHost, int listenPort, Path dataDir, String serverUrl,
                              String ipv4Prefix, String ipv6Prefix, Duration ephemeralTimeout,
-                             String levelDbNative, Config config) {
+                             String levelDbNative, Path tlsKeystore, String tlsKeystorePassword, Config config) {
 
     /** Loads {@code configFile} (may be null) and applies overrides (each may be null). */
     public static ServerSettings load(Path configFile, Path dataDirOverride, String listenOverride) {
@@ -37,16 +37,18 @@ public record ServerSettings(String listenHost, int listenPort, Path dataDir, St
             Config t = config.getConfig("trellis");
             InetSocketAddress listen = parseListen(t.getString("listen"));
             String url = t.getString("server-url");
+            String keystore = t.getString("tls.keystore");
             if (url.isBlank()) {
                 String host = listen.getHostString();
                 if (host.equals("0.0.0.0") || host.equals("::") || host.isBlank()) {
                     host = "127.0.0.1";
                 }
-                url = "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + listen.getPort();
+                url = (keystore.isBlank() ? "http://" : "https://") + (host.contains(":") ? "[" + host + "]" : host) + ":" + listen.getPort();
             }
             return new ServerSettings(listen.getHostString(), listen.getPort(), Path.of(t.getString("data-dir")).toAbsolutePath(),
                     url.replaceAll("/+$", ""), t.getString("ipv4-prefix"), t.getString("ipv6-prefix"),
-                    t.getDuration("ephemeral-timeout"), t.getString("leveldb-native"), config);
+                    t.getDuration("ephemeral-timeout"), t.getString("leveldb-native"),
+                    keystore.isBlank() ? null : Path.of(keystore).toAbsolutePath(), t.getString("tls.keystore-password"), config);
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
         }

@@ -93,8 +93,12 @@ public final class TrellisServer implements AutoCloseable {
                     services.allocator(), services.nodes(), services.map(), Clock.systemUTC(), system.scheduler());
             ControlRoute control = new ControlRoute(system, sessionServices);
             Route routes = new Routes(handshake.publicKey(), control, services, system).routes();
-            ServerBinding binding = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort())
-                    .bind(routes).toCompletableFuture().get(30, TimeUnit.SECONDS);
+            var serverBuilder = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort());
+            if (settings.tlsKeystore() != null) {
+                serverBuilder = serverBuilder.enableHttps(org.apache.pekko.http.javadsl.ConnectionContext.httpsServer(
+                        ServerTls.sslContext(settings.tlsKeystore(), settings.tlsKeystorePassword())));
+            }
+            ServerBinding binding = serverBuilder.bind(routes).toCompletableFuture().get(30, TimeUnit.SECONDS);
             String url = settings.serverUrl();
             if (settings.listenPort() == 0) {
                 url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
