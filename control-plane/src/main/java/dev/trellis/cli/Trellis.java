@@ -19,6 +19,8 @@ public final class Trellis implements Runnable {
     }
 
     public static void main(String[] args) {
+        // SLF4J reports on stderr that it replayed calls made while logback started: noise to a user.
+        System.setProperty("slf4j.internal.verbosity", "ERROR");
         System.exit(new CommandLine(new Trellis()).execute(args));
     }
 }
