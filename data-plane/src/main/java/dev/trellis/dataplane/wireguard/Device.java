@@ -47,6 +47,10 @@ public final class Device implements AutoCloseable {
     private volatile UdpBind bind;
     private volatile int requestedPort;
     private volatile int fwmark;
+    private volatile RelayTransport relay;
+    private volatile DiscoHandler discoHandler;
+    /** Packets that came through the relay are opened here, on the relay client's thread. */
+    private final InboundPath relayInbound;
     private volatile boolean running;
     private Thread outboundThread;
     private Thread inboundThread;
@@ -61,6 +65,7 @@ public final class Device implements AutoCloseable {
         });
         this.controlSealer = new PacketSealer(this);
         this.handshakes = new HandshakeProcessor(this);
+        this.relayInbound = new InboundPath(this);
     }
 
     /** Opens the UDP socket (random port until one is set) and starts the packet threads. */
@@ -133,6 +138,37 @@ public final class Device implements AutoCloseable {
         }
     }
 
+    /**
+     * Sends to the peer by its direct UDP endpoint, or through the relay when the peer is set to
+     * use it or has no endpoint. False when neither is available or the relay dropped it.
+     */
+    boolean sendToPeer(Peer peer, byte[] wire, int length) {
+        InetSocketAddress to = peer.endpoint();
+        RelayTransport r = relay;
+        if (r != null && (peer.usesRelay() || to == null)) {
+            return r.send(peer.publicKeyRaw(), wire, length);
+        }
+        if (to == null) {
+            return false;
+        }
+        sendDatagram(wire, length, to);
+        return true;
+    }
+
+    boolean sendViaRelay(Peer peer, byte[] wire, int length) {
+        RelayTransport r = relay;
+        return r != null && r.send(peer.publicKeyRaw(), wire, length);
+    }
+
+    /** Whether {@link #sendToPeer} has anywhere to send this peer's packets. */
+    boolean reachable(Peer peer) {
+        return peer.endpoint() != null || relay != null;
+    }
+
+    DiscoHandler discoHandler() {
+        return discoHandler;
+    }
+
     /** The inbound or outbound path ended because the tunnel went away: the device goes down. */
     void tunnelGone() {
         runOnControlThread(this::close);
@@ -190,6 +226,40 @@ public final class Device implements AutoCloseable {
     public int listenPort() {
         UdpBind b = bind;
         return b == null ? requestedPort : b.port();
+    }
+
+    /** The relay for peers without a working direct path (null: UDP only). */
+    public void setRelayTransport(RelayTransport transport) {
+        relay = transport;
+    }
+
+    /** Path-discovery messages on the WireGuard socket go to this handler (null: dropped as malformed). */
+    public void setDiscoHandler(DiscoHandler handler) {
+        discoHandler = handler;
+    }
+
+    /** Sends a non-WireGuard datagram (path discovery) from the WireGuard socket. */
+    public void sendRawDatagram(byte[] datagram, InetSocketAddress to) {
+        sendDatagram(datagram, datagram.length, to);
+    }
+
+    /**
+     * A WireGuard message that arrived through the relay. Runs on the caller's thread (one relay
+     * client), with its own buffers; the UDP endpoint does not roam to the relay.
+     */
+    public void receiveFromRelay(byte[] message, int length) {
+        try {
+            relayInbound.handleExternal(message, length);
+        } catch (IOException e) {
+            tunnelGone();
+        } catch (RuntimeException e) {
+            counters.malformed.increment();
+        }
+    }
+
+    /** True: send this peer's packets through the relay even though it has a UDP endpoint. */
+    public synchronized void setPeerUsesRelay(byte[] peerKey, boolean useRelay) {
+        requirePeer(peerKey).setUsesRelay(useRelay);
     }
 
     public void setFwmark(int mark) {

@@ -23,7 +23,10 @@ final class HandshakeProcessor {
         this.device = device;
     }
 
-    /** From the inbound thread: {@code message} is a private copy of a handshake-type datagram. */
+    /**
+     * From an inbound path: {@code message} is a private copy of a handshake-type message;
+     * {@code source} is null when it came through the relay.
+     */
     void enqueue(byte[] message, InetSocketAddress source) {
         int waiting = backlog.incrementAndGet();
         if (waiting > MAX_BACKLOG) {
@@ -55,7 +58,8 @@ final class HandshakeProcessor {
             device.counters().badMac.increment();
             return;
         }
-        if (underLoad && !checker.checkMac2(msg, 0, msg.length, sourceBytes(source), now)) {
+        // Cookies prove an IP address; relayed messages have none (the relay authenticated the node).
+        if (underLoad && source != null && !checker.checkMac2(msg, 0, msg.length, sourceBytes(source), now)) {
             int sender = Message.readInt(msg, 4);
             Message.CookieReply reply = checker.createReply(msg, 0, msg.length, sender, sourceBytes(source), now);
             byte[] wire = reply.encode();
@@ -85,7 +89,9 @@ final class HandshakeProcessor {
         }
         peer.timers.anyAuthenticatedPacketTraversal(now);
         peer.timers.anyAuthenticatedPacketReceived();
-        peer.roamTo(source);
+        if (source != null) {
+            peer.roamTo(source);
+        }
         peer.rxBytes.addAndGet(length);
 
         int oldIndex = handshake.localIndex();
@@ -106,7 +112,12 @@ final class HandshakeProcessor {
         peer.cookieGenerator.addMacs(wire, now);
         peer.timers.anyAuthenticatedPacketTraversal(now);
         peer.timers.anyAuthenticatedPacketSent();
-        device.sendDatagram(wire, wire.length, source);
+        // Answer the way the initiation came.
+        if (source != null) {
+            device.sendDatagram(wire, wire.length, source);
+        } else {
+            device.sendViaRelay(peer, wire, wire.length);
+        }
         peer.txBytes.addAndGet(wire.length);
     }
 
@@ -128,7 +139,9 @@ final class HandshakeProcessor {
         }
         peer.timers.anyAuthenticatedPacketTraversal(now);
         peer.timers.anyAuthenticatedPacketReceived();
-        peer.roamTo(source);
+        if (source != null) {
+            peer.roamTo(source);
+        }
         peer.rxBytes.addAndGet(length);
         peer.installInitiatorKeypair(keypair);
         peer.timers.sessionDerived(now);

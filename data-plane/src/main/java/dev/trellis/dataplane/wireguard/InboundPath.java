@@ -63,14 +63,31 @@ final class InboundPath implements Runnable {
         }
     }
 
-    /** Visible for tests: process one datagram of {@code length} bytes in {@link #datagram}. */
+    /** A message from outside the socket (the relay): copied in, then handled with no UDP source. */
+    synchronized void handleExternal(byte[] message, int length) throws IOException {
+        if (length < 0 || length > datagram.length) {
+            device.counters().malformed.increment();
+            return;
+        }
+        System.arraycopy(message, 0, datagram, 0, length);
+        handle(length, null);
+    }
+
+    /** Process one message of {@code length} bytes in {@link #datagram}; {@code source} null = relayed. */
     void handle(int length, InetSocketAddress source) throws IOException {
         int type = Message.typeOf(datagram, 0, length);
         switch (type) {
             case Message.TYPE_TRANSPORT -> openTransport(length, source);
             case Message.TYPE_INITIATION, Message.TYPE_RESPONSE, Message.TYPE_COOKIE_REPLY ->
                     device.handshakes().enqueue(Arrays.copyOf(datagram, length), source);
-            default -> device.counters().malformed.increment();
+            default -> {
+                DiscoHandler disco = device.discoHandler();
+                if (disco != null && source != null && DiscoHandler.isDisco(datagram, length)) {
+                    disco.onDisco(Arrays.copyOf(datagram, length), source);
+                } else {
+                    device.counters().malformed.increment();
+                }
+            }
         }
     }
 
@@ -108,7 +125,9 @@ final class InboundPath implements Runnable {
         peer.keepKeyFreshReceiving(keypair, now);
         peer.timers.anyAuthenticatedPacketTraversal(now);
         peer.timers.anyAuthenticatedPacketReceived();
-        peer.roamTo(source);
+        if (source != null) {
+            peer.roamTo(source);
+        }
         peer.rxBytes.addAndGet(length);
         if (plainLength == 0) {
             return; // keepalive

@@ -3,7 +3,6 @@ package dev.trellis.dataplane.wireguard;
 import dev.trellis.proto.wireguard.ChaChaPoly;
 import dev.trellis.proto.wireguard.Keypair;
 import dev.trellis.proto.wireguard.Message;
-import java.net.InetSocketAddress;
 import java.util.Arrays;
 
 /**
@@ -36,8 +35,7 @@ final class PacketSealer {
      */
     boolean sealAndSend(Peer peer, byte[] packet, int off, int len) {
         Keypair keypair = peer.currentKeypair();
-        InetSocketAddress to = peer.endpoint();
-        if (keypair == null || to == null) {
+        if (keypair == null || !device.reachable(peer)) {
             return false;
         }
         long now = System.nanoTime();
@@ -61,7 +59,7 @@ final class PacketSealer {
         if (len > 0) {
             peer.timers.dataSent(now);
         }
-        device.sendDatagram(wire, wireLength, to);
+        device.sendToPeer(peer, wire, wireLength);
         peer.txBytes.addAndGet(wireLength);
         peer.keepKeyFreshSending(keypair, counter, now);
         return true;

@@ -28,6 +28,7 @@ final class Peer {
     private volatile Handshake handshake;
     private volatile InetSocketAddress endpoint;
     private volatile int persistentKeepaliveSeconds;
+    private volatile boolean usesRelay;
 
     private final Object keypairLock = new Object();
     private Keypair previous;
@@ -52,6 +53,10 @@ final class Peer {
     }
 
     byte[] publicKey() { return publicKey.clone(); }
+    /** The key itself, for the per-packet relay path; never modified. */
+    byte[] publicKeyRaw() { return publicKey; }
+    boolean usesRelay() { return usesRelay; }
+    void setUsesRelay(boolean relay) { usesRelay = relay; }
     String publicKeyHex() { return publicKeyHex; }
     Handshake handshake() { return handshake; }
     InetSocketAddress endpoint() { return endpoint; }
@@ -256,8 +261,7 @@ final class Peer {
             return;
         }
         Handshake h = handshake;
-        InetSocketAddress to = endpoint;
-        if (h == null || to == null) {
+        if (h == null || !device.reachable(this)) {
             return;
         }
         lastSentHandshakeNanos = now;
@@ -276,7 +280,7 @@ final class Peer {
         cookieGenerator.addMacs(wire, now);
         timers.anyAuthenticatedPacketTraversal(now);
         timers.anyAuthenticatedPacketSent();
-        device.sendDatagram(wire, wire.length, to);
+        device.sendToPeer(this, wire, wire.length);
         txBytes.addAndGet(wire.length);
         timers.handshakeInitiated(now);
     }

@@ -342,6 +342,45 @@ class DeviceTest {
     }
 
     @Test
+    void peersWithoutUdpPathTalkThroughTheRelayThenMoveToDirect() throws Exception {
+        Node a = node("relA", IP_A, Timing.DEFAULT);
+        Node b = node("relB", IP_B, Timing.DEFAULT);
+        // No endpoints: only the relay can carry these peers' packets.
+        UapiProtocol.set(a.device(), List.of("public_key=" + b.publicHex(), "allowed_ip=" + IP_B + "/32"));
+        UapiProtocol.set(b.device(), List.of("public_key=" + a.publicHex(), "allowed_ip=" + IP_A + "/32"));
+        java.util.concurrent.atomic.AtomicLong relayed = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.ExecutorService delivery = java.util.concurrent.Executors.newSingleThreadExecutor();
+        closeables.add(delivery::shutdownNow);
+        Map<String, Device> byKey = Map.of(a.publicHex(), a.device(), b.publicHex(), b.device());
+        // An in-process stand-in for the HTTP relay: delivers by destination key on its own thread.
+        RelayTransport relay = (key, message, length) -> {
+            relayed.incrementAndGet();
+            byte[] copy = java.util.Arrays.copyOf(message, length);
+            delivery.execute(() -> byKey.get(HEX.formatHex(key)).receiveFromRelay(copy, copy.length));
+            return true;
+        };
+        a.device().setRelayTransport(relay);
+        b.device().setRelayTransport(relay);
+
+        assertPassesBothWays(a, b, 1);
+        assertTrue(relayed.get() >= 4, "handshake and data went through the relay: " + relayed.get());
+        assertFalse(UapiProtocol.get(a.device()).contains("endpoint="), "a relayed peer has no UDP endpoint");
+
+        // A direct path appears (as path discovery would find it): traffic leaves the relay.
+        UapiProtocol.set(a.device(), List.of("public_key=" + b.publicHex(), "endpoint=127.0.0.1:" + b.port()));
+        UapiProtocol.set(b.device(), List.of("public_key=" + a.publicHex(), "endpoint=127.0.0.1:" + a.port()));
+        long before = relayed.get();
+        assertPassesBothWays(a, b, 3);
+        assertEquals(before, relayed.get(), "direct packets must not use the relay");
+
+        // Told to prefer the relay again (the direct path stopped working): back through it.
+        a.device().setPeerUsesRelay(b.publicKey(), true);
+        b.device().setPeerUsesRelay(a.publicKey(), true);
+        assertPassesBothWays(a, b, 5);
+        assertTrue(relayed.get() > before);
+    }
+
+    @Test
     void packetWithSourceOutsideSendersAllowedIpsIsDropped() throws Exception {
         Node[] n = pair(Timing.DEFAULT);
         Node a = n[0];
