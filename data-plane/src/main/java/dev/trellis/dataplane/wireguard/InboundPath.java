@@ -82,7 +82,8 @@ final class InboundPath implements Runnable {
                     device.handshakes().enqueue(Arrays.copyOf(datagram, length), source);
             default -> {
                 DiscoHandler disco = device.discoHandler();
-                if (disco != null && source != null && DiscoHandler.isDisco(datagram, length)) {
+                if (disco != null && source != null
+                        && (DiscoHandler.isDisco(datagram, length) || DiscoHandler.isStun(datagram, length))) {
                     disco.onDisco(Arrays.copyOf(datagram, length), source);
                 } else {
                     device.counters().malformed.increment();
