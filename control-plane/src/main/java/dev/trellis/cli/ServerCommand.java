@@ -39,6 +39,9 @@ final class ServerCommand implements Callable<Integer> {
         }
         Runtime.getRuntime().addShutdownHook(new Thread(server::close, "trellis-server-shutdown"));
         System.out.println("trellis server listening on " + settings.listenHost() + ":" + server.port());
+        if (server.stunPort() >= 0) {
+            System.out.println("STUN on UDP " + server.stunPort());
+        }
         System.out.println("server URL: " + server.url());
         System.out.println("server public key: " + server.publicKeyBase64());
         System.out.println("data directory: " + settings.dataDir());

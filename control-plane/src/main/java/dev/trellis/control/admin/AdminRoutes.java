@@ -207,7 +207,9 @@ public final class AdminRoutes extends AllDirectives {
         entity.discardBytes(system);
         return complete(tooLarge());
       }
-      return onComplete(entity.toStrict(10_000, MAX_BODY, system), t -> {
+      // withSizeLimit: a body without Content-Length (chunked) that grows too large fails with
+      // EntityStreamSizeException (413) too; toStrict alone reports it as a generic EntityStreamException.
+      return onComplete(entity.withSizeLimit(MAX_BODY).toStrict(10_000, MAX_BODY, system), t -> {
         if (t.isFailure()) {
           return complete(causedBy(t.failed().get(), EntityStreamSizeException.class)
               ? tooLarge() : error(400, "cannot read the request body"));

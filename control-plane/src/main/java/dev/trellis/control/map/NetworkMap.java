@@ -57,6 +57,15 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     /** Who is online, for admin listings. */
     public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
 
+    /** Whether a base64 node key belongs to a registered, live node (the relay's admission check). */
+    public record IsLiveNodeKey(String nodeKey, ActorRef<Boolean> replyTo) implements Command {}
+
+    /** {@code watcher} hears {@link NodeKeyGone} whenever a live node key stops being live. */
+    public record WatchNodeKeys(ActorRef<NodeKeyGone> watcher) implements Command {}
+
+    /** A node key that was live no longer is: the node expired, logged out, was deleted or re-keyed. */
+    public record NodeKeyGone(String nodeKey, String reason) {}
+
     private record Flush() implements Command {}
 
     private record CheckExpiry() implements Command {}
@@ -91,6 +100,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     private final Set<Long> changed = new LinkedHashSet<>();
     private final Set<Long> removed = new LinkedHashSet<>();
     private final Map<Long, Long> reapGeneration = new HashMap<>();
+    private final List<ActorRef<NodeKeyGone>> keyWatchers = new ArrayList<>();
     private boolean flushScheduled;
 
     private NetworkMap(ActorContext<Command> context, TimerScheduler<Command> timers, Clock clock,
@@ -118,6 +128,14 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .onMessage(Disconnect.class, this::onDisconnect)
                 .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
                 .onMessage(GetPresence.class, this::onGetPresence)
+                .onMessage(IsLiveNodeKey.class, m -> {
+                    m.replyTo().tell(records.values().stream().anyMatch(r -> live(r) && m.nodeKey().equals(r.nodeKey())));
+                    return this;
+                })
+                .onMessage(WatchNodeKeys.class, m -> {
+                    keyWatchers.add(m.watcher());
+                    return this;
+                })
                 .onMessage(Flush.class, m -> flush())
                 .onMessage(CheckExpiry.class, m -> checkExpiry())
                 .onMessage(ReapEphemeral.class, this::onReap)
@@ -132,7 +150,10 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         switch (message.published()) {
             case NodeEntity.NodeChanged(NodeRecord record) -> {
                 boolean wasLive = visible.contains(record.id());
-                records.put(record.id(), record);
+                NodeRecord old = records.put(record.id(), record);
+                if (live(old) && (!live(record) || !java.util.Objects.equals(old.nodeKey(), record.nodeKey()))) {
+                    keyGone(old, live(record) ? "node key changed" : "node expired or logged out");
+                }
                 if (live(record)) {
                     markChanged(record.id());
                 } else {
@@ -143,7 +164,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 }
             }
             case NodeEntity.NodeRemoved(long nodeId, String user) -> {
-                records.remove(nodeId);
+                keyGone(records.remove(nodeId), "node deleted");
                 boolean wasLive = visible.contains(nodeId);
                 evict(nodeId, "node deleted");
                 presence.remove(nodeId);
@@ -222,11 +243,18 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         Instant now = clock.instant();
         for (NodeRecord record : new ArrayList<>(records.values())) {
             if (record.expiry() != null && !record.expiry().isAfter(now) && visible.contains(record.id())) {
+                keyGone(record, "node expired");
                 evict(record.id(), "node expired");
                 markRemoved(record.id());
             }
         }
         return this;
+    }
+
+    private void keyGone(NodeRecord old, String reason) {
+        if (old != null && old.nodeKey() != null) {
+            keyWatchers.forEach(w -> w.tell(new NodeKeyGone(old.nodeKey(), reason)));
+        }
     }
 
     private void evict(long nodeId, String reason) {

@@ -11,12 +11,15 @@ import org.apache.pekko.http.javadsl.server.Route;
 final class Routes extends AllDirectives {
     private final byte[] publicKey;
     private final ControlRoute control;
+    private final dev.trellis.control.relay.RelayServer relay;
     private final TrellisServer.Services services;
     private final ActorSystem<?> system;
 
-    Routes(byte[] publicKey, ControlRoute control, TrellisServer.Services services, ActorSystem<?> system) {
+    Routes(byte[] publicKey, ControlRoute control, dev.trellis.control.relay.RelayServer relay,
+           TrellisServer.Services services, ActorSystem<?> system) {
         this.publicKey = publicKey;
         this.control = control;
+        this.relay = relay;
         this.services = services;
         this.system = system;
     }
@@ -27,6 +30,7 @@ final class Routes extends AllDirectives {
                         "{\"publicKey\":\"" + Base64.getEncoder().encodeToString(publicKey) + "\"}")))),
                 path("health", () -> get(() -> complete(TrellisServer.json(200, "{\"status\":\"ok\"}")))),
                 path("control", () -> handleWebSocketMessages(control.newSession())),
+                relay != null ? relay.route() : reject(),
                 new AdminRoutes(services.admin(), services.apiKeys(), system, Clock.systemUTC()).route());
     }
 }

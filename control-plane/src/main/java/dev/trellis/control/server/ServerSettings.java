@@ -14,7 +14,8 @@ import java.time.Duration;
  */
 public record ServerSettings(String listenHost, int listenPort, Path dataDir, String serverUrl,
                              String ipv4Prefix, String ipv6Prefix, Duration ephemeralTimeout,
-                             String levelDbNative, Path tlsKeystore, String tlsKeystorePassword, Config config) {
+                             String levelDbNative, Path tlsKeystore, String tlsKeystorePassword, Config config,
+                             boolean stunEnabled, String stunHost, int stunPort) {
 
     /** Loads {@code configFile} (may be null) and applies overrides (each may be null). */
     public static ServerSettings load(Path configFile, Path dataDirOverride, String listenOverride) {
@@ -45,10 +46,22 @@ public record ServerSettings(String listenHost, int listenPort, Path dataDir, St
                 }
                 url = (keystore.isBlank() ? "http://" : "https://") + (host.contains(":") ? "[" + host + "]" : host) + ":" + listen.getPort();
             }
+            InetSocketAddress stun;
+            try {
+                stun = parseListen(t.getString("stun.listen"));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("trellis.stun.listen: " + e.getMessage(), e);
+            }
+            // Test servers take HTTP port 0; the default STUN port would make them collide, so it follows.
+            String stunKey = "trellis.stun.listen";
+            boolean stunExplicit = fileConfig.hasPath(stunKey) || ConfigFactory.defaultOverrides().hasPath(stunKey)
+                    || ConfigFactory.defaultApplication().hasPath(stunKey);
+            int stunPort = listen.getPort() == 0 && !stunExplicit ? 0 : stun.getPort();
             return new ServerSettings(listen.getHostString(), listen.getPort(), Path.of(t.getString("data-dir")).toAbsolutePath(),
                     url.replaceAll("/+$", ""), t.getString("ipv4-prefix"), t.getString("ipv6-prefix"),
                     t.getDuration("ephemeral-timeout"), t.getString("leveldb-native"),
-                    keystore.isBlank() ? null : Path.of(keystore).toAbsolutePath(), t.getString("tls.keystore-password"), config);
+                    keystore.isBlank() ? null : Path.of(keystore).toAbsolutePath(), t.getString("tls.keystore-password"), config,
+                    t.getBoolean("stun.enabled"), stun.getHostString(), stunPort);
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
         }

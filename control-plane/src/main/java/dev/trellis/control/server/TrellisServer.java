@@ -8,6 +8,7 @@ import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.session.ControlSession;
 import dev.trellis.control.user.UserRegistry;
+import dev.trellis.dataplane.stun.StunServer;
 import dev.trellis.persistence.PersistenceSettings;
 import dev.trellis.proto.control.ControlHandshake;
 import dev.trellis.proto.control.ControlMessage;
@@ -43,6 +44,8 @@ public final class TrellisServer implements AutoCloseable {
     private final ServerBinding binding;
     private final byte[] publicKey;
     private final Services services;
+    private final dev.trellis.control.relay.RelayServer relay;
+    private final StunServer stun;
 
     /** Everything the HTTP layer and the admin protocol reach. */
     public record Services(ActorRef<UserRegistry.Command> users, ActorRef<AuthKeyRegistry.Command> authKeys,
@@ -50,7 +53,10 @@ public final class TrellisServer implements AutoCloseable {
                            ActorRef<NodeDirectory.Command> nodes, ActorRef<NetworkMap.Command> map,
                            ActorRef<Admin.Command> admin) {}
 
-    private TrellisServer(ServerSettings settings, ActorSystem<Void> system, ServerBinding binding, byte[] publicKey, Services services) {
+    private TrellisServer(ServerSettings settings, ActorSystem<Void> system, ServerBinding binding, byte[] publicKey, Services services,
+                          dev.trellis.control.relay.RelayServer relay, StunServer stun) {
+        this.relay = relay;
+        this.stun = stun;
         this.settings = settings;
         this.system = system;
         this.binding = binding;
@@ -63,6 +69,7 @@ public final class TrellisServer implements AutoCloseable {
         Files.setPosixFilePermissions(settings.dataDir(), PosixFilePermissions.fromString("rwx------"));
         byte[] privateKey = ServerKey.loadOrCreate(settings.dataDir());
         ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
+        StunServer stun = startStun(settings);
 
         var config = PersistenceSettings.forDataDir(settings.dataDir(), nativeLevelDb(settings.levelDbNative())).withFallback(settings.config());
         var holder = new java.util.concurrent.atomic.AtomicReference<Services>();
@@ -92,7 +99,10 @@ public final class TrellisServer implements AutoCloseable {
             ControlSession.Services sessionServices = new ControlSession.Services(handshake, services.authKeys(), services.users(),
                     services.allocator(), services.nodes(), services.map(), Clock.systemUTC(), system.scheduler());
             ControlRoute control = new ControlRoute(system, sessionServices);
-            Route routes = new Routes(handshake.publicKey(), control, services, system).routes();
+            var relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
+            var relay = relaySettings.enabled()
+                    ? new dev.trellis.control.relay.RelayServer(system, relaySettings, privateKey, services.map()) : null;
+            Route routes = new Routes(handshake.publicKey(), control, relay, services, system).routes();
             var serverBuilder = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort());
             if (settings.tlsKeystore() != null) {
                 serverBuilder = serverBuilder.enableHttps(org.apache.pekko.http.javadsl.ConnectionContext.httpsServer(
@@ -104,11 +114,28 @@ public final class TrellisServer implements AutoCloseable {
                 url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
             }
             LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
-            return new TrellisServer(settings, system, binding, handshake.publicKey(), services);
+            return new TrellisServer(settings, system, binding, handshake.publicKey(), services, relay, stun);
         } catch (Exception e) {
+            if (stun != null) {
+                stun.close();
+            }
             system.terminate();
             throw new IOException("cannot start the server on " + settings.listenHost() + ":" + settings.listenPort() + ": "
                     + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+        }
+    }
+
+    /** The embedded STUN server, or null when trellis.stun.enabled is false. */
+    private static StunServer startStun(ServerSettings settings) throws IOException {
+        if (!settings.stunEnabled()) {
+            return null;
+        }
+        try {
+            return StunServer.start(java.net.InetSocketAddress.createUnresolved(settings.stunHost(), settings.stunPort()));
+        } catch (IOException e) {
+            String cause = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
+            throw new IOException("cannot start STUN on UDP " + settings.stunHost() + ":" + settings.stunPort() + " (" + cause
+                    + "); change trellis.stun.listen or set trellis.stun.enabled = false", e);
         }
     }
 
@@ -156,12 +183,22 @@ public final class TrellisServer implements AutoCloseable {
         return binding.localAddress().getPort();
     }
 
+    /** The STUN server's UDP port, or -1 when trellis.stun.enabled is false. */
+    public int stunPort() {
+        return stun == null ? -1 : stun.port();
+    }
+
     public String publicKeyBase64() {
         return Base64.getEncoder().encodeToString(publicKey);
     }
 
     public Services services() {
         return services;
+    }
+
+    /** The relay at GET /relay, or null when {@code trellis.relay.enabled = false}. */
+    public dev.trellis.control.relay.RelayServer relay() {
+        return relay;
     }
 
     public ActorSystem<Void> system() {
@@ -174,6 +211,9 @@ public final class TrellisServer implements AutoCloseable {
 
     @Override
     public void close() {
+        if (stun != null) {
+            stun.close();
+        }
         binding.unbind();
         system.terminate();
         system.getWhenTerminated().toCompletableFuture().join();

@@ -265,6 +265,12 @@ class AdminApiTest {
     Reply tooLarge = rejected(413, call("POST", "/api/v1/users", big));
     assertTrue(tooLarge.error().contains("64 KiB"), tooLarge.error());
     rejected(413, call("POST", "/api/v1/authkeys", big));
+    // Without Content-Length (chunked), the size shows only while reading: still 413.
+    var chunked = HttpRequest.newBuilder(URI.create(server.url() + "/api/v1/users")).timeout(Duration.ofSeconds(30))
+        .header("Authorization", "Bearer " + apiKey).header("Content-Type", "application/json")
+        .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(big.getBytes(StandardCharsets.UTF_8))))
+        .build();
+    assertEquals(413, HTTP.send(chunked, HttpResponse.BodyHandlers.ofString()).statusCode(), "chunked oversized body");
 
     assertEquals(usersBefore, call("GET", "/api/v1/users", null).json());
     assertEquals(keysBefore, call("GET", "/api/v1/authkeys", null).json());

@@ -68,6 +68,7 @@ public final class ControlPlaneBenchmark {
     private final AtomicLong deltasReceived = new AtomicLong();
     private final AtomicLong goodbyes = new AtomicLong();
     private final AtomicLong closedUnexpectedly = new AtomicLong();
+    private volatile boolean tearingDown;
 
     ControlPlaneBenchmark(Path home, int concurrency, int changes, int httpClientCount, String serverOpts, boolean keep) {
         this.home = home;
@@ -114,6 +115,10 @@ public final class ControlPlaneBenchmark {
 
     Result run(int n) throws Exception {
         LOG.printf("%n=== N = %,d ===%n", n);
+        tearingDown = false;
+        closedUnexpectedly.set(0);
+        goodbyes.set(0);
+        deltasReceived.set(0);
         Path dataDir = Files.createTempDirectory("trellis-bench-");
         int port;
         try (ServerSocket s = new ServerSocket(0)) {
@@ -132,8 +137,6 @@ public final class ControlPlaneBenchmark {
                 clients.add(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                         .connectTimeout(ControlClient.CONNECT_TIMEOUT).executor(executor).build());
             }
-            // Warm the server's code paths a little (a few registrations, then gone) before the baseline,
-            // so the baseline includes what any server has after its first connections.
             long heapBase = heapUsedKiB(server.pid());
             LOG.printf("server pid %d, used heap after full GC with 0 nodes: %,d KiB%n", server.pid(), heapBase);
 
@@ -182,6 +185,8 @@ public final class ControlPlaneBenchmark {
             }
             LOG.printf("registered %,d of %,d in %.1f s: %.0f/s (failures %d)%n", connected, n, seconds, rate, failures.get());
 
+            LOG.printf("per registration, median / p90 ms: connect+handshake %s, login→LoginResult %s, LoginResult→FullMap %s%n",
+                    phase(nodes, 0, 1), phase(nodes, 1, 2), phase(nodes, 2, 3));
             awaitQuiet(Duration.ofSeconds(2), Duration.ofMinutes(5));
             long stillOpen = nodes.stream().filter(SimNode::isOpen).count();
             LOG.printf("quiet; %,d sessions open, %,d deltas so far, %d goodbyes, %d closed unexpectedly%n",
@@ -224,6 +229,7 @@ public final class ControlPlaneBenchmark {
                     heapBase, heapN, rss, clientHeap, failures.get(), note);
         } finally {
             round = null;
+            tearingDown = true;
             for (SimNode node : nodes) {
                 node.abort();
             }
@@ -240,6 +246,13 @@ public final class ControlPlaneBenchmark {
                 LOG.println("kept " + dataDir);
             }
         }
+    }
+
+    private static String phase(List<SimNode> nodes, int from, int to) {
+        double[] ms = nodes.stream().filter(n -> n.phases[from] != 0 && n.phases[to] != 0)
+                .mapToDouble(n -> (n.phases[to] - n.phases[from]) / 1e6).sorted().toArray();
+        if (ms.length == 0) return "n/a";
+        return String.format(Locale.ROOT, "%.0f / %.0f", ms[ms.length / 2], ms[(int) (ms.length * 0.9)]);
     }
 
     interface Change {
@@ -305,6 +318,8 @@ public final class ControlPlaneBenchmark {
         final CompletableFuture<Void> registered = new CompletableFuture<>();
         volatile ControlClient client;
         volatile long id = -1;
+        /** nanoTime of: connect called, handshake done, LoginResult, FullMap. */
+        final long[] phases = new long[4];
         private Round seen;
 
         SimNode(String hostname, boolean counted) {
@@ -313,7 +328,9 @@ public final class ControlPlaneBenchmark {
         }
 
         CompletableFuture<Void> register(HttpClient http, URI server, String authKey) {
+            phases[0] = System.nanoTime();
             return ControlClient.connect(http, server, machineKey, this).thenCompose(c -> {
+                phases[1] = System.nanoTime();
                 client = c;
                 c.send(new ControlMessage.Login(nodeKey, authKey, hostname, "linux", List.of("198.51.100.1:41641")));
                 return registered;
@@ -331,13 +348,17 @@ public final class ControlPlaneBenchmark {
             lastMessageNanos.accumulateAndGet(now, Math::max);
             switch (message) {
                 case ControlMessage.LoginResult r -> {
+                    phases[2] = now;
                     if (r.ok()) {
                         id = r.self().id();
                     } else {
                         registered.completeExceptionally(new IOException("login refused: " + r.code() + " " + r.error()));
                     }
                 }
-                case ControlMessage.FullMap f -> registered.complete(null);
+                case ControlMessage.FullMap f -> {
+                    phases[3] = now;
+                    registered.complete(null);
+                }
                 case ControlMessage.MapDelta d -> {
                     deltasReceived.incrementAndGet();
                     Round r = round;
@@ -355,7 +376,7 @@ public final class ControlPlaneBenchmark {
         public void onClosed(String reason) {
             if (!registered.isDone()) {
                 registered.completeExceptionally(new IOException("closed: " + reason));
-            } else if (!reason.equals("closed by the node")) {
+            } else if (!tearingDown && !reason.equals("closed by the node")) {
                 if (closedUnexpectedly.incrementAndGet() <= 5) {
                     LOG.println("session of " + hostname + " closed: " + reason);
                 }

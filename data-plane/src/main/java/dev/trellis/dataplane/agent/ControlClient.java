@@ -240,8 +240,10 @@ public final class ControlClient implements AutoCloseable {
     private static final class Receiver implements WebSocket.Listener {
         final CompletableFuture<byte[]> handshakeResponse = new CompletableFuture<>();
         final AtomicBoolean closed = new AtomicBoolean();
+        /** Reassembly buffers larger than this are dropped after use instead of kept for the next message. */
+        private static final int KEEP_BUFFER_UP_TO = 64 * 1024;
         private final Listener listener;
-        private final ByteArrayOutputStream partial = new ByteArrayOutputStream();
+        private ByteArrayOutputStream partial = new ByteArrayOutputStream();
         private volatile ControlClient client;
 
         Receiver(Listener listener) {
@@ -268,7 +270,13 @@ public final class ControlClient implements AutoCloseable {
             partial.writeBytes(chunk);
             if (last) {
                 byte[] whole = partial.toByteArray();
-                partial.reset();
+                if (whole.length > KEEP_BUFFER_UP_TO) {
+                    // reset() would keep the grown array: after a full map of a large network,
+                    // megabytes pinned for the connection's lifetime (10k nodes: ~3 MB map).
+                    partial = new ByteArrayOutputStream();
+                } else {
+                    partial.reset();
+                }
                 if (!handshakeResponse.isDone()) {
                     handshakeResponse.complete(whole);
                 } else {

@@ -1,0 +1,83 @@
+package dev.trellis.control.relay;
+
+import dev.trellis.proto.relay.RelayFrame;
+import java.util.HashMap;
+import java.util.Map;
+import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
+import org.apache.pekko.util.ByteString;
+
+/**
+ * The hot path of one authenticated connection, run by its inbound stream (one frame at a time,
+ * never concurrently): SendPacket becomes RecvPacket on the destination's queue without copying
+ * the packet (the header is swapped by concatenation), Ping is answered, anything else a node may
+ * not send fails the stream and so closes this connection only.
+ */
+final class RelayForwarder {
+    /** At most one PeerGone(not connected) per destination per this many nanoseconds. */
+    static final long PEER_GONE_INTERVAL_NANOS = 1_000_000_000L;
+    private static final int MAX_TRACKED = 4096;
+
+    private final RelayRegistry registry;
+    private final RelayRegistry.Client self;
+    /** Destinations this connection has already recorded itself as a sender with. */
+    private final Map<RelayKey, RelayRegistry.Client> knownDestinations = new HashMap<>();
+    private final Map<RelayKey, Long> peerGoneSent = new HashMap<>();
+
+    RelayForwarder(RelayRegistry registry, RelayRegistry.Client self) {
+        this.registry = registry;
+        this.self = self;
+    }
+
+    void onFrame(ByteString frame) throws RelayFrame.FormatException {
+        int length = frame.size();
+        registry.framesIn.increment();
+        registry.bytesIn.add(length);
+        if (length == 0) {
+            throw new RelayFrame.FormatException("empty relay frame");
+        }
+        byte type = frame.apply(0);
+        RelayFrame.validate(type, length);
+        switch (type) {
+            case RelayFrame.SEND_PACKET -> forward(frame, length);
+            case RelayFrame.PING -> {
+                byte[] pong = frame.toArray();
+                pong[0] = RelayFrame.PONG;
+                RelayRegistry.offerControl(self, BinaryMessage.create(ByteString.fromArrayUnsafe(pong)));
+            }
+            case RelayFrame.PONG, RelayFrame.KEEP_ALIVE -> { }
+            default -> throw new RelayFrame.FormatException(RelayFrame.typeName(type) + " frames are not sent by nodes");
+        }
+    }
+
+    private void forward(ByteString frame, int length) {
+        RelayKey destination = RelayKey.of(frame, 1);
+        RelayRegistry.Client target = registry.get(destination);
+        if (target == null) {
+            registry.unknownDestination.increment();
+            peerGone(destination);
+            return;
+        }
+        if (knownDestinations.get(destination) != target) {
+            if (knownDestinations.size() >= MAX_TRACKED) {
+                knownDestinations.clear();
+            }
+            knownDestinations.put(destination, target);
+            target.senders.add(self.key);
+        }
+        ByteString out = self.recvHeader.concat(frame.drop(RelayFrame.PACKET_HEADER));
+        registry.offerPacket(target, BinaryMessage.create(out), length - RelayFrame.PACKET_HEADER);
+    }
+
+    private void peerGone(RelayKey destination) {
+        long now = System.nanoTime();
+        Long last = peerGoneSent.get(destination);
+        if (last != null && now - last < PEER_GONE_INTERVAL_NANOS) {
+            return;
+        }
+        if (peerGoneSent.size() >= MAX_TRACKED) {
+            peerGoneSent.clear();
+        }
+        peerGoneSent.put(destination, now);
+        RelayRegistry.offerControl(self, RelayConnection.frame(new RelayFrame.PeerGone(destination.bytes(), RelayFrame.GONE_NOT_CONNECTED)));
+    }
+}

@@ -1,0 +1,189 @@
+package dev.trellis.control.relay;
+
+import dev.trellis.control.map.NetworkMap;
+import dev.trellis.proto.relay.RelayFrame;
+import dev.trellis.proto.wireguard.Curve25519;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import org.apache.pekko.Done;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
+import org.apache.pekko.http.javadsl.model.ws.Message;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.japi.Pair;
+import org.apache.pekko.stream.BoundedSourceQueue;
+import org.apache.pekko.stream.KillSwitches;
+import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.SharedKillSwitch;
+import org.apache.pekko.stream.StreamLimitReachedException;
+import org.apache.pekko.stream.javadsl.Flow;
+import org.apache.pekko.stream.javadsl.Keep;
+import org.apache.pekko.stream.javadsl.Sink;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
+
+/**
+ * The relay at {@code GET /relay}: carries WireGuard packets between nodes over a WebSocket when
+ * UDP between them is blocked. Frame format and handshake: {@link RelayFrame}. Each connection is
+ * a {@link RelayConnection} actor for its lifecycle and a stream that forwards packets straight
+ * into the destination's bounded queue ({@link RelayRegistry}). Node keys that stop being live in
+ * the {@link NetworkMap} (expired, logged out, deleted, re-keyed) lose their relay connection.
+ *
+ * <p>The relay's static key is the server's key (the one {@code GET /key} returns), so a node
+ * can check the ServerHello against it.
+ */
+public final class RelayServer extends AllDirectives {
+    private static final CompletionStage<Done> DONE = CompletableFuture.completedStage(Done.getInstance());
+    private static final Duration AUTH_ASK_TIMEOUT = RelayConnection.AUTH_TIMEOUT.plus(RelayConnection.MAP_TIMEOUT).plusSeconds(1);
+
+    private final ActorSystem<?> system;
+    private final RelaySettings settings;
+    private final ActorRef<NetworkMap.Command> map;
+    private final byte[] privateKey;
+    private final byte[] publicKey;
+    private final RelayRegistry registry;
+    private final Materializer materializer;
+    private final AtomicLong connections = new AtomicLong();
+    public static final AtomicLong STRICT = new AtomicLong(), STREAMED = new AtomicLong();
+
+    public RelayServer(ActorSystem<?> system, RelaySettings settings, byte[] privateKey, ActorRef<NetworkMap.Command> map) {
+        this.system = system;
+        this.settings = settings;
+        this.map = map;
+        this.privateKey = privateKey.clone();
+        this.publicKey = Curve25519.publicKey(privateKey);
+        this.registry = new RelayRegistry(settings.region());
+        this.materializer = Materializer.matFromSystem(system);
+        RelayRegistry reg = registry;
+        system.systemActorOf(Behaviors.<NetworkMap.NodeKeyGone>setup(ctx -> {
+            map.tell(new NetworkMap.WatchNodeKeys(ctx.getSelf()));
+            return Behaviors.receiveMessage(gone -> {
+                reg.evict(gone.nodeKey(), gone.reason());
+                return Behaviors.same();
+            });
+        }), "relay-key-watcher", Props.empty());
+    }
+
+    public RelayRegistry registry() {
+        return registry;
+    }
+
+    public RelaySettings settings() {
+        return settings;
+    }
+
+    /** {@code GET /relay}, WebSocket only. */
+    public Route route() {
+        return path("relay", () -> get(() -> extractWebSocketUpgrade(upgrade ->
+                complete(upgrade.handleMessagesWith(newConnection())))));
+    }
+
+    /** The handler of one WebSocket: inbound frames to the forwarder (or the handshake), the queue out. */
+    public Flow<Message, Message, NotUsed> newConnection() {
+        long id = connections.incrementAndGet();
+        Pair<BoundedSourceQueue<Message>, Source<Message, NotUsed>> outbound =
+                Source.<Message>queue(settings.maxQueue()).preMaterialize(materializer);
+        SharedKillSwitch killSwitch = KillSwitches.shared("relay-" + id);
+        ActorRef<RelayConnection.Command> connection = system.systemActorOf(
+                RelayConnection.create(registry, map, privateKey, publicKey, outbound.first(), killSwitch),
+                "relay-connection-" + id, Props.empty());
+        AtomicReference<RelayForwarder> forwarder = new AtomicReference<>();
+        if (System.getenv("RELAY_EXP") != null) {
+            Sink<Message, NotUsed> in0 = Flow.<Message>create().map(m -> { STRICT.incrementAndGet(); return m; })
+                    .to(Sink.foreach(m -> { if (!m.isText() && !m.asBinaryMessage().isStrict()) m.asBinaryMessage().getStreamedData().runWith(Sink.ignore(), materializer); }));
+            return Flow.fromSinkAndSource(in0, outbound.second());
+        }
+        Sink<Message, NotUsed> in = Flow.<Message>create()
+                .via(killSwitch.flow())
+                .flatMapConcat(this::whole)
+                .mapAsync(1, frame -> inbound(frame, connection, forwarder))
+                .toMat(Sink.ignore(), Keep.right())
+                .mapMaterializedValue(done -> {
+                    done.whenComplete((d, e) -> connection.tell(ended(e)));
+                    return NotUsed.getInstance();
+                });
+        // Not coupled (see ControlRoute): when the connection closes its queue, the queued frames
+        // (an Error) still go out before the close handshake.
+        return Flow.fromSinkAndSource(in, outbound.second());
+    }
+
+    /** Once authenticated, forwards in place; before, the first frame is the handshake and the stream waits for it. */
+    private CompletionStage<Done> inbound(ByteString frame, ActorRef<RelayConnection.Command> connection,
+                                          AtomicReference<RelayForwarder> forwarder) throws RelayFrame.FormatException {
+        RelayForwarder f = forwarder.get();
+        if (f != null) {
+            f.onFrame(frame);
+            return DONE;
+        }
+        CompletionStage<RelayConnection.AuthResult> auth = AskPattern.ask(connection,
+                replyTo -> new RelayConnection.Authenticate(frame, replyTo), AUTH_ASK_TIMEOUT, system.scheduler());
+        return auth.thenApply(result -> {
+            if (result.client() == null) {
+                throw new CompletionException(new Refused(result.error()));
+            }
+            forwarder.set(new RelayForwarder(registry, result.client()));
+            return Done.getInstance();
+        });
+    }
+
+    /**
+     * A whole binary message as a one-element source; text or more than {@link RelayFrame#MAX_FRAME}
+     * bytes fail the stream. Pieces of a streamed message are joined inside this stream (no
+     * separate materialization per message: that cost more than the forwarding).
+     */
+    private Source<ByteString, NotUsed> whole(Message message) {
+        if (message.isText()) {
+            return Source.failed(new RelayFrame.FormatException("text message on the relay"));
+        }
+        BinaryMessage binary = message.asBinaryMessage();
+        if (binary.isStrict()) {
+            STRICT.incrementAndGet();
+            ByteString data = binary.getStrictData();
+            return data.size() > RelayFrame.MAX_FRAME
+                    ? Source.failed(new RelayFrame.FormatException("relay frame larger than " + RelayFrame.MAX_FRAME + " bytes"))
+                    : Source.single(data);
+        }
+        STREAMED.incrementAndGet();
+        return binary.getStreamedData()
+                .limitWeighted(RelayFrame.MAX_FRAME, b -> (long) b.size())
+                .fold(ByteString.emptyByteString(), ByteString::concat)
+                .map(b -> (ByteString) b.compact())
+                .mapMaterializedValue(m -> NotUsed.getInstance());
+    }
+
+    /** The connection was refused; the actor has already said why. */
+    private static final class Refused extends Exception {
+        Refused(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    private static RelayConnection.StreamEnded ended(Throwable e) {
+        if (e == null) {
+            return new RelayConnection.StreamEnded(null, false);
+        }
+        Throwable cause = e;
+        while ((cause instanceof CompletionException || cause instanceof ExecutionException) && cause.getCause() != null) {
+            cause = cause.getCause();
+        }
+        return switch (cause) {
+            case Refused r -> new RelayConnection.StreamEnded(r.getMessage(), false);
+            case RelayFrame.FormatException f -> new RelayConnection.StreamEnded("malformed frame: " + f.getMessage(), true);
+            case StreamLimitReachedException l -> new RelayConnection.StreamEnded(
+                    "relay frame larger than " + RelayFrame.MAX_FRAME + " bytes", true);
+            default -> new RelayConnection.StreamEnded("connection failed: "
+                    + (cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage()), false);
+        };
+    }
+}
