@@ -55,7 +55,6 @@ public final class RelayServer extends AllDirectives {
     private final RelayRegistry registry;
     private final Materializer materializer;
     private final AtomicLong connections = new AtomicLong();
-    public static final AtomicLong STRICT = new AtomicLong(), STREAMED = new AtomicLong();
 
     public RelayServer(ActorSystem<?> system, RelaySettings settings, byte[] privateKey, ActorRef<NetworkMap.Command> map) {
         this.system = system;
@@ -99,11 +98,6 @@ public final class RelayServer extends AllDirectives {
                 RelayConnection.create(registry, map, privateKey, publicKey, outbound.first(), killSwitch),
                 "relay-connection-" + id, Props.empty());
         AtomicReference<RelayForwarder> forwarder = new AtomicReference<>();
-        if (System.getenv("RELAY_EXP") != null) {
-            Sink<Message, NotUsed> in0 = Flow.<Message>create().map(m -> { STRICT.incrementAndGet(); return m; })
-                    .to(Sink.foreach(m -> { if (!m.isText() && !m.asBinaryMessage().isStrict()) m.asBinaryMessage().getStreamedData().runWith(Sink.ignore(), materializer); }));
-            return Flow.fromSinkAndSource(in0, outbound.second());
-        }
         Sink<Message, NotUsed> in = Flow.<Message>create()
                 .via(killSwitch.flow())
                 .flatMapConcat(this::whole)
@@ -148,13 +142,11 @@ public final class RelayServer extends AllDirectives {
         }
         BinaryMessage binary = message.asBinaryMessage();
         if (binary.isStrict()) {
-            STRICT.incrementAndGet();
             ByteString data = binary.getStrictData();
             return data.size() > RelayFrame.MAX_FRAME
                     ? Source.failed(new RelayFrame.FormatException("relay frame larger than " + RelayFrame.MAX_FRAME + " bytes"))
                     : Source.single(data);
         }
-        STREAMED.incrementAndGet();
         return binary.getStreamedData()
                 .limitWeighted(RelayFrame.MAX_FRAME, b -> (long) b.size())
                 .fold(ByteString.emptyByteString(), ByteString::concat)

@@ -483,33 +483,6 @@ class RelayServerTest {
     }
 
     @Test
-    void scratchSendRate() throws Exception {
-        Node a = new Node().register("a");
-        Relay ra = a.relay();
-        if (System.getenv("RELAY_EXP") != null) {
-            Raw raw = raw();
-            long start = System.nanoTime();
-            byte[] p = new byte[1433];
-            p[0] = 4;
-            long n = 0;
-            while (System.nanoTime() - start < 3_000_000_000L) { raw.ws.sendBinary(ByteBuffer.wrap(p), true).join(); n++; }
-            Thread.sleep(200);
-            System.out.printf("SCRATCH raw sends %d, server saw %d%n", n, RelayServer.STRICT.get());
-            return;
-        }
-        byte[] nowhere = Curve25519.publicKey(Curve25519.generatePrivateKey());
-        byte[] packet = new byte[1400];
-        long start = System.nanoTime();
-        long end = start + TimeUnit.SECONDS.toNanos(3);
-        long offered = 0;
-        while (System.nanoTime() < end) {
-            if (ra.client.send(nowhere, packet, 0, packet.length)) offered++; else Thread.onSpinWait();
-        }
-        Thread.sleep(200);
-        System.out.printf("SCRATCH client->relay: offered %d sent %d relay framesIn %d in 3 s strict %d streamed %d%n", offered, ra.client.sent(), stats().framesIn(), RelayServer.STRICT.get(), RelayServer.STREAMED.get());
-    }
-
-    @Test
     void throughputOfOneStreamThroughTheRelay() throws Exception {
         Node a = new Node().register("a");
         Node b = new Node().register("b");
