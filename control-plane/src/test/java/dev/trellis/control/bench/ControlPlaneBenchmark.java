@@ -49,7 +49,8 @@ import java.util.stream.Stream;
  * Run through {@code scripts/bench-control [N...]}. System properties: {@code bench.home} (repo root),
  * {@code bench.concurrency} (64), {@code bench.changes} (5 per kind), {@code bench.httpClients} (4),
  * {@code bench.serverOpts} (server JVM flags, default -Xmx4g), {@code bench.out} (markdown file),
- * {@code bench.keep} (keep server data/log directories).
+ * {@code bench.keep} (keep server data/log directories), {@code bench.registerBudgetSeconds} (stop starting
+ * registrations after this long and measure with the nodes connected by then; 0 = no limit).
  */
 public final class ControlPlaneBenchmark {
     private static final Duration WAIT = Duration.ofSeconds(60);
@@ -61,6 +62,7 @@ public final class ControlPlaneBenchmark {
     private final int httpClientCount;
     private final String serverOpts;
     private final boolean keep;
+    private final Duration registerBudget;
 
     /** The change currently being tracked; nodes count themselves in once when they see it. */
     private volatile Round round;
@@ -70,7 +72,9 @@ public final class ControlPlaneBenchmark {
     private final AtomicLong closedUnexpectedly = new AtomicLong();
     private volatile boolean tearingDown;
 
-    ControlPlaneBenchmark(Path home, int concurrency, int changes, int httpClientCount, String serverOpts, boolean keep) {
+    ControlPlaneBenchmark(Path home, int concurrency, int changes, int httpClientCount, String serverOpts, boolean keep,
+                          Duration registerBudget) {
+        this.registerBudget = registerBudget;
         this.home = home;
         this.concurrency = concurrency;
         this.changes = changes;
@@ -93,7 +97,8 @@ public final class ControlPlaneBenchmark {
                 Integer.getInteger("bench.changes", 5),
                 Integer.getInteger("bench.httpClients", 4),
                 System.getProperty("bench.serverOpts", "-Xmx4g"),
-                Boolean.getBoolean("bench.keep"));
+                Boolean.getBoolean("bench.keep"),
+                Duration.ofSeconds(Long.getLong("bench.registerBudgetSeconds", 0)));
         List<Result> results = new ArrayList<>();
         for (int n : sizes) {
             results.add(bench.run(n));
@@ -148,8 +153,14 @@ public final class ControlPlaneBenchmark {
             AtomicInteger doneCount = new AtomicInteger();
             long start = System.nanoTime();
             List<CompletableFuture<Void>> all = new ArrayList<>(n);
+            long budgetEnd = registerBudget.isZero() ? Long.MAX_VALUE : start + registerBudget.toNanos();
             for (int i = 0; i < n; i++) {
                 inFlight.acquire();
+                if (System.nanoTime() > budgetEnd) {
+                    inFlight.release();
+                    LOG.printf("registration budget of %s used up after starting %,d of %,d: measuring with those%n", registerBudget, i, n);
+                    break;
+                }
                 SimNode node = new SimNode("bench-" + i, true);
                 nodes.add(node);
                 CompletableFuture<Void> f = node.register(clients.get(i % clients.size()), uri, authKey)

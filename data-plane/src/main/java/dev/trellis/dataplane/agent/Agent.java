@@ -40,6 +40,8 @@ public final class Agent implements AgentControl, AutoCloseable {
     static final long SILENCE_LIMIT_SECONDS = 50;
     static final long ENDPOINT_CHECK_SECONDS = 5;
     static final long MAX_BACKOFF_MILLIS = 30_000;
+    /** The embedded relay's region until the map carries a relay map. */
+    static final String RELAY_REGION = "default";
     private static final Logger LOG = Logger.getLogger(Agent.class.getName());
 
     /** Opens a control connection; {@link ControlClient#connect} in production. */
@@ -55,6 +57,9 @@ public final class Agent implements AgentControl, AutoCloseable {
     private final Supplier<List<String>> endpointScanner;
     private final PeerReconciler peers;
     private final ScheduledExecutorService loop;
+    /** Null in tests that run without relay or path discovery. */
+    private final PathDiscovery discovery;
+    private final RelayLink relay;
 
     // ---- loop-thread state ----
     private Session current;
@@ -68,6 +73,14 @@ public final class Agent implements AgentControl, AutoCloseable {
 
     public Agent(AgentState state, Device device, String interfaceName, NetworkConfigurator network,
                  Connector connector, Supplier<List<String>> endpointScanner) {
+        this(state, device, interfaceName, network, connector, endpointScanner, null);
+    }
+
+    /** With path discovery: peers are reached through the relay until a direct path is found. */
+    public Agent(AgentState state, Device device, String interfaceName, NetworkConfigurator network,
+                 Connector connector, Supplier<List<String>> endpointScanner, PathDiscovery discovery) {
+        this.discovery = discovery;
+        this.relay = discovery == null ? null : new RelayLink(device, discovery, state.nodePrivateKey());
         this.state = state;
         this.device = device;
         this.interfaceName = interfaceName;
@@ -372,6 +385,7 @@ public final class Agent implements AgentControl, AutoCloseable {
                 networkInfo = m.network();
                 peers.replaceAll(m.peers());
                 configureInterface();
+                updateDiscovery();
             }
             case ControlMessage.MapDelta d when s.loggedIn -> {
                 if (d.self() != null) {
@@ -379,6 +393,7 @@ public final class Agent implements AgentControl, AutoCloseable {
                     configureInterface();
                 }
                 peers.apply(d.upserted(), d.removed());
+                updateDiscovery();
             }
             case ControlMessage.Goodbye g -> {
                 lastError = "the server ended the session: " + g.reason();
@@ -402,6 +417,9 @@ public final class Agent implements AgentControl, AutoCloseable {
                 return;
             }
             save(new AgentState.Saved(displayString(s.server), s.hostname, true, true));
+            if (relay != null) {
+                relay.connect(s.server);
+            }
             LOG.info("logged in to " + display(s.server) + " as " + (self == null ? s.hostname : self.hostname()));
             s.answer(Outcome.success(self));
             return;
@@ -454,6 +472,49 @@ public final class Agent implements AgentControl, AutoCloseable {
 
     // ---- applying the map ----------------------------------------------------------------------
 
+    /** Tells path discovery every peer and the endpoints the map lists for it. */
+    private void updateDiscovery() {
+        if (discovery == null) {
+            return;
+        }
+        Map<String, List<java.net.InetSocketAddress>> candidates = new HashMap<>();
+        for (NodeInfo n : peers.nodes()) {
+            List<java.net.InetSocketAddress> list = new ArrayList<>();
+            for (String e : n.endpoints() == null ? List.<String>of() : n.endpoints()) {
+                try {
+                    java.net.InetSocketAddress a = PeerReconciler.parseEndpoint(e);
+                    if (a != null) {
+                        list.add(a);
+                    }
+                } catch (RuntimeException malformed) {
+                    // skip
+                }
+            }
+            candidates.put(n.nodeKey(), list);
+        }
+        discovery.setPeers(candidates);
+    }
+
+    /** One disco ping to a peer (by hostname or overlay address) over its current path. */
+    @Override
+    public CompletableFuture<PathDiscovery.PingResult> ping(String peer) {
+        if (discovery == null) {
+            return CompletableFuture.failedFuture(new IllegalStateException("path discovery is off"));
+        }
+        CompletableFuture<String> key = new CompletableFuture<>();
+        loop.execute(() -> {
+            for (NodeInfo n : peers.nodes()) {
+                boolean byAddress = n.addresses() != null && n.addresses().stream().map(PeerReconciler::stripLength).anyMatch(peer::equals);
+                if (peer.equals(n.hostname()) || byAddress) {
+                    key.complete(n.nodeKey());
+                    return;
+                }
+            }
+            key.completeExceptionally(new IllegalArgumentException("no peer named " + peer));
+        });
+        return key.thenCompose(discovery::ping);
+    }
+
     private void configureInterface() {
         if (self == null) {
             return;
@@ -485,6 +546,10 @@ public final class Agent implements AgentControl, AutoCloseable {
     private void unconfigure() {
         peers.clear();
         network.clear();
+        if (relay != null) {
+            relay.disconnect();
+        }
+        updateDiscovery();
     }
 
     private void checkEndpoints() {
@@ -528,15 +593,27 @@ public final class Agent implements AgentControl, AutoCloseable {
             stats.put(Base64.getEncoder().encodeToString(p.publicKey()), p);
         }
         List<AgentStatus.Peer> list = new ArrayList<>();
+        Map<String, PathDiscovery.PathStatus> paths = Map.of();
+        if (discovery != null) {
+            try {
+                paths = discovery.statuses().get(2, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                LOG.fine("path status unavailable: " + e);
+            }
+        }
+        boolean relayUp = relay != null && relay.connected();
         for (NodeInfo n : peers.nodes()) {
             Device.PeerStatus d = stats.get(n.nodeKey());
+            PathDiscovery.PathStatus path = paths.get(n.nodeKey());
+            String pathName = path != null && path.direct() ? "direct" : relayUp ? "relay" : "direct";
             list.add(new AgentStatus.Peer(n.id(), n.hostname(),
                     n.addresses() == null ? List.of() : n.addresses().stream().map(PeerReconciler::stripLength).toList(),
                     n.nodeKey(), n.online(), n.lastSeen(), n.endpoints() == null ? List.of() : n.endpoints(),
                     d == null || d.endpoint() == null ? null : PeerReconciler.formatEndpoint(d.endpoint().getAddress(), d.endpoint().getPort()),
                     d == null || d.lastHandshakeEpochNanos() == 0 ? null
                             : Instant.ofEpochSecond(0, d.lastHandshakeEpochNanos()),
-                    d == null ? 0 : d.rxBytes(), d == null ? 0 : d.txBytes()));
+                    d == null ? 0 : d.rxBytes(), d == null ? 0 : d.txBytes(),
+                    pathName, pathName.equals("relay") ? RELAY_REGION : null));
         }
         return new AgentStatus(backend, saved.loginServer(), connected, lastError, interfaceName, device.listenPort(), me, list);
     }
@@ -602,5 +679,11 @@ public final class Agent implements AgentControl, AutoCloseable {
             // already stopped
         }
         loop.shutdownNow();
+        if (relay != null) {
+            relay.close();
+        }
+        if (discovery != null) {
+            discovery.close();
+        }
     }
 }

@@ -24,4 +24,9 @@ public interface AgentControl {
     CompletableFuture<Outcome> logout();
 
     AgentStatus status();
+
+    /** A path-discovery ping to a peer (hostname or overlay address) over its current path. */
+    default CompletableFuture<PathDiscovery.PingResult> ping(String peer) {
+        return CompletableFuture.failedFuture(new IllegalStateException("ping is not supported here"));
+    }
 }

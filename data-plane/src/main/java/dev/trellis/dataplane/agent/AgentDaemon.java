@@ -62,9 +62,11 @@ public final class AgentDaemon {
         }
         HttpClient http = ControlClient.newHttpClient();
         String name = tun.name();
+        PathDiscovery discovery = new PathDiscovery(device, state.nodePrivateKey(), () -> HostEndpoints.scan(name, device.listenPort()));
+        device.setDiscoHandler(discovery);
         Agent agent = new Agent(state, device, name, new IpCommandNetwork(name),
                 (server, key, listener) -> ControlClient.connect(http, server, key, listener),
-                () -> HostEndpoints.scan(name, device.listenPort()));
+                () -> HostEndpoints.scan(name, device.listenPort()), discovery);
         LocalApi api;
         try {
             api = LocalApi.start(state.socketPath(), agent);

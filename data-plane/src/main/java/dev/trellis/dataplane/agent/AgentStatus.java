@@ -17,8 +17,11 @@ public record AgentStatus(String backendState, String loginServer, boolean conne
 
     public record Self(String hostname, List<String> addresses, String nodeKey, boolean online) {}
 
-    /** The map's view of a peer plus the device's: {@code endpoint} is the one WireGuard uses now. */
+    /**
+     * The map's view of a peer plus the device's: {@code endpoint} is the UDP endpoint WireGuard
+     * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region).
+     */
     public record Peer(long id, String hostname, List<String> addresses, String nodeKey, boolean online,
                        Instant lastSeen, List<String> endpoints, String endpoint, Instant lastHandshake,
-                       long rxBytes, long txBytes) {}
+                       long rxBytes, long txBytes, String path, String relay) {}
 }

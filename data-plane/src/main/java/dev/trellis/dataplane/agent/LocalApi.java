@@ -144,7 +144,8 @@ public final class LocalApi implements AutoCloseable {
                 case "logout" -> outcome(agent.logout().get(15, TimeUnit.SECONDS));
                 case "status" -> status();
                 case "ip" -> ip(request);
-                default -> error("unknown command '" + command.asText() + "' (known: up, down, logout, status, ip)");
+                case "ping" -> ping(request);
+                default -> error("unknown command '" + command.asText() + "' (known: up, down, logout, status, ip, ping)");
             };
         } catch (TimeoutException e) {
             return error("the agent did not finish '" + command.asText() + "' in time");
@@ -180,6 +181,26 @@ public final class LocalApi implements AutoCloseable {
         ObjectNode out = JSON.createObjectNode().put("ok", true);
         out.setAll(reply);
         return out;
+    }
+
+    /** One path-discovery ping: which path answered and the round-trip time. */
+    private ObjectNode ping(JsonNode request) throws Exception {
+        String peer;
+        try {
+            peer = optionalText(request, "peer");
+        } catch (IllegalArgumentException e) {
+            return error(e.getMessage());
+        }
+        if (peer == null) {
+            return error("ping needs a peer (hostname or address)");
+        }
+        try {
+            PathDiscovery.PingResult result = agent.ping(peer).get(6, TimeUnit.SECONDS);
+            return JSON.createObjectNode().put("ok", true).put("path", result.path()).put("rttNanos", result.rttNanos());
+        } catch (java.util.concurrent.ExecutionException e) {
+            Throwable cause = e.getCause();
+            return error(cause instanceof TimeoutException ? "no reply from " + peer : String.valueOf(cause.getMessage()));
+        }
     }
 
     private ObjectNode ip(JsonNode request) {

@@ -68,7 +68,7 @@ class LocalApiTest {
             return new AgentStatus(AgentStatus.RUNNING, "https://t.example", true, null, "trellis0", 41641,
                     new AgentStatus.Self("robot", SELF.addresses(), "a2V5", true),
                     List.of(new AgentStatus.Peer(2, "arm", List.of("100.64.0.2", "fd7a:115c:a1e0::2"), "b2V5", true,
-                            Instant.EPOCH, List.of("192.0.2.2:41641"), "192.0.2.2:41641", null, 10, 20)));
+                            Instant.EPOCH, List.of("192.0.2.2:41641"), "192.0.2.2:41641", null, 10, 20, "direct", null)));
         }
     }
 
