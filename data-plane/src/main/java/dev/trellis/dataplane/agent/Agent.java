@@ -495,6 +495,37 @@ public final class Agent implements AgentControl, AutoCloseable {
         discovery.setPeers(candidates);
     }
 
+    /** The server's STUN port until the relay map carries it. */
+    static final int STUN_PORT = 3478;
+
+    /**
+     * Whether UDP reaches the server (a STUN binding from a fresh socket), this host's reflexive
+     * address, and the latency to the relay over the agent's live relay connection.
+     */
+    @Override
+    public CompletableFuture<NetcheckReport> netcheck() {
+        String server = state.saved().loginServer();
+        if (server == null) {
+            return CompletableFuture.failedFuture(new IllegalStateException("not logged in: no server to check against"));
+        }
+        URI uri = URI.create(server);
+        CompletableFuture<String[]> stun = CompletableFuture.supplyAsync(() -> {
+            try {
+                java.net.InetSocketAddress reflexive = dev.trellis.dataplane.stun.StunClient.bindingRequest(
+                        new java.net.InetSocketAddress(uri.getHost(), STUN_PORT), java.time.Duration.ofSeconds(3));
+                return new String[] {PeerReconciler.formatEndpoint(reflexive.getAddress(), reflexive.getPort()), null};
+            } catch (java.io.IOException e) {
+                return new String[] {null, "no STUN answer from " + uri.getHost() + ":" + STUN_PORT + " (" + e.getMessage() + ")"};
+            }
+        });
+        CompletableFuture<Long> rtt = relay == null
+                ? CompletableFuture.failedFuture(new IllegalStateException("no relay"))
+                : relay.pingRttNanos();
+        return stun.thenCombine(rtt.handle((v, e) -> e == null ? new Object[] {v, null} : new Object[] {null, e.getMessage()}),
+                (s, r) -> new NetcheckReport(s[0] != null, s[0], s[1], RELAY_REGION, server + "/relay",
+                        r[0] == null ? null : ((Long) r[0]) / 1e6, (String) r[1]));
+    }
+
     /** One disco ping to a peer (by hostname or overlay address) over its current path. */
     @Override
     public CompletableFuture<PathDiscovery.PingResult> ping(String peer) {

@@ -25,6 +25,14 @@ public interface AgentControl {
 
     AgentStatus status();
 
+    /** What `trellis netcheck` reports. */
+    record NetcheckReport(boolean udp, String reflexiveAddress, String udpError, String relayRegion,
+                          String relayUrl, Double relayLatencyMillis, String relayError) {}
+
+    default CompletableFuture<NetcheckReport> netcheck() {
+        return CompletableFuture.failedFuture(new IllegalStateException("netcheck is not supported here"));
+    }
+
     /** A path-discovery ping to a peer (hostname or overlay address) over its current path. */
     default CompletableFuture<PathDiscovery.PingResult> ping(String peer) {
         return CompletableFuture.failedFuture(new IllegalStateException("ping is not supported here"));

@@ -145,7 +145,8 @@ public final class LocalApi implements AutoCloseable {
                 case "status" -> status();
                 case "ip" -> ip(request);
                 case "ping" -> ping(request);
-                default -> error("unknown command '" + command.asText() + "' (known: up, down, logout, status, ip, ping)");
+                case "netcheck" -> netcheck();
+                default -> error("unknown command '" + command.asText() + "' (known: up, down, logout, status, ip, ping, netcheck)");
             };
         } catch (TimeoutException e) {
             return error("the agent did not finish '" + command.asText() + "' in time");
@@ -181,6 +182,17 @@ public final class LocalApi implements AutoCloseable {
         ObjectNode out = JSON.createObjectNode().put("ok", true);
         out.setAll(reply);
         return out;
+    }
+
+    private ObjectNode netcheck() throws Exception {
+        try {
+            AgentControl.NetcheckReport r = agent.netcheck().get(10, TimeUnit.SECONDS);
+            ObjectNode out = JSON.createObjectNode().put("ok", true);
+            out.set("report", JSON.valueToTree(r));
+            return out;
+        } catch (java.util.concurrent.ExecutionException e) {
+            return error(String.valueOf(e.getCause().getMessage()));
+        }
     }
 
     /** One path-discovery ping: which path answered and the round-trip time. */

@@ -61,6 +61,14 @@ final class RelayLink implements AutoCloseable {
         });
     }
 
+    /** Round trip to the relay over the live connection; fails when there is none. */
+    java.util.concurrent.CompletableFuture<Long> pingRttNanos() {
+        RelayClient c = client;
+        return c == null || !c.isOpen()
+                ? java.util.concurrent.CompletableFuture.failedFuture(new IllegalStateException("not connected to the relay"))
+                : c.pingRttNanos();
+    }
+
     boolean connected() {
         RelayClient c = client;
         return c != null && c.isOpen();

@@ -176,9 +176,19 @@ public final class RelayClient implements AutoCloseable {
 
     /** Sends a Ping; the Pong is consumed silently (the connection's liveness shows in isOpen). */
     public void ping() {
+        pingRttNanos();
+    }
+
+    /** Sends a Ping and completes with the round-trip time when its Pong arrives (netcheck's relay latency). */
+    public CompletableFuture<Long> pingRttNanos() {
         byte[] data = new byte[RelayFrame.PING_LENGTH];
         java.util.concurrent.ThreadLocalRandom.current().nextBytes(data);
+        CompletableFuture<Long> rtt = new CompletableFuture<>();
+        long sent = System.nanoTime();
+        receiver.pongWaiters.put(java.util.HexFormat.of().formatHex(data), v -> rtt.complete(System.nanoTime() - sent));
         sendControl(RelayFrame.encode(new RelayFrame.Ping(data)));
+        return rtt.orTimeout(5, java.util.concurrent.TimeUnit.SECONDS)
+                .whenComplete((v, e) -> receiver.pongWaiters.remove(java.util.HexFormat.of().formatHex(data)));
     }
 
     /** For tests and diagnostics: an arbitrary WebSocket message, as is. */
@@ -253,6 +263,9 @@ public final class RelayClient implements AutoCloseable {
         private int partialLength;
         private byte[] lastSource = new byte[RelayFrame.KEY_LENGTH];
         private volatile RelayClient client;
+        /** Pings we sent, by their data: who wants to know when the Pong comes back. */
+        final java.util.concurrent.ConcurrentHashMap<String, java.util.function.Consumer<Void>> pongWaiters =
+                new java.util.concurrent.ConcurrentHashMap<>();
 
         Receiver(Listener listener, byte[] nodePrivateKey, byte[] expectedRelayKey) {
             this.listener = listener;
@@ -341,7 +354,12 @@ public final class RelayClient implements AutoCloseable {
                 case RelayFrame.PeerGone g -> call(() -> listener.onPeerGone(g.key(), g.reason()));
                 case RelayFrame.Health h -> call(() -> listener.onHealth(h.problem()));
                 case RelayFrame.Restarting r -> call(() -> listener.onRestarting(r.reconnectInMillis(), r.tryForMillis()));
-                case RelayFrame.Pong p -> { }
+                case RelayFrame.Pong p -> {
+                    var waiter = pongWaiters.remove(java.util.HexFormat.of().formatHex(p.data()));
+                    if (waiter != null) {
+                        waiter.accept(null);
+                    }
+                }
                 case RelayFrame.KeepAlive k -> { }
                 case RelayFrame.RecvPacket p -> throw new RelayFrame.FormatException("packet before the handshake completed");
                 case RelayFrame.ClientAuth a -> throw new RelayFrame.FormatException("ClientAuth from the relay");
