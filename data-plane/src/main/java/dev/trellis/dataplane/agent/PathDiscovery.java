@@ -90,6 +90,10 @@ public final class PathDiscovery implements DiscoHandler, AutoCloseable {
 
     public void setRelay(RelaySender sender) {
         relay = sender;
+        if (sender != null) {
+            // Peers from a map that arrived before the relay connected could not be moved onto it then.
+            loop.execute(() -> peers.values().stream().filter(p -> p.direct == null).forEach(this::useRelay));
+        }
     }
 
     /** The peers and their candidate endpoints, from the network map (keys in base64). */
