@@ -112,13 +112,13 @@ final class HandshakeProcessor {
         peer.cookieGenerator.addMacs(wire, now);
         peer.timers.anyAuthenticatedPacketTraversal(now);
         peer.timers.anyAuthenticatedPacketSent();
+        peer.txBytes.addAndGet(wire.length);
         // Answer the way the initiation came.
         if (source != null) {
             device.sendDatagram(wire, wire.length, source);
         } else {
             device.sendViaRelay(peer, wire, wire.length);
         }
-        peer.txBytes.addAndGet(wire.length);
     }
 
     private void consumeResponse(Message.HandshakeResponse msg, int length, InetSocketAddress source, long now) {

@@ -59,8 +59,9 @@ final class PacketSealer {
         if (len > 0) {
             peer.timers.dataSent(now);
         }
-        device.sendToPeer(peer, wire, wireLength);
+        // Counted before the send so a reader who saw the packet arrive also sees it counted.
         peer.txBytes.addAndGet(wireLength);
+        device.sendToPeer(peer, wire, wireLength);
         peer.keepKeyFreshSending(keypair, counter, now);
         return true;
     }

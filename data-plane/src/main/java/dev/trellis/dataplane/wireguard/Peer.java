@@ -280,8 +280,8 @@ final class Peer {
         cookieGenerator.addMacs(wire, now);
         timers.anyAuthenticatedPacketTraversal(now);
         timers.anyAuthenticatedPacketSent();
-        device.sendToPeer(this, wire, wire.length);
         txBytes.addAndGet(wire.length);
+        device.sendToPeer(this, wire, wire.length);
         timers.handshakeInitiated(now);
     }
 
