@@ -1,5 +1,6 @@
 package dev.trellis.dataplane.agent;
 
+import dev.trellis.dataplane.wireguard.MemoryTunnel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;

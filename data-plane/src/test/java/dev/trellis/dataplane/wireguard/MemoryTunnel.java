@@ -12,7 +12,7 @@ import java.util.concurrent.TimeUnit;
  * the packets the device wrote (as if delivered to the kernel). The real TUN device is covered by the
  * end-to-end tests.
  */
-final class MemoryTunnel implements PacketTunnel {
+public final class MemoryTunnel implements PacketTunnel {
     /** Wakes a blocked reader on close; compared by identity. */
     private static final byte[] CLOSED = new byte[0];
 
@@ -21,26 +21,26 @@ final class MemoryTunnel implements PacketTunnel {
     private final BlockingQueue<byte[]> fromDevice = new LinkedBlockingQueue<>();
     private volatile boolean closed;
 
-    MemoryTunnel(String name) {
+    public MemoryTunnel(String name) {
         this.name = name;
     }
 
     /** A packet "sent by the host" into the tunnel: the device reads it next. */
-    void inject(byte[] packet) {
+    public void inject(byte[] packet) {
         toDevice.add(packet.clone());
     }
 
     /** The next packet the device wrote, or null if none arrives before the timeout. */
-    byte[] awaitWritten(long timeout, TimeUnit unit) throws InterruptedException {
+    public byte[] awaitWritten(long timeout, TimeUnit unit) throws InterruptedException {
         return fromDevice.poll(timeout, unit);
     }
 
     /** A packet the device already wrote, without waiting. */
-    byte[] pollWritten() {
+    public byte[] pollWritten() {
         return fromDevice.poll();
     }
 
-    boolean isClosed() {
+    public boolean isClosed() {
         return closed;
     }
 
