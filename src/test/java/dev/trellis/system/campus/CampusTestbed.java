@@ -52,7 +52,25 @@ public final class CampusTestbed implements AutoCloseable {
     static final String LAB_PREFIX = "198.18.20.";
     private static final Set<CampusTestbed> OPEN = ConcurrentHashMap.newKeySet();
 
-    public enum Zone { LAB, CAMPUS }
+    /** LAB and CAMPUS as described above; OPEN lets everything to and from the host through, un-NATed (the "raw" baseline). */
+    public enum Zone { LAB, CAMPUS, OPEN }
+
+    /**
+     * An emulated campus link for every client host: {@code tbf} at {@code rateMbit} on both ends of its veth and,
+     * when {@code oneWayDelayMicros > 0}, the {@code delayLine} program (an L2 bridge holding each frame that long,
+     * {@code delayline IF_A IF_B MICROS}) in a namespace of its own between the host and the router. The server's
+     * link is not shaped.
+     */
+    public record LinkShape(int rateMbit, int oneWayDelayMicros, Path delayLine) {
+        public LinkShape {
+            if (rateMbit <= 0 || oneWayDelayMicros < 0) {
+                throw new IllegalArgumentException("rate must be positive and delay not negative");
+            }
+            if (oneWayDelayMicros > 0 && (delayLine == null || !Files.isExecutable(delayLine))) {
+                throw new IllegalArgumentException("delay line program " + delayLine + " is missing or not executable");
+            }
+        }
+    }
 
     private final Netns bed;
     private final NetworkNamespace router;
@@ -61,9 +79,12 @@ public final class CampusTestbed implements AutoCloseable {
     private final List<Agent> agents = new CopyOnWriteArrayList<>();
     private final AtomicInteger nextLabHost = new AtomicInteger(10);
     private final AtomicInteger nextCampusNet = new AtomicInteger(31);
+    private final LinkShape shape;
+    private final List<HostProcess> delayLines = new CopyOnWriteArrayList<>();
 
-    private CampusTestbed(Netns bed) {
+    private CampusTestbed(Netns bed, LinkShape shape) {
         this.bed = bed;
+        this.shape = shape;
         this.launcher = launcher();
         OPEN.add(this);
         router = bed.newNamespace("rtr");
@@ -75,17 +96,25 @@ public final class CampusTestbed implements AutoCloseable {
         ipt("-A", "FORWARD", "-p", "tcp", "-d", SERVER_ADDRESS, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
         // Only UDP between lab-zone hosts and the server gets this far: campus-zone hosts' UDP is dropped in "zones".
         ipt("-A", "FORWARD", "-p", "udp", "-j", "ACCEPT");
-        NetworkNamespace srv = attach("srv", SERVER_ADDRESS, SERVER_GATEWAY);
+        NetworkNamespace srv = attach("srv", SERVER_ADDRESS, SERVER_GATEWAY, null);
         server = new Server(srv, bed.workDir().resolve("server-data"));
     }
 
     /** A new campus (router and server namespace; server not started). Skips visibly without root. */
     public static CampusTestbed create() {
+        return create(null);
+    }
+
+    /** A new campus whose client links have {@code shape} (null: plain veths). */
+    public static CampusTestbed create(LinkShape shape) {
         Prerequisites.check();
         Tools.require("iptables");
+        if (shape != null) {
+            Tools.require("tc");
+        }
         Netns bed = Netns.create();
         try {
-            return new CampusTestbed(bed);
+            return new CampusTestbed(bed, shape);
         } catch (RuntimeException | Error e) {
             OPEN.removeIf(c -> c.bed == bed);
             bed.close();
@@ -117,11 +146,34 @@ public final class CampusTestbed implements AutoCloseable {
         router.exec(argv);
     }
 
-    /** Namespace {@code suffix} with {@code address/32} on eth0, veth {@code r-suffix} on the router holding {@code gateway}. */
-    private NetworkNamespace attach(String suffix, String address, String gateway) {
+    /**
+     * Namespace {@code suffix} with {@code address/32} on eth0, veth {@code r-suffix} on the router holding {@code gateway};
+     * with a {@code shape}, rate-limited both ways and, with a delay, through a delay line in namespace {@code d-suffix}.
+     */
+    private NetworkNamespace attach(String suffix, String address, String gateway, LinkShape shape) {
         NetworkNamespace ns = bed.newNamespace(suffix);
         String port = "r-" + suffix;
-        bed.veth(router, port, ns, "eth0");
+        if (shape != null && shape.oneWayDelayMicros() > 0) {
+            NetworkNamespace delay = bed.newNamespace("d-" + suffix);
+            bed.veth(delay, "host", ns, "eth0");
+            bed.veth(router, port, delay, "rtr");
+            HostProcess line = delay.start("delayline-" + suffix, Map.of(), shape.delayLine().toString(), "host", "rtr",
+                    Integer.toString(shape.oneWayDelayMicros()));
+            delayLines.add(line);
+            Await.until("delay line " + suffix + " running", Duration.ofSeconds(10), () -> {
+                if (!line.isAlive()) {
+                    throw new AssertionError("delay line exited:\n" + line.output());
+                }
+                return !line.output().isEmpty();
+            });
+        } else {
+            bed.veth(router, port, ns, "eth0");
+        }
+        if (shape != null) {
+            String rate = shape.rateMbit() + "mbit";
+            router.exec(Tools.require("tc"), "qdisc", "add", "dev", port, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "50ms");
+            ns.exec(Tools.require("tc"), "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "50ms");
+        }
         router.exec(Tools.ip(), "addr", "add", gateway + "/32", "dev", port);
         router.exec(Tools.ip(), "route", "add", address + "/32", "dev", port);
         ns.exec(Tools.ip(), "addr", "add", address + "/32", "dev", "eth0");
@@ -145,7 +197,7 @@ public final class CampusTestbed implements AutoCloseable {
     }
 
     private Agent newAgent(String suffix, String hostname, String address, String gateway, Zone zone) {
-        NetworkNamespace ns = attach(suffix, address, gateway);
+        NetworkNamespace ns = attach(suffix, address, gateway, shape);
         String chain = "z-" + suffix;
         String natChain = "n-" + suffix;
         ipt("-N", chain);
@@ -170,10 +222,13 @@ public final class CampusTestbed implements AutoCloseable {
         String natChain = "n-" + agent.suffix;
         ipt("-F", chain);
         ipt("-t", "nat", "-F", natChain);
-        if (zone == Zone.CAMPUS) {
-            ipt("-A", chain, "-p", "udp", "-j", "DROP");
-        } else {
-            ipt("-t", "nat", "-A", natChain, "-j", "ACCEPT");
+        switch (zone) {
+            case CAMPUS -> ipt("-A", chain, "-p", "udp", "-j", "DROP");
+            case LAB -> ipt("-t", "nat", "-A", natChain, "-j", "ACCEPT");
+            case OPEN -> {
+                ipt("-A", chain, "-j", "ACCEPT");
+                ipt("-t", "nat", "-A", natChain, "-j", "ACCEPT");
+            }
         }
         agent.zone = zone;
     }
@@ -232,6 +287,11 @@ public final class CampusTestbed implements AutoCloseable {
             HostProcess sp = server.process;
             if (sp != null && sp.isAlive() && sp.terminate(Duration.ofSeconds(20)).isEmpty()) {
                 sp.stop();
+            }
+            for (HostProcess line : delayLines) {
+                if (line.isAlive() && line.terminate(Duration.ofSeconds(5)).isEmpty()) {
+                    line.stop();
+                }
             }
         } catch (RuntimeException | Error e) {
             System.err.println("[campus] stopping processes: " + e);

@@ -52,7 +52,12 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
     public record Disconnect(long nodeId, ActorRef<SessionOutput> session) implements Command {}
 
-    public record UpdateEndpoints(long nodeId, List<String> endpoints) implements Command {}
+    /** New endpoints and home relay region (null: unchanged) of a connected node. */
+    public record UpdateEndpoints(long nodeId, List<String> endpoints, String homeRelay) implements Command {
+        public UpdateEndpoints(long nodeId, List<String> endpoints) {
+            this(nodeId, endpoints, null);
+        }
+    }
 
     /** Who is online, for admin listings. */
     public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
@@ -80,7 +85,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     /** The node may no longer use the network; the session says goodbye and closes. */
     public record Evict(String reason) implements SessionOutput {}
 
-    public record Presence(boolean online, Instant lastSeen, List<String> endpoints) {}
+    public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay) {}
 
     /** Tells the directory to delete an ephemeral node that stayed offline. */
     public interface EphemeralReaper extends Consumer<Long> {}
@@ -91,6 +96,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     private final EphemeralReaper reaper;
     private final ControlMessage.NetworkInfo network;
     private final Map<Long, NodeRecord> records = new HashMap<>();
+    /** Node id by node key, so the relay's admission check does not scan every record. */
+    private final Map<String, Long> idByNodeKey = new HashMap<>();
     private final Map<Long, Presence> presence = new HashMap<>();
     private final Map<Long, ActorRef<SessionOutput>> sessions = new HashMap<>();
     /** Encoded NodeInfo JSON of each live node; dropped when the node changes. */
@@ -129,7 +136,9 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
                 .onMessage(GetPresence.class, this::onGetPresence)
                 .onMessage(IsLiveNodeKey.class, m -> {
-                    m.replyTo().tell(records.values().stream().anyMatch(r -> live(r) && m.nodeKey().equals(r.nodeKey())));
+                    Long id = idByNodeKey.get(m.nodeKey());
+                    NodeRecord r = id == null ? null : records.get(id);
+                    m.replyTo().tell(live(r) && m.nodeKey().equals(r.nodeKey()));
                     return this;
                 })
                 .onMessage(WatchNodeKeys.class, m -> {
@@ -142,6 +151,25 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .build();
     }
 
+    private NodeRecord putRecord(NodeRecord record) {
+        NodeRecord old = records.put(record.id(), record);
+        if (old != null && old.nodeKey() != null && !old.nodeKey().equals(record.nodeKey())) {
+            idByNodeKey.remove(old.nodeKey(), old.id());
+        }
+        if (record.nodeKey() != null) {
+            idByNodeKey.put(record.nodeKey(), record.id());
+        }
+        return old;
+    }
+
+    private NodeRecord removeRecord(long nodeId) {
+        NodeRecord old = records.remove(nodeId);
+        if (old != null && old.nodeKey() != null) {
+            idByNodeKey.remove(old.nodeKey(), nodeId);
+        }
+        return old;
+    }
+
     private boolean live(NodeRecord record) {
         return record != null && record.live(clock.instant());
     }
@@ -150,7 +178,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         switch (message.published()) {
             case NodeEntity.NodeChanged(NodeRecord record) -> {
                 boolean wasLive = visible.contains(record.id());
-                NodeRecord old = records.put(record.id(), record);
+                NodeRecord old = putRecord(record);
                 if (live(old) && (!live(record) || !java.util.Objects.equals(old.nodeKey(), record.nodeKey()))) {
                     keyGone(old, live(record) ? "node key changed" : "node expired or logged out");
                 }
@@ -164,7 +192,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 }
             }
             case NodeEntity.NodeRemoved(long nodeId, String user) -> {
-                keyGone(records.remove(nodeId), "node deleted");
+                keyGone(removeRecord(nodeId), "node deleted");
                 boolean wasLive = visible.contains(nodeId);
                 evict(nodeId, "node deleted");
                 presence.remove(nodeId);
@@ -180,7 +208,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         NodeRecord record = records.get(message.nodeId());
         if (!live(record) && live(message.record())) {
             record = message.record();
-            records.put(record.id(), record);
+            putRecord(record);
         }
         if (!live(record)) {
             message.session().tell(new Evict("node is not registered or has expired"));
@@ -191,7 +219,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
             previous.tell(new Evict("replaced by a newer session of the same node"));
         }
         reapGeneration.remove(message.nodeId());
-        presence.put(message.nodeId(), new Presence(true, clock.instant(), List.copyOf(message.endpoints())));
+        presence.put(message.nodeId(), new Presence(true, clock.instant(), List.copyOf(message.endpoints()), null));
         markChanged(message.nodeId());
         message.session().tell(new SendEncoded(fullMapFor(message.nodeId())));
         return this;
@@ -203,7 +231,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         }
         sessions.remove(message.nodeId());
         Presence old = presence.get(message.nodeId());
-        presence.put(message.nodeId(), new Presence(false, clock.instant(), old == null ? List.of() : old.endpoints()));
+        presence.put(message.nodeId(), new Presence(false, clock.instant(), old == null ? List.of() : old.endpoints(), old == null ? null : old.homeRelay()));
         NodeRecord record = records.get(message.nodeId());
         if (record != null && record.ephemeral()) {
             long generation = reapGeneration.merge(message.nodeId(), 1L, Long::sum);
@@ -217,8 +245,10 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
     private Behavior<Command> onUpdateEndpoints(UpdateEndpoints message) {
         Presence old = presence.get(message.nodeId());
-        if (old != null && !old.endpoints().equals(message.endpoints())) {
-            presence.put(message.nodeId(), new Presence(old.online(), old.lastSeen(), List.copyOf(message.endpoints())));
+        if (old != null && (!old.endpoints().equals(message.endpoints())
+                || (message.homeRelay() != null && !message.homeRelay().equals(old.homeRelay())))) {
+            presence.put(message.nodeId(), new Presence(old.online(), old.lastSeen(), List.copyOf(message.endpoints()),
+                    message.homeRelay() != null ? message.homeRelay() : old.homeRelay()));
             markChanged(message.nodeId());
         }
         return this;
@@ -331,7 +361,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         if (record.ipv6() != null) addresses.add(record.ipv6());
         return new ControlMessage.NodeInfo(record.id(), record.hostname(), record.user(), record.nodeKey(), addresses,
                 p == null ? List.of() : p.endpoints(), p != null && p.online(), p == null ? null : p.lastSeen(),
-                record.tags(), record.expiry(), record.ephemeral());
+                record.tags(), record.expiry(), record.ephemeral(), p == null ? null : p.homeRelay());
     }
 
     private byte[] fullMapFor(long self) {

@@ -11,8 +11,6 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
-import org.apache.pekko.http.javadsl.model.ws.Message;
 import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.SharedKillSwitch;
 import org.apache.pekko.util.ByteString;
@@ -53,14 +51,14 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
 
     private record GraceOver() implements Command {}
 
-    private static final Message KEEP_ALIVE_MESSAGE = BinaryMessage.create(ByteString.fromArrayUnsafe(new byte[] {RelayFrame.KEEP_ALIVE}));
-    private static final Message READY_MESSAGE = BinaryMessage.create(ByteString.fromArrayUnsafe(new byte[] {RelayFrame.SERVER_READY}));
+    private static final ByteString KEEP_ALIVE_MESSAGE = ByteString.fromArrayUnsafe(new byte[] {RelayFrame.KEEP_ALIVE});
+    private static final ByteString READY_MESSAGE = ByteString.fromArrayUnsafe(new byte[] {RelayFrame.SERVER_READY});
 
     private final TimerScheduler<Command> timers;
     private final RelayRegistry registry;
     private final ActorRef<NetworkMap.Command> map;
     private final byte[] relayPrivateKey;
-    private final BoundedSourceQueue<Message> queue;
+    private final BoundedSourceQueue<ByteString> queue;
     private final SharedKillSwitch killSwitch;
     private final byte[] challenge = new byte[RelayFrame.NONCE_LENGTH];
     private RelayRegistry.Client client;
@@ -69,7 +67,7 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
 
     private RelayConnection(ActorContext<Command> context, TimerScheduler<Command> timers, RelayRegistry registry,
                             ActorRef<NetworkMap.Command> map, byte[] relayPrivateKey, byte[] relayPublicKey,
-                            BoundedSourceQueue<Message> queue, SharedKillSwitch killSwitch) {
+                            BoundedSourceQueue<ByteString> queue, SharedKillSwitch killSwitch) {
         super(context);
         this.timers = timers;
         this.registry = registry;
@@ -83,7 +81,7 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
     }
 
     static Behavior<Command> create(RelayRegistry registry, ActorRef<NetworkMap.Command> map, byte[] relayPrivateKey,
-                                    byte[] relayPublicKey, BoundedSourceQueue<Message> queue, SharedKillSwitch killSwitch) {
+                                    byte[] relayPublicKey, BoundedSourceQueue<ByteString> queue, SharedKillSwitch killSwitch) {
         return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
                 new RelayConnection(ctx, timers, registry, map, relayPrivateKey, relayPublicKey, queue, killSwitch)));
     }
@@ -214,7 +212,7 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
         timers.startSingleTimer(new GraceOver(), CLOSE_GRACE);
     }
 
-    static Message frame(RelayFrame.Frame frame) {
-        return BinaryMessage.create(ByteString.fromArrayUnsafe(RelayFrame.encode(frame)));
+    static ByteString frame(RelayFrame.Frame frame) {
+        return ByteString.fromArrayUnsafe(RelayFrame.encode(frame));
     }
 }

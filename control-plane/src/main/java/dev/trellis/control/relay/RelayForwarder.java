@@ -3,7 +3,6 @@ package dev.trellis.control.relay;
 import dev.trellis.proto.relay.RelayFrame;
 import java.util.HashMap;
 import java.util.Map;
-import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
 import org.apache.pekko.util.ByteString;
 
 /**
@@ -42,7 +41,7 @@ final class RelayForwarder {
             case RelayFrame.PING -> {
                 byte[] pong = frame.toArray();
                 pong[0] = RelayFrame.PONG;
-                RelayRegistry.offerControl(self, BinaryMessage.create(ByteString.fromArrayUnsafe(pong)));
+                RelayRegistry.offerControl(self, ByteString.fromArrayUnsafe(pong));
             }
             case RelayFrame.PONG, RelayFrame.KEEP_ALIVE -> { }
             default -> throw new RelayFrame.FormatException(RelayFrame.typeName(type) + " frames are not sent by nodes");
@@ -65,7 +64,7 @@ final class RelayForwarder {
             target.senders.add(self.key);
         }
         ByteString out = self.recvHeader.concat(frame.drop(RelayFrame.PACKET_HEADER));
-        registry.offerPacket(target, BinaryMessage.create(out), length - RelayFrame.PACKET_HEADER);
+        registry.offerPacket(target, out, length - RelayFrame.PACKET_HEADER);
     }
 
     private void peerGone(RelayKey destination) {

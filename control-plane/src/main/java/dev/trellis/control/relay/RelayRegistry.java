@@ -5,8 +5,6 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.LongAdder;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
-import org.apache.pekko.http.javadsl.model.ws.Message;
 import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.QueueOfferResult;
 import org.apache.pekko.util.ByteString;
@@ -22,7 +20,7 @@ public final class RelayRegistry {
     /** One connection that proved it holds {@link #key}. Frames reach it only once {@link #ready}. */
     static final class Client {
         final RelayKey key;
-        final BoundedSourceQueue<Message> queue;
+        final BoundedSourceQueue<ByteString> queue;
         final ActorRef<RelayConnection.Command> connection;
         /** RecvPacket | this key: the header of every packet this client sends to others. */
         final ByteString recvHeader;
@@ -31,7 +29,7 @@ public final class RelayRegistry {
         final LongAdder dropped = new LongAdder();
         volatile boolean ready;
 
-        Client(RelayKey key, BoundedSourceQueue<Message> queue, ActorRef<RelayConnection.Command> connection) {
+        Client(RelayKey key, BoundedSourceQueue<ByteString> queue, ActorRef<RelayConnection.Command> connection) {
             this.key = key;
             this.queue = queue;
             this.connection = connection;
@@ -96,7 +94,7 @@ public final class RelayRegistry {
     void unregister(Client client) {
         if (clients.remove(client.key, client) && client.ready) {
             byte[] gone = RelayFrame.encode(new RelayFrame.PeerGone(client.key.bytes(), RelayFrame.GONE_DISCONNECTED));
-            Message message = BinaryMessage.create(ByteString.fromArrayUnsafe(gone));
+            ByteString message = ByteString.fromArrayUnsafe(gone);
             for (RelayKey sender : client.senders) {
                 Client s = clients.get(sender);
                 if (s != null && s.ready) {
@@ -126,7 +124,7 @@ public final class RelayRegistry {
     }
 
     /** A forwarded packet: counted as forwarded or dropped. */
-    void offerPacket(Client target, Message message, int bytes) {
+    void offerPacket(Client target, ByteString message, int bytes) {
         QueueOfferResult result = target.queue.offer(message);
         if (result.isEnqueued()) {
             packetsForwarded.increment();
@@ -138,7 +136,7 @@ public final class RelayRegistry {
     }
 
     /** A frame from the relay itself (Pong, PeerGone, KeepAlive): dropped silently if the queue is full. */
-    static boolean offerControl(Client target, Message message) {
+    static boolean offerControl(Client target, ByteString message) {
         return target.queue.offer(message).isEnqueued();
     }
 }

@@ -3,6 +3,7 @@ package dev.trellis.control.relay;
 import dev.trellis.control.map.NetworkMap;
 import dev.trellis.proto.relay.RelayFrame;
 import dev.trellis.proto.wireguard.Curve25519;
+import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -17,6 +18,11 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.http.impl.engine.server.UpgradeToOtherProtocolResponseHeader;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.model.headers.Connection;
+import org.apache.pekko.http.javadsl.model.headers.RawHeader;
 import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
 import org.apache.pekko.http.javadsl.model.ws.Message;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
@@ -28,6 +34,7 @@ import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.SharedKillSwitch;
 import org.apache.pekko.stream.StreamLimitReachedException;
 import org.apache.pekko.stream.javadsl.Flow;
+import org.apache.pekko.stream.javadsl.Framing;
 import org.apache.pekko.stream.javadsl.Keep;
 import org.apache.pekko.stream.javadsl.Sink;
 import org.apache.pekko.stream.javadsl.Source;
@@ -82,25 +89,66 @@ public final class RelayServer extends AllDirectives {
         return settings;
     }
 
-    /** {@code GET /relay}, WebSocket only. */
+    /**
+     * {@code GET /relay}: with {@code Upgrade: trellis-relay} the raw transport (length-prefixed frames on the
+     * upgraded TCP connection), otherwise a WebSocket.
+     */
     public Route route() {
-        return path("relay", () -> get(() -> extractWebSocketUpgrade(upgrade ->
-                complete(upgrade.handleMessagesWith(newConnection())))));
+        return path("relay", () -> get(() -> optionalHeaderValueByName("Upgrade", upgrade -> {
+            if (upgrade.isPresent() && upgrade.get().strip().equalsIgnoreCase(RelayFrame.RAW_UPGRADE)) {
+                return complete(rawUpgrade());
+            }
+            return extractWebSocketUpgrade(ws -> complete(ws.handleMessagesWith(newConnection())));
+        })));
     }
 
-    /** The handler of one WebSocket: inbound frames to the forwarder (or the handshake), the queue out. */
+    /** The handler of one WebSocket: one frame per binary message. */
     public Flow<Message, Message, NotUsed> newConnection() {
+        return Flow.<Message>create()
+                .flatMapConcat(this::whole)
+                .via(newFrameConnection())
+                .map(frame -> (Message) BinaryMessage.create(frame));
+    }
+
+    /** 101 Switching Protocols, after which the connection carries {@link #newRawConnection()}. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private HttpResponse rawUpgrade() {
+        org.apache.pekko.stream.scaladsl.Flow handler = newRawConnection().asScala();
+        return HttpResponse.create()
+                .withStatus(StatusCodes.SWITCHING_PROTOCOLS)
+                .addHeader(Connection.create("Upgrade"))
+                .addHeader(RawHeader.create("Upgrade", RelayFrame.RAW_UPGRADE))
+                // Pekko HTTP's (internal) hook for handing the connection's bytes to another protocol.
+                .addHeader(new UpgradeToOtherProtocolResponseHeader(handler));
+    }
+
+    /** The raw transport: each frame preceded by its length (4 bytes, big-endian). */
+    public Flow<ByteString, ByteString, NotUsed> newRawConnection() {
+        return Flow.<ByteString>create()
+                .via(Framing.lengthField(RelayFrame.RAW_LENGTH_FIELD, 0, RelayFrame.MAX_FRAME + RelayFrame.RAW_LENGTH_FIELD,
+                        ByteOrder.BIG_ENDIAN))
+                .map(b -> b.drop(RelayFrame.RAW_LENGTH_FIELD))
+                .via(newFrameConnection())
+                .map(RelayServer::lengthPrefixed);
+    }
+
+    private static ByteString lengthPrefixed(ByteString frame) {
+        int n = frame.size();
+        return ByteString.fromArrayUnsafe(new byte[] {(byte) (n >>> 24), (byte) (n >>> 16), (byte) (n >>> 8), (byte) n}).concat(frame);
+    }
+
+    /** One connection whatever the transport: whole frames in (the handshake, then the forwarder), the queue out. */
+    private Flow<ByteString, ByteString, NotUsed> newFrameConnection() {
         long id = connections.incrementAndGet();
-        Pair<BoundedSourceQueue<Message>, Source<Message, NotUsed>> outbound =
-                Source.<Message>queue(settings.maxQueue()).preMaterialize(materializer);
+        Pair<BoundedSourceQueue<ByteString>, Source<ByteString, NotUsed>> outbound =
+                Source.<ByteString>queue(settings.maxQueue()).preMaterialize(materializer);
         SharedKillSwitch killSwitch = KillSwitches.shared("relay-" + id);
         ActorRef<RelayConnection.Command> connection = system.systemActorOf(
                 RelayConnection.create(registry, map, privateKey, publicKey, outbound.first(), killSwitch),
                 "relay-connection-" + id, Props.empty());
         AtomicReference<RelayForwarder> forwarder = new AtomicReference<>();
-        Sink<Message, NotUsed> in = Flow.<Message>create()
+        Sink<ByteString, NotUsed> in = Flow.<ByteString>create()
                 .via(killSwitch.flow())
-                .flatMapConcat(this::whole)
                 .mapAsync(1, frame -> inbound(frame, connection, forwarder))
                 .toMat(Sink.ignore(), Keep.right())
                 .mapMaterializedValue(done -> {
@@ -108,7 +156,7 @@ public final class RelayServer extends AllDirectives {
                     return NotUsed.getInstance();
                 });
         // Not coupled (see ControlRoute): when the connection closes its queue, the queued frames
-        // (an Error) still go out before the close handshake.
+        // (an Error) still go out before the close.
         return Flow.fromSinkAndSource(in, outbound.second());
     }
 
@@ -172,6 +220,7 @@ public final class RelayServer extends AllDirectives {
         return switch (cause) {
             case Refused r -> new RelayConnection.StreamEnded(r.getMessage(), false);
             case RelayFrame.FormatException f -> new RelayConnection.StreamEnded("malformed frame: " + f.getMessage(), true);
+            case org.apache.pekko.stream.scaladsl.Framing.FramingException f -> new RelayConnection.StreamEnded("malformed raw framing: " + f.getMessage(), true);
             case StreamLimitReachedException l -> new RelayConnection.StreamEnded(
                     "relay frame larger than " + RelayFrame.MAX_FRAME + " bytes", true);
             default -> new RelayConnection.StreamEnded("connection failed: "

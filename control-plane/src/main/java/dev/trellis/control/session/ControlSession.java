@@ -34,6 +34,8 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  * States: awaiting handshake → awaiting login → logging in → active.
  */
 public final class ControlSession {
+    /** What a relay region name may look like (the admin picks them; nodes echo them back). */
+    static final java.util.regex.Pattern RELAY_REGION = java.util.regex.Pattern.compile("[A-Za-z0-9._-]{1,64}");
     static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
     static final Duration ASK_TIMEOUT = Duration.ofSeconds(10);
 
@@ -187,8 +189,13 @@ public final class ControlSession {
                 return close("undecipherable control message");
             }
             case ControlMessage.Ping ping -> send(new ControlMessage.Pong(ping.id()));
-            case ControlMessage.UpdateEndpoints update ->
-                    services.map().tell(new NetworkMap.UpdateEndpoints(nodeId, endpoints(update.endpoints())));
+            case ControlMessage.UpdateEndpoints update -> {
+                String home = update.homeRelay();
+                if (home != null && !RELAY_REGION.matcher(home).matches()) {
+                    return close("invalid relay region (1-64 letters, digits, '.', '_' or '-')");
+                }
+                services.map().tell(new NetworkMap.UpdateEndpoints(nodeId, endpoints(update.endpoints()), home));
+            }
             case ControlMessage.RotateNodeKey rotate -> {
                 if (!validKey(rotate.nodeKey())) {
                     return close("invalid node key");

@@ -129,7 +129,7 @@ public final class ControlPlaneBenchmark {
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
-        Process server = startServer(dataDir, port);
+        Process server = startServer(home, serverOpts, dataDir, port);
         List<SimNode> nodes = new ArrayList<>();
         List<HttpClient> clients = new ArrayList<>();
         ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
@@ -415,7 +415,7 @@ public final class ControlPlaneBenchmark {
 
     // ---- the server process ------------------------------------------------------------------
 
-    private Process startServer(Path dataDir, int port) throws IOException {
+    static Process startServer(Path home, String serverOpts, Path dataDir, int port) throws IOException {
         ProcessBuilder pb = new ProcessBuilder(home.resolve("trellis").toString(), "server",
                 "--data-dir", dataDir.toString(), "--listen", "127.0.0.1:" + port);
         pb.environment().put("TRELLIS_JAVA_OPTS", serverOpts);
@@ -426,7 +426,7 @@ public final class ControlPlaneBenchmark {
         return p;
     }
 
-    private Admin awaitServer(Process server, Path dataDir, String url) throws Exception {
+    static Admin awaitServer(Process server, Path dataDir, String url) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
         Path cli = dataDir.resolve("cli.json");
@@ -512,7 +512,7 @@ public final class ControlPlaneBenchmark {
         return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed() / 1024;
     }
 
-    private static void deleteTree(Path dir) throws IOException {
+    static void deleteTree(Path dir) throws IOException {
         try (Stream<Path> paths = Files.walk(dir)) {
             for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
                 Files.deleteIfExists(p);

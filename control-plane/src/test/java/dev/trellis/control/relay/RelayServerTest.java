@@ -50,6 +50,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** The relay end to end: a real server on port 0, nodes registered over the control channel, RelayClients. */
 @Timeout(90)
@@ -62,6 +64,7 @@ class RelayServerTest {
     private HttpClient http;
     private String authKey;
     private final List<AutoCloseable> closeables = new ArrayList<>();
+    private RelayClient.Transport transport = RelayClient.Transport.AUTO;
 
     @BeforeEach
     void start() throws Exception {
@@ -188,7 +191,8 @@ class RelayServerTest {
     private Relay relay(byte[] nodePrivate) throws Exception {
         Relay r = new Relay();
         byte[] serverKey = Base64.getDecoder().decode(server.publicKeyBase64());
-        r.client = RelayClient.connect(http, URI.create(server.url()), nodePrivate, serverKey, r).get(WAIT.toSeconds(), TimeUnit.SECONDS);
+        r.client = RelayClient.connect(http, URI.create(server.url()), nodePrivate, serverKey, r, transport)
+                .get(WAIT.toSeconds(), TimeUnit.SECONDS);
         closeables.add(r.client);
         return r;
     }
@@ -199,12 +203,15 @@ class RelayServerTest {
         return p;
     }
 
-    @Test
-    void packetsFlowBothWaysByteIdentical() throws Exception {
+    @ParameterizedTest
+    @EnumSource(value = RelayClient.Transport.class, names = {"RAW", "WEBSOCKET"})
+    void packetsFlowBothWaysByteIdentical(RelayClient.Transport over) throws Exception {
+        transport = over;
         Node a = new Node().register("a");
         Node b = new Node().register("b");
         Relay ra = a.relay();
         Relay rb = b.relay();
+        assertEquals(over == RelayClient.Transport.RAW ? "raw" : "websocket", ra.client.transport());
         assertArrayEquals(Base64.getDecoder().decode(server.publicKeyBase64()), ra.client.relayKey());
         Random random = new Random(1);
         int[] sizes = {1, 32, 148, 1400, 1420, 9000, 65_535};
@@ -397,8 +404,10 @@ class RelayServerTest {
         assertTrue(ra.client.isOpen());
     }
 
-    @Test
-    void malformedOrOversizedFramesCloseOnlyThatConnection() throws Exception {
+    @ParameterizedTest
+    @EnumSource(value = RelayClient.Transport.class, names = {"RAW", "WEBSOCKET"})
+    void malformedOrOversizedFramesCloseOnlyThatConnection(RelayClient.Transport over) throws Exception {
+        transport = over;
         Node a = new Node().register("a");
         Node b = new Node().register("b");
         Node c = new Node().register("c");
@@ -435,6 +444,47 @@ class RelayServerTest {
         assertTrue(ra3.client.send(c.nodeKey, new byte[] {6}, 0, 1));
         assertArrayEquals(new byte[] {6}, rc.next().data());
         assertTrue(rc.client.isOpen());
+    }
+
+    /** The raw upgrade by hand: 101 with the protocol named, then a bad length prefix closes that connection only. */
+    @Test
+    void rawUpgradeAnswers101AndABadLengthClosesThatConnection() throws Exception {
+        Node a = new Node().register("a");
+        Relay ra = a.relay();
+        URI u = URI.create(server.url());
+        for (int badLength : new int[] {0, RelayFrame.MAX_FRAME + 1, -1}) {
+            try (java.net.Socket s = new java.net.Socket(u.getHost(), u.getPort())) {
+                s.setSoTimeout((int) WAIT.toMillis());
+                s.getOutputStream().write(("GET /relay HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: trellis-relay\r\n\r\n")
+                        .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                java.io.InputStream in = s.getInputStream();
+                StringBuilder head = new StringBuilder();
+                while (!head.toString().endsWith("\r\n\r\n")) {
+                    int c = in.read();
+                    assertTrue(c >= 0, "closed during the upgrade: " + head);
+                    head.append((char) c);
+                }
+                assertTrue(head.toString().startsWith("HTTP/1.1 101"), head.toString());
+                assertTrue(head.toString().toLowerCase(java.util.Locale.ROOT).contains("upgrade: trellis-relay"), head.toString());
+                java.io.DataInputStream data = new java.io.DataInputStream(in);
+                int helloLength = data.readInt();
+                assertEquals(1 + RelayFrame.KEY_LENGTH + RelayFrame.NONCE_LENGTH, helloLength);
+                assertEquals(RelayFrame.SERVER_HELLO, data.readByte());
+                data.readFully(new byte[helloLength - 1]);
+                java.io.DataOutputStream out = new java.io.DataOutputStream(s.getOutputStream());
+                out.writeInt(badLength);
+                out.write(new byte[64]);
+                out.flush();
+                byte[] rest = new byte[4096];
+                int n;
+                do {
+                    n = in.read(rest);
+                } while (n > 0);
+                assertEquals(-1, n, "the relay closes the connection");
+            }
+        }
+        assertTrue(ra.client.isOpen(), "other connections are untouched");
+        assertTrue(ra.client.pingRttNanos().get(WAIT.toSeconds(), TimeUnit.SECONDS) > 0);
     }
 
     @Test

@@ -67,6 +67,8 @@ public final class Agent implements AgentControl, AutoCloseable {
     private ControlMessage.NetworkInfo networkInfo;
     private String lastError;
     private List<String> reportedEndpoints = List.of();
+    /** The WireGuard socket's STUN-reflexive address ("ip:port"), null until (or unless) STUN answers. */
+    private volatile String reflexive;
     private int backoffAttempt;
     private ScheduledFuture<?> reconnect;
     private long pingId;
@@ -98,6 +100,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     /** Starts the timers and, if the node was logged in and up when it stopped, resumes. */
     public void start() {
         loop.scheduleWithFixedDelay(guarded(this::checkEndpoints), ENDPOINT_CHECK_SECONDS, ENDPOINT_CHECK_SECONDS, TimeUnit.SECONDS);
+        loop.scheduleWithFixedDelay(guarded(this::refreshReflexive), 1, REFLEXIVE_CHECK_SECONDS, TimeUnit.SECONDS);
         loop.scheduleWithFixedDelay(guarded(this::keepalive), PING_INTERVAL_SECONDS, PING_INTERVAL_SECONDS, TimeUnit.SECONDS);
         loop.execute(guarded(() -> {
             AgentState.Saved saved = state.saved();
@@ -306,7 +309,7 @@ public final class Agent implements AgentControl, AutoCloseable {
                 return;
             }
             s.lastHeardNanos = System.nanoTime();
-            reportedEndpoints = endpointScanner.get();
+            reportedEndpoints = currentEndpoints();
             client.send(new ControlMessage.Login(state.nodePublicKeyBase64(), authKey, hostname, operatingSystem(), reportedEndpoints));
             s.loginTimeout = loop.schedule(guarded(() -> {
                 if (current == s && !s.loggedIn) {
@@ -497,6 +500,8 @@ public final class Agent implements AgentControl, AutoCloseable {
 
     /** The server's STUN port until the relay map carries it. */
     static final int STUN_PORT = 3478;
+    /** NAT mappings change rarely, but a roaming host's does: asked this often. */
+    static final int REFLEXIVE_CHECK_SECONDS = 20;
 
     /**
      * Whether UDP reaches the server (a STUN binding from a fresh socket), this host's reflexive
@@ -583,12 +588,42 @@ public final class Agent implements AgentControl, AutoCloseable {
         updateDiscovery();
     }
 
+    /** The host's own addresses and, once STUN has answered, the WireGuard socket's reflexive address. */
+    private List<String> currentEndpoints() {
+        List<String> endpoints = new ArrayList<>(endpointScanner.get());
+        String r = reflexive;
+        if (r != null && !endpoints.contains(r)) {
+            endpoints.add(r);
+        }
+        return List.copyOf(endpoints);
+    }
+
+    /** Asks the server's STUN, from the WireGuard socket, where this node appears; reports a change. */
+    private void refreshReflexive() {
+        String server = state.saved().loginServer();
+        if (discovery == null || server == null) {
+            return;
+        }
+        URI uri = URI.create(server);
+        if (uri.getHost() == null) {
+            return;
+        }
+        discovery.reflexiveAddress(new java.net.InetSocketAddress(uri.getHost(), STUN_PORT), java.time.Duration.ofSeconds(3))
+                .whenComplete((address, e) -> {
+                    String now = e != null || address == null ? null : PeerReconciler.formatEndpoint(address.getAddress(), address.getPort());
+                    if (!java.util.Objects.equals(now, reflexive)) {
+                        reflexive = now;
+                        loop.execute(guarded(this::checkEndpoints));
+                    }
+                });
+    }
+
     private void checkEndpoints() {
         Session s = current;
         if (s == null || !s.loggedIn || s.client == null) {
             return;
         }
-        List<String> now = endpointScanner.get();
+        List<String> now = currentEndpoints();
         if (!now.equals(reportedEndpoints)) {
             reportedEndpoints = now;
             s.client.send(new ControlMessage.UpdateEndpoints(now));

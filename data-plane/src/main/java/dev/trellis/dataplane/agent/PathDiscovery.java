@@ -1,9 +1,11 @@
 package dev.trellis.dataplane.agent;
 
 import dev.trellis.dataplane.wireguard.Device;
+import dev.trellis.dataplane.stun.StunClient;
 import dev.trellis.dataplane.wireguard.DiscoHandler;
 import dev.trellis.proto.disco.DiscoMessage;
 import java.net.InetSocketAddress;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HashMap;
@@ -55,6 +57,8 @@ public final class PathDiscovery implements DiscoHandler, AutoCloseable {
     private final ScheduledExecutorService loop;
     private volatile RelaySender relay;
     private final Map<String, PeerPaths> peers = new HashMap<>();
+    /** STUN transactions sent from the device's socket, waiting for their response. */
+    private final Map<StunClient.Transaction, CompletableFuture<InetSocketAddress>> stunPending = new java.util.concurrent.ConcurrentHashMap<>();
 
     private static final class PeerPaths {
         final byte[] key;
@@ -154,7 +158,36 @@ public final class PathDiscovery implements DiscoHandler, AutoCloseable {
     public void onDisco(byte[] datagram, InetSocketAddress source) {
         if (DiscoMessage.looksLikeDisco(datagram, datagram.length)) {
             loop.execute(() -> receive(datagram, source));
+        } else if (!stunPending.isEmpty()) {
+            loop.execute(() -> {
+                for (var t : List.copyOf(stunPending.entrySet())) {
+                    if (t.getKey().accept(datagram, 0, datagram.length) instanceof StunClient.Outcome.Mapped m) {
+                        stunPending.remove(t.getKey());
+                        t.getValue().complete(m.address());
+                    }
+                }
+            });
         }
+    }
+
+    /**
+     * This node's reflexive address as {@code stunServer} sees the WireGuard socket (the address a
+     * peer behind another NAT must aim at), asked from that very socket: up to three Binding requests
+     * 500 ms apart; fails after {@code timeout}.
+     */
+    public CompletableFuture<InetSocketAddress> reflexiveAddress(InetSocketAddress stunServer, Duration timeout) {
+        StunClient.Transaction t = new StunClient.Transaction();
+        CompletableFuture<InetSocketAddress> result = new CompletableFuture<>();
+        stunPending.put(t, result);
+        byte[] request = t.request();
+        for (int i = 0; i < 3; i++) {
+            loop.schedule(() -> {
+                if (!result.isDone()) {
+                    device.sendRawDatagram(request, stunServer);
+                }
+            }, i * 500L, TimeUnit.MILLISECONDS);
+        }
+        return result.orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS).whenComplete((a, e) -> stunPending.remove(t));
     }
 
     /** A disco message that came through the relay from {@code senderKey}. */

@@ -62,20 +62,48 @@ public final class RelayClient implements AutoCloseable {
         }
     }
 
-    private final WebSocket socket;
-    private final Receiver receiver;
-    private final byte[] relayKey;
+    /** How to reach the relay: the raw upgrade, a WebSocket, or raw first and a WebSocket if the upgrade is refused. */
+    public enum Transport { RAW, WEBSOCKET, AUTO }
+
+    private final Listener listener;
+    private final byte[] nodePrivateKey;
+    private final byte[] expectedRelayKey;
     private final ArrayBlockingQueue<ByteBuffer> packets;
     private final ConcurrentLinkedQueue<ByteBuffer> control = new ConcurrentLinkedQueue<>();
-    private final AtomicBoolean sending = new AtomicBoolean();
     private final AtomicLong sent = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
+    private final CompletableFuture<byte[]> ready = new CompletableFuture<>();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicBoolean closeReported = new AtomicBoolean();
+    private volatile String closeReason;
+    /** Set once connect has succeeded: the listener hears nothing before. */
+    private volatile boolean attached;
+    private volatile Wire wire;
+    private byte[] relayKey;
+    private byte[] lastSource = new byte[RelayFrame.KEY_LENGTH];
+    /** Pings we sent, by their data: who wants to know when the Pong comes back. */
+    private final java.util.concurrent.ConcurrentHashMap<String, java.util.function.Consumer<Void>> pongWaiters =
+            new java.util.concurrent.ConcurrentHashMap<>();
 
-    private RelayClient(WebSocket socket, Receiver receiver, byte[] relayKey, int sendQueue) {
-        this.socket = socket;
-        this.receiver = receiver;
-        this.relayKey = relayKey;
+    private RelayClient(Listener listener, byte[] nodePrivateKey, byte[] expectedRelayKey, int sendQueue) {
+        this.listener = listener;
+        this.nodePrivateKey = nodePrivateKey.clone();
+        this.expectedRelayKey = expectedRelayKey;
         this.packets = new ArrayBlockingQueue<>(sendQueue);
+    }
+
+    /** What carries the frames: it takes them from the client's queues when woken and hands received ones to {@link #onFrame}. */
+    interface Wire {
+        /** There is something in the queues. */
+        void wake();
+
+        /** Drop the connection now. */
+        void abort();
+
+        /** Close politely (best effort, bounded), then drop. */
+        void close();
+
+        String name();
     }
 
     /** {@code ws[s]://host:port/path/relay} for a login server {@code http[s]://host:port/path}. */
@@ -97,37 +125,36 @@ public final class RelayClient implements AutoCloseable {
                 loginServer, nodePrivateKey, null, listener);
     }
 
+    public static CompletableFuture<RelayClient> connect(HttpClient http, URI loginServer, byte[] nodePrivateKey,
+                                                         byte[] expectedRelayKey, Listener listener) {
+        return connect(http, loginServer, nodePrivateKey, expectedRelayKey, listener, Transport.AUTO);
+    }
+
     /**
      * Connects to {@code loginServer}'s relay and authenticates with the node key. With
      * {@code expectedRelayKey} (the server's key from GET /key) a relay presenting another key is
      * refused; null accepts the key the relay presents. Fails with a {@link RelayException}
-     * carrying the relay's Error when refused.
+     * carrying the relay's Error when refused. {@code http} supplies the TLS settings (and, for
+     * WebSockets, the connection).
      */
     public static CompletableFuture<RelayClient> connect(HttpClient http, URI loginServer, byte[] nodePrivateKey,
-                                                         byte[] expectedRelayKey, Listener listener) {
+                                                         byte[] expectedRelayKey, Listener listener, Transport transport) {
         URI uri;
         try {
             uri = relayUri(loginServer);
         } catch (IllegalArgumentException e) {
             return CompletableFuture.failedFuture(new RelayException(e.getMessage(), e));
         }
-        Receiver receiver = new Receiver(listener, nodePrivateKey.clone(), expectedRelayKey);
-        CompletableFuture<RelayClient> result = http.newWebSocketBuilder()
-                .connectTimeout(CONNECT_TIMEOUT)
-                .buildAsync(uri, receiver)
-                .thenCompose(ws -> receiver.ready.orTimeout(HANDSHAKE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
-                        .whenComplete((r, e) -> {
-                            if (e != null) {
-                                ws.abort();
-                            }
-                        })
-                        .thenApply(relayKey -> {
-                            RelayClient client = new RelayClient(ws, receiver, relayKey, DEFAULT_SEND_QUEUE);
-                            receiver.attach(client);
-                            return client;
-                        }));
+        CompletableFuture<RelayClient> result = switch (transport) {
+            case RAW -> connectRaw(http, uri, nodePrivateKey, expectedRelayKey, listener);
+            case WEBSOCKET -> connectWebSocket(http, uri, nodePrivateKey, expectedRelayKey, listener);
+            case AUTO -> connectRaw(http, uri, nodePrivateKey, expectedRelayKey, listener).exceptionallyCompose(e ->
+                    unwrap(e) instanceof RawRelayWire.UpgradeRefused
+                            ? connectWebSocket(http, uri, nodePrivateKey, expectedRelayKey, listener)
+                            : CompletableFuture.failedFuture(e));
+        };
         return result.exceptionallyCompose(e -> {
-            Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+            Throwable cause = unwrap(e);
             if (cause instanceof RelayException) {
                 return CompletableFuture.failedFuture(cause);
             }
@@ -137,13 +164,66 @@ public final class RelayClient implements AutoCloseable {
         });
     }
 
+    private static Throwable unwrap(Throwable e) {
+        return e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+    }
+
+    private static CompletableFuture<RelayClient> connectRaw(HttpClient http, URI uri, byte[] nodePrivateKey, byte[] expectedRelayKey,
+                                                             Listener listener) {
+        RelayClient client = new RelayClient(listener, nodePrivateKey, expectedRelayKey, DEFAULT_SEND_QUEUE);
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return RawRelayWire.open(http, uri, client);
+            } catch (IOException e) {
+                throw new CompletionException(e);
+            }
+        }, task -> Thread.ofVirtual().name("relay-connect").start(task)).thenCompose(w -> {
+            client.wire = w;
+            w.start();
+            return client.awaitReady();
+        });
+    }
+
+    private static CompletableFuture<RelayClient> connectWebSocket(HttpClient http, URI uri, byte[] nodePrivateKey,
+                                                                   byte[] expectedRelayKey, Listener listener) {
+        RelayClient client = new RelayClient(listener, nodePrivateKey, expectedRelayKey, DEFAULT_SEND_QUEUE);
+        WebSocketWire w = new WebSocketWire(client);
+        client.wire = w;
+        return http.newWebSocketBuilder()
+                .connectTimeout(CONNECT_TIMEOUT)
+                .buildAsync(uri, w)
+                .thenCompose(ws -> client.awaitReady());
+    }
+
+    private CompletableFuture<RelayClient> awaitReady() {
+        return ready.orTimeout(HANDSHAKE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
+                .whenComplete((r, e) -> {
+                    if (e != null) {
+                        wire.abort();
+                        finish("handshake failed");
+                    }
+                })
+                .thenApply(key -> {
+                    attached = true;
+                    if (closed.get()) {
+                        reportClose();
+                    }
+                    return this;
+                });
+    }
+
+    /** Which transport carries this connection: "raw" or "websocket". */
+    public String transport() {
+        return wire.name();
+    }
+
     /** The relay's static public key, from its ServerHello. */
     public byte[] relayKey() {
         return relayKey.clone();
     }
 
     public boolean isOpen() {
-        return !receiver.closed.get();
+        return !closed.get();
     }
 
     /** Packets handed to the socket. */
@@ -161,7 +241,7 @@ public final class RelayClient implements AutoCloseable {
      * false (and counts a drop) when the send queue is full or the connection is closed.
      */
     public boolean send(byte[] dstKey, byte[] packet, int off, int len) {
-        if (receiver.closed.get()) {
+        if (closed.get()) {
             dropped.incrementAndGet();
             return false;
         }
@@ -170,7 +250,7 @@ public final class RelayClient implements AutoCloseable {
             dropped.incrementAndGet();
             return false;
         }
-        pump();
+        wire.wake();
         return true;
     }
 
@@ -185,10 +265,10 @@ public final class RelayClient implements AutoCloseable {
         java.util.concurrent.ThreadLocalRandom.current().nextBytes(data);
         CompletableFuture<Long> rtt = new CompletableFuture<>();
         long sent = System.nanoTime();
-        receiver.pongWaiters.put(java.util.HexFormat.of().formatHex(data), v -> rtt.complete(System.nanoTime() - sent));
+        pongWaiters.put(java.util.HexFormat.of().formatHex(data), v -> rtt.complete(System.nanoTime() - sent));
         sendControl(RelayFrame.encode(new RelayFrame.Ping(data)));
         return rtt.orTimeout(5, java.util.concurrent.TimeUnit.SECONDS)
-                .whenComplete((v, e) -> receiver.pongWaiters.remove(java.util.HexFormat.of().formatHex(data)));
+                .whenComplete((v, e) -> pongWaiters.remove(java.util.HexFormat.of().formatHex(data)));
     }
 
     /** For tests and diagnostics: an arbitrary WebSocket message, as is. */
@@ -198,249 +278,164 @@ public final class RelayClient implements AutoCloseable {
 
     private void sendControl(byte[] frame) {
         control.add(ByteBuffer.wrap(frame));
-        pump();
+        wire.wake();
     }
 
-    /** One send in flight at a time (the JDK WebSocket's rule); control frames first. */
-    private void pump() {
-        while (sending.compareAndSet(false, true)) {
-            ByteBuffer next = control.poll();
-            if (next == null) {
-                next = packets.poll();
-            }
-            if (next == null || receiver.closed.get()) {
-                sending.set(false);
-                if ((control.isEmpty() && packets.isEmpty()) || receiver.closed.get()) {
-                    return;
-                }
-                continue;
-            }
-            boolean packet = next.get(0) == RelayFrame.SEND_PACKET;
-            CompletableFuture<WebSocket> f = socket.sendBinary(next, true);
-            if (f.isDone()) {
-                finished(f.isCompletedExceptionally(), packet);
-                sending.set(false);
-                continue;
-            }
-            f.whenComplete((ws, e) -> {
-                finished(e != null, packet);
-                sending.set(false);
-                pump();
-            });
-            return;
-        }
+    /** The next frame to write, control frames first; null when both queues are empty. */
+    ByteBuffer nextFrame() {
+        ByteBuffer next = control.poll();
+        return next != null ? next : packets.poll();
     }
 
-    private void finished(boolean failed, boolean packet) {
-        if (failed) {
-            receiver.fail(socket, "send failed");
-        } else if (packet) {
+    boolean hasFrames() {
+        return !control.isEmpty() || !packets.isEmpty();
+    }
+
+    /** A frame was written (true) or failed to be (false). */
+    void written(ByteBuffer frame, boolean ok) {
+        if (!ok) {
+            fail("send failed");
+        } else if (frame.get(0) == RelayFrame.SEND_PACKET) {
             sent.incrementAndGet();
         }
     }
 
-    /** Closes politely, aborting if the relay does not answer within 2 s. */
+    /** Closes politely; the wire bounds how long that may take. */
     @Override
     public void close() {
-        if (receiver.closed.get()) {
+        if (closed.get()) {
             return;
         }
-        receiver.finish("closed by the node");
-        socket.sendClose(WebSocket.NORMAL_CLOSURE, "bye")
-                .orTimeout(2, TimeUnit.SECONDS)
-                .whenComplete((r, e) -> socket.abort());
+        finish("closed by the node");
+        wire.close();
     }
 
-    /** Accumulates fragments until {@code last}, then handles one frame. */
-    private static final class Receiver implements WebSocket.Listener {
-        final CompletableFuture<byte[]> ready = new CompletableFuture<>();
-        final AtomicBoolean closed = new AtomicBoolean();
-        private final Listener listener;
-        private final byte[] nodePrivateKey;
-        private final byte[] expectedRelayKey;
-        private byte[] relayKey;
-        private byte[] partial = new byte[2048];
-        private int partialLength;
-        private byte[] lastSource = new byte[RelayFrame.KEY_LENGTH];
-        private volatile RelayClient client;
-        /** Pings we sent, by their data: who wants to know when the Pong comes back. */
-        final java.util.concurrent.ConcurrentHashMap<String, java.util.function.Consumer<Void>> pongWaiters =
-                new java.util.concurrent.ConcurrentHashMap<>();
-
-        Receiver(Listener listener, byte[] nodePrivateKey, byte[] expectedRelayKey) {
-            this.listener = listener;
-            this.nodePrivateKey = nodePrivateKey;
-            this.expectedRelayKey = expectedRelayKey;
+    /** One whole frame from the relay; the wire calls this one frame at a time. {@code buffer} may be reused after. */
+    void onFrame(byte[] buffer, int length) {
+        try {
+            handle(buffer, length);
+        } catch (RelayFrame.FormatException e) {
+            fail("bad frame from the relay: " + e.getMessage());
         }
+    }
 
-        private final AtomicBoolean closeReported = new AtomicBoolean();
-        private volatile String closeReason;
+    private void handle(byte[] buffer, int length) throws RelayFrame.FormatException {
+        if (length == 0) {
+            throw new RelayFrame.FormatException("empty relay frame");
+        }
+        byte type = buffer[0];
+        if (type == RelayFrame.RECV_PACKET && ready.isDone() && !ready.isCompletedExceptionally()) {
+            // The hot path: no parse object, no copy of the packet.
+            RelayFrame.validate(type, length);
+            if (!Arrays.equals(lastSource, 0, RelayFrame.KEY_LENGTH, buffer, 1, 1 + RelayFrame.KEY_LENGTH)) {
+                lastSource = Arrays.copyOfRange(buffer, 1, 1 + RelayFrame.KEY_LENGTH);
+            }
+            int packetLength = length - RelayFrame.PACKET_HEADER;
+            System.arraycopy(buffer, RelayFrame.PACKET_HEADER, buffer, 0, packetLength);
+            call(() -> listener.onPacket(lastSource, buffer, packetLength));
+            return;
+        }
+        RelayFrame.Frame frame = RelayFrame.parse(buffer, 0, length);
+        switch (frame) {
+            case RelayFrame.ServerHello hello -> onHello(hello);
+            case RelayFrame.ServerReady r -> {
+                if (relayKey == null) {
+                    throw new RelayFrame.FormatException("ServerReady before ServerHello");
+                }
+                ready.complete(relayKey);
+            }
+            case RelayFrame.Error e -> {
+                ready.completeExceptionally(new RelayException("relay refused the connection: " + e.reason(), null));
+                fail("relay error: " + e.reason());
+            }
+            case RelayFrame.Ping p -> sendControl(RelayFrame.encode(new RelayFrame.Pong(p.data())));
+            case RelayFrame.PeerGone g -> call(() -> listener.onPeerGone(g.key(), g.reason()));
+            case RelayFrame.Health h -> call(() -> listener.onHealth(h.problem()));
+            case RelayFrame.Restarting r -> call(() -> listener.onRestarting(r.reconnectInMillis(), r.tryForMillis()));
+            case RelayFrame.Pong p -> {
+                var waiter = pongWaiters.remove(java.util.HexFormat.of().formatHex(p.data()));
+                if (waiter != null) {
+                    waiter.accept(null);
+                }
+            }
+            case RelayFrame.KeepAlive k -> { }
+            case RelayFrame.RecvPacket p -> throw new RelayFrame.FormatException("packet before the handshake completed");
+            case RelayFrame.ClientAuth a -> throw new RelayFrame.FormatException("ClientAuth from the relay");
+            case RelayFrame.SendPacket p -> throw new RelayFrame.FormatException("SendPacket from the relay");
+        }
+    }
 
-        void attach(RelayClient c) {
-            client = c;
-            if (closed.get()) {
+    private void onHello(RelayFrame.ServerHello hello) throws RelayFrame.FormatException {
+        if (relayKey != null) {
+            throw new RelayFrame.FormatException("second ServerHello");
+        }
+        if (expectedRelayKey != null && !MessageDigest.isEqual(expectedRelayKey, hello.relayKey())) {
+            ready.completeExceptionally(new RelayException("relay presented key " + Base64.getEncoder().encodeToString(hello.relayKey())
+                    + ", not the server's key", null));
+            fail("unexpected relay key");
+            return;
+        }
+        relayKey = hello.relayKey();
+        RelayFrame.ClientAuth auth;
+        try {
+            auth = RelayFrame.authenticate(nodePrivateKey, hello);
+        } catch (IllegalArgumentException e) {
+            throw new RelayFrame.FormatException(e.getMessage());
+        }
+        sendControl(RelayFrame.encode(auth));
+    }
+
+    private void call(Runnable r) {
+        if (!attached || closed.get()) {
+            return;
+        }
+        try {
+            r.run();
+        } catch (RuntimeException e) {
+            LOG.log(Level.WARNING, "relay listener failed", e);
+        }
+    }
+
+    /** The relay closed the connection (with a WebSocket close code and reason, if any). */
+    void onRemoteClose(String detail) {
+        ready.completeExceptionally(new RelayException("relay closed the connection during the handshake" + detail, null));
+        finish("relay closed the connection" + detail);
+    }
+
+    void onError(Throwable error) {
+        ready.completeExceptionally(error);
+        finish("connection failed: " + (error.getMessage() == null ? error.getClass().getSimpleName() : error.getMessage()));
+    }
+
+    void fail(String why) {
+        Wire w = wire;
+        if (w != null) {
+            w.abort();
+        }
+        ready.completeExceptionally(new RelayException(why, null));
+        finish(why);
+    }
+
+    /** The first reason wins; the listener hears it if connect had succeeded. */
+    void finish(String why) {
+        if (closed.compareAndSet(false, true)) {
+            closeReason = why;
+            if (attached) {
                 reportClose();
             }
         }
+    }
 
-        @Override
-        public void onOpen(WebSocket ws) {
-            ws.request(1);
-        }
+    boolean isClosed() {
+        return closed.get();
+    }
 
-        @Override
-        public CompletionStage<?> onBinary(WebSocket ws, ByteBuffer data, boolean last) {
-            int n = data.remaining();
-            if (partialLength + n > RelayFrame.MAX_FRAME) {
-                fail(ws, "relay frame larger than " + RelayFrame.MAX_FRAME + " bytes");
-                return null;
-            }
-            if (partialLength + n > partial.length) {
-                partial = Arrays.copyOf(partial, Math.max(partialLength + n, Math.min(partial.length * 2, RelayFrame.MAX_FRAME)));
-            }
-            data.get(partial, partialLength, n);
-            partialLength += n;
-            if (last) {
-                int length = partialLength;
-                partialLength = 0;
-                try {
-                    handle(ws, partial, length);
-                } catch (RelayFrame.FormatException e) {
-                    fail(ws, "bad frame from the relay: " + e.getMessage());
-                    return null;
-                }
-            }
-            if (!closed.get()) {
-                ws.request(1);
-            }
-            return null;
-        }
-
-        private void handle(WebSocket ws, byte[] buffer, int length) throws RelayFrame.FormatException {
-            if (length == 0) {
-                throw new RelayFrame.FormatException("empty relay frame");
-            }
-            byte type = buffer[0];
-            if (type == RelayFrame.RECV_PACKET && ready.isDone() && !ready.isCompletedExceptionally()) {
-                // The hot path: no parse object, no copy of the packet.
-                RelayFrame.validate(type, length);
-                if (!Arrays.equals(lastSource, 0, RelayFrame.KEY_LENGTH, buffer, 1, 1 + RelayFrame.KEY_LENGTH)) {
-                    lastSource = Arrays.copyOfRange(buffer, 1, 1 + RelayFrame.KEY_LENGTH);
-                }
-                int packetLength = length - RelayFrame.PACKET_HEADER;
-                System.arraycopy(buffer, RelayFrame.PACKET_HEADER, buffer, 0, packetLength);
-                call(() -> listener.onPacket(lastSource, buffer, packetLength));
-                return;
-            }
-            RelayFrame.Frame frame = RelayFrame.parse(buffer, 0, length);
-            switch (frame) {
-                case RelayFrame.ServerHello hello -> onHello(ws, hello);
-                case RelayFrame.ServerReady r -> {
-                    if (relayKey == null) {
-                        throw new RelayFrame.FormatException("ServerReady before ServerHello");
-                    }
-                    ready.complete(relayKey);
-                }
-                case RelayFrame.Error e -> {
-                    ready.completeExceptionally(new RelayException("relay refused the connection: " + e.reason(), null));
-                    fail(ws, "relay error: " + e.reason());
-                }
-                case RelayFrame.Ping p -> {
-                    RelayClient c = client;
-                    if (c != null) {
-                        c.sendControl(RelayFrame.encode(new RelayFrame.Pong(p.data())));
-                    }
-                }
-                case RelayFrame.PeerGone g -> call(() -> listener.onPeerGone(g.key(), g.reason()));
-                case RelayFrame.Health h -> call(() -> listener.onHealth(h.problem()));
-                case RelayFrame.Restarting r -> call(() -> listener.onRestarting(r.reconnectInMillis(), r.tryForMillis()));
-                case RelayFrame.Pong p -> {
-                    var waiter = pongWaiters.remove(java.util.HexFormat.of().formatHex(p.data()));
-                    if (waiter != null) {
-                        waiter.accept(null);
-                    }
-                }
-                case RelayFrame.KeepAlive k -> { }
-                case RelayFrame.RecvPacket p -> throw new RelayFrame.FormatException("packet before the handshake completed");
-                case RelayFrame.ClientAuth a -> throw new RelayFrame.FormatException("ClientAuth from the relay");
-                case RelayFrame.SendPacket p -> throw new RelayFrame.FormatException("SendPacket from the relay");
-            }
-        }
-
-        private void onHello(WebSocket ws, RelayFrame.ServerHello hello) throws RelayFrame.FormatException {
-            if (relayKey != null) {
-                throw new RelayFrame.FormatException("second ServerHello");
-            }
-            if (expectedRelayKey != null && !MessageDigest.isEqual(expectedRelayKey, hello.relayKey())) {
-                ready.completeExceptionally(new RelayException("relay presented key " + Base64.getEncoder().encodeToString(hello.relayKey())
-                        + ", not the server's key", null));
-                fail(ws, "unexpected relay key");
-                return;
-            }
-            relayKey = hello.relayKey();
-            RelayFrame.ClientAuth auth;
+    private void reportClose() {
+        if (closeReported.compareAndSet(false, true)) {
             try {
-                auth = RelayFrame.authenticate(nodePrivateKey, hello);
-            } catch (IllegalArgumentException e) {
-                throw new RelayFrame.FormatException(e.getMessage());
-            }
-            ws.sendBinary(ByteBuffer.wrap(RelayFrame.encode(auth)), true);
-        }
-
-        private void call(Runnable r) {
-            if (client == null || closed.get()) {
-                return;
-            }
-            try {
-                r.run();
+                listener.onClosed(closeReason);
             } catch (RuntimeException e) {
-                LOG.log(Level.WARNING, "relay listener failed", e);
-            }
-        }
-
-        @Override
-        public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
-            fail(ws, "relay sent a text message");
-            return null;
-        }
-
-        @Override
-        public CompletionStage<?> onClose(WebSocket ws, int statusCode, String reason) {
-            ready.completeExceptionally(new RelayException("relay closed the connection during the handshake ("
-                    + statusCode + (reason == null || reason.isEmpty() ? "" : " " + reason) + ")", null));
-            finish("relay closed the connection (" + statusCode + (reason == null || reason.isEmpty() ? "" : " " + reason) + ")");
-            return null;
-        }
-
-        @Override
-        public void onError(WebSocket ws, Throwable error) {
-            ready.completeExceptionally(error);
-            finish("connection failed: " + (error.getMessage() == null ? error.getClass().getSimpleName() : error.getMessage()));
-        }
-
-        void fail(WebSocket ws, String why) {
-            ws.abort();
-            ready.completeExceptionally(new RelayException(why, null));
-            finish(why);
-        }
-
-        /** The first reason wins; the listener hears it if connect had succeeded. */
-        void finish(String why) {
-            if (closed.compareAndSet(false, true)) {
-                closeReason = why;
-                if (client != null) {
-                    reportClose();
-                }
-            }
-        }
-
-        private void reportClose() {
-            if (closeReported.compareAndSet(false, true)) {
-                try {
-                    listener.onClosed(closeReason);
-                } catch (RuntimeException e) {
-                    LOG.log(Level.WARNING, "relay listener failed on close", e);
-                }
+                LOG.log(Level.WARNING, "relay listener failed on close", e);
             }
         }
     }

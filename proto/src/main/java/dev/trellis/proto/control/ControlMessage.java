@@ -37,7 +37,12 @@ public sealed interface ControlMessage {
      */
     record Login(String nodeKey, String authKey, String hostname, String os, List<String> endpoints) implements ControlMessage {}
 
-    record UpdateEndpoints(List<String> endpoints) implements ControlMessage {}
+    /** The node's candidate endpoints and the relay region it is homed on (null: none yet). */
+    record UpdateEndpoints(List<String> endpoints, String homeRelay) implements ControlMessage {
+        public UpdateEndpoints(List<String> endpoints) {
+            this(endpoints, null);
+        }
+    }
 
     record RotateNodeKey(String nodeKey) implements ControlMessage {}
 
@@ -69,10 +74,28 @@ public sealed interface ControlMessage {
     record Goodbye(String reason) implements ControlMessage {}
 
     /** One node as the map shows it. */
+    /** One node as the map shows it; {@code homeRelay} is the region of the relay it receives on (null: unknown). */
     record NodeInfo(long id, String hostname, String user, String nodeKey, List<String> addresses,
                     List<String> endpoints, boolean online, Instant lastSeen, Set<String> tags,
-                    Instant expiry, boolean ephemeral) {}
+                    Instant expiry, boolean ephemeral, String homeRelay) {
+        public NodeInfo(long id, String hostname, String user, String nodeKey, List<String> addresses,
+                        List<String> endpoints, boolean online, Instant lastSeen, Set<String> tags,
+                        Instant expiry, boolean ephemeral) {
+            this(id, hostname, user, nodeKey, addresses, endpoints, online, lastSeen, tags, expiry, ephemeral, null);
+        }
+    }
 
-    /** The overlay's prefixes, for the node's routes. */
-    record NetworkInfo(String ipv4Prefix, String ipv6Prefix) {}
+    /** The overlay's prefixes, for the node's routes, and the relay map: every relay a node may use. */
+    record NetworkInfo(String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays) {
+        public NetworkInfo(String ipv4Prefix, String ipv6Prefix) {
+            this(ipv4Prefix, ipv6Prefix, List.of());
+        }
+    }
+
+    /**
+     * One relay in the relay map: its region (a building), the login-server-style URL its
+     * {@code /relay} is under, its static key (base64; null: not pinned) and the UDP port of the
+     * STUN server on the same host (null: none).
+     */
+    record RelayInfo(String region, String url, String key, Integer stunPort) {}
 }

@@ -13,10 +13,15 @@ import java.util.Arrays;
  * UDP between them is blocked. The relay only ever sees WireGuard ciphertext; it forwards opaque
  * packets by destination node key.
  *
- * <p>Transport: a WebSocket at {@code GET /relay} (ws:// or wss:// on the login server). Every
- * binary WebSocket message is exactly one frame; text messages are a protocol error. A frame is
- * one type byte followed by its body; the body's length is the message's length minus one (no
- * length field: WebSocket already frames). Integers are big-endian. Keys are raw 32-byte
+ * <p>Transports, both at {@code GET /relay} on the login server's port (http or https):
+ * <ul>
+ *   <li>raw (what nodes use first): the request carries {@code Connection: Upgrade} and
+ *       {@code Upgrade: trellis-relay}; after {@code 101 Switching Protocols} each frame on the
+ *       connection is preceded by its length (4 bytes, big-endian, 1..{@link #MAX_FRAME});</li>
+ *   <li>WebSocket (for proxies that only pass WebSockets): every binary message is exactly one
+ *       frame; text messages are a protocol error.</li>
+ * </ul>
+ * A frame is one type byte followed by its body; its length comes from the transport. Integers are big-endian. Keys are raw 32-byte
  * Curve25519 public keys (a node's WireGuard <em>node</em> key, not its machine key).
  *
  * <pre>
@@ -56,6 +61,9 @@ public final class RelayFrame {
     /** Type byte + key: what precedes the packet in SendPacket and RecvPacket. */
     public static final int PACKET_HEADER = 1 + KEY_LENGTH;
     public static final int MAX_FRAME = PACKET_HEADER + MAX_PACKET;
+    /** The raw transport's {@code Upgrade} token and its frame length prefix. */
+    public static final String RAW_UPGRADE = "trellis-relay";
+    public static final int RAW_LENGTH_FIELD = 4;
     /** What goes into the proof after the challenge and before the node key. */
     public static final byte[] AUTH_LABEL = "trellis relay auth v1".getBytes(StandardCharsets.US_ASCII);
 
