@@ -21,6 +21,8 @@ final class RelayForwarder {
     /** Destinations this connection has already recorded itself as a sender with. */
     private final Map<RelayKey, RelayRegistry.Client> knownDestinations = new HashMap<>();
     private final Map<RelayKey, Long> peerGoneSent = new HashMap<>();
+    /** The destination of this connection's last SendPacket, for SendSame. */
+    private RelayKey lastDestination;
 
     RelayForwarder(RelayRegistry registry, RelayRegistry.Client self) {
         this.registry = registry;
@@ -37,7 +39,16 @@ final class RelayForwarder {
         byte type = frame.apply(0);
         RelayFrame.validate(type, length);
         switch (type) {
-            case RelayFrame.SEND_PACKET -> forward(frame, length);
+            case RelayFrame.SEND_PACKET -> {
+                lastDestination = RelayKey.of(frame, 1);
+                forward(lastDestination, frame.drop(RelayFrame.PACKET_HEADER), length - RelayFrame.PACKET_HEADER);
+            }
+            case RelayFrame.SEND_SAME -> {
+                if (lastDestination == null) {
+                    throw new RelayFrame.FormatException("SendSame before any SendPacket");
+                }
+                forward(lastDestination, frame.drop(1), length - 1);
+            }
             case RelayFrame.PING -> {
                 byte[] pong = frame.toArray();
                 pong[0] = RelayFrame.PONG;
@@ -48,8 +59,7 @@ final class RelayForwarder {
         }
     }
 
-    private void forward(ByteString frame, int length) {
-        RelayKey destination = RelayKey.of(frame, 1);
+    private void forward(RelayKey destination, ByteString packet, int packetLength) {
         RelayRegistry.Client target = registry.get(destination);
         if (target == null) {
             registry.unknownDestination.increment();
@@ -63,8 +73,7 @@ final class RelayForwarder {
             knownDestinations.put(destination, target);
             target.senders.add(self.key);
         }
-        ByteString out = self.recvHeader.concat(frame.drop(RelayFrame.PACKET_HEADER));
-        registry.offerPacket(target, out, length - RelayFrame.PACKET_HEADER);
+        registry.offerPacket(target, self.recvHeader.concat(packet), packetLength);
     }
 
     private void peerGone(RelayKey destination) {

@@ -5,6 +5,7 @@ import dev.trellis.proto.relay.RelayFrame;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.nio.ByteOrder;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.CompletionStage;
@@ -157,7 +158,22 @@ public final class RelayServer extends AllDirectives {
                 });
         // Not coupled (see ControlRoute): when the connection closes its queue, the queued frames
         // (an Error) still go out before the close.
-        return Flow.fromSinkAndSource(in, outbound.second());
+        return Flow.fromSinkAndSource(in, outbound.second().statefulMap(() -> NO_SOURCE, RelayServer::sameSource, last -> Optional.empty()));
+    }
+
+    private static final ByteString NO_SOURCE = ByteString.emptyByteString();
+    private static final ByteString RECV_SAME = ByteString.fromArrayUnsafe(new byte[] {RelayFrame.RECV_SAME});
+
+    /** RecvPacket from the same source as the previous one on this connection becomes RecvSame (the key is not repeated). */
+    private static Pair<ByteString, ByteString> sameSource(ByteString lastSource, ByteString frame) {
+        if (frame.size() <= RelayFrame.PACKET_HEADER || frame.apply(0) != RelayFrame.RECV_PACKET) {
+            return Pair.create(lastSource, frame);
+        }
+        ByteString source = frame.slice(1, RelayFrame.PACKET_HEADER);
+        if (source.equals(lastSource)) {
+            return Pair.create(lastSource, RECV_SAME.concat(frame.drop(RelayFrame.PACKET_HEADER)));
+        }
+        return Pair.create(source, frame);
     }
 
     /** Once authenticated, forwards in place; before, the first frame is the handshake and the stream waits for it. */

@@ -434,8 +434,12 @@ class RelayServerTest {
         Relay rb2 = b.relay();
         rb2.client.sendRaw(RelayFrame.packetFrame(RelayFrame.RECV_PACKET, c.nodeKey, new byte[] {1}, 0, 1));
         assertNotNull(rb2.closed.get(WAIT.toSeconds(), TimeUnit.SECONDS));
+        // SendSame names no destination: before any SendPacket there is none to repeat.
+        Relay ra4 = a.relay();
+        ra4.client.sendRaw(RelayFrame.sameFrame(RelayFrame.SEND_SAME, new byte[] {1, 2}, 0, 2));
+        assertNotNull(ra4.closed.get(WAIT.toSeconds(), TimeUnit.SECONDS));
         assertEquals(0, rc.count.get(), "nothing from the misbehaving connections was relayed");
-        assertTrue(stats().malformed() >= 4, stats().toString());
+        assertTrue(stats().malformed() >= 5, stats().toString());
 
         // c was never disturbed, and a fresh connection of a works.
         Relay ra3 = a.relay();

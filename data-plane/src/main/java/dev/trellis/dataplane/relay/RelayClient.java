@@ -80,7 +80,9 @@ public final class RelayClient implements AutoCloseable {
     private volatile boolean attached;
     private volatile Wire wire;
     private byte[] relayKey;
-    private byte[] lastSource = new byte[RelayFrame.KEY_LENGTH];
+    private byte[] lastSource;
+    /** Destination of the last SendPacket written (writer side only); all zero: none yet. */
+    private final byte[] lastDestination = new byte[RelayFrame.KEY_LENGTH];
     /** Pings we sent, by their data: who wants to know when the Pong comes back. */
     private final java.util.concurrent.ConcurrentHashMap<String, java.util.function.Consumer<Void>> pongWaiters =
             new java.util.concurrent.ConcurrentHashMap<>();
@@ -281,10 +283,26 @@ public final class RelayClient implements AutoCloseable {
         wire.wake();
     }
 
-    /** The next frame to write, control frames first; null when both queues are empty. */
+    /**
+     * The next frame to write, control frames first; null when both queues are empty. Only one
+     * writer calls this at a time: a packet for the same destination as the previous one goes out
+     * as SendSame.
+     */
     ByteBuffer nextFrame() {
         ByteBuffer next = control.poll();
-        return next != null ? next : packets.poll();
+        if (next != null) {
+            return next;
+        }
+        next = packets.poll();
+        if (next == null || next.remaining() <= RelayFrame.PACKET_HEADER) {
+            return next;
+        }
+        if (Arrays.equals(lastDestination, 0, RelayFrame.KEY_LENGTH, next.array(), 1, RelayFrame.PACKET_HEADER)) {
+            next.put(RelayFrame.KEY_LENGTH, RelayFrame.SEND_SAME);
+            return next.position(RelayFrame.KEY_LENGTH).slice();
+        }
+        System.arraycopy(next.array(), 1, lastDestination, 0, RelayFrame.KEY_LENGTH);
+        return next;
     }
 
     boolean hasFrames() {
@@ -295,7 +313,7 @@ public final class RelayClient implements AutoCloseable {
     void written(ByteBuffer frame, boolean ok) {
         if (!ok) {
             fail("send failed");
-        } else if (frame.get(0) == RelayFrame.SEND_PACKET) {
+        } else if (frame.get(0) == RelayFrame.SEND_PACKET || frame.get(0) == RelayFrame.SEND_SAME) {
             sent.incrementAndGet();
         }
     }
@@ -325,14 +343,19 @@ public final class RelayClient implements AutoCloseable {
         }
         byte type = buffer[0];
         if (type == RelayFrame.RECV_PACKET && ready.isDone() && !ready.isCompletedExceptionally()) {
-            // The hot path: no parse object, no copy of the packet.
             RelayFrame.validate(type, length);
-            if (!Arrays.equals(lastSource, 0, RelayFrame.KEY_LENGTH, buffer, 1, 1 + RelayFrame.KEY_LENGTH)) {
+            if (lastSource == null || !Arrays.equals(lastSource, 0, RelayFrame.KEY_LENGTH, buffer, 1, 1 + RelayFrame.KEY_LENGTH)) {
                 lastSource = Arrays.copyOfRange(buffer, 1, 1 + RelayFrame.KEY_LENGTH);
             }
-            int packetLength = length - RelayFrame.PACKET_HEADER;
-            System.arraycopy(buffer, RelayFrame.PACKET_HEADER, buffer, 0, packetLength);
-            call(() -> listener.onPacket(lastSource, buffer, packetLength));
+            deliver(buffer, RelayFrame.PACKET_HEADER, length - RelayFrame.PACKET_HEADER);
+            return;
+        }
+        if (type == RelayFrame.RECV_SAME && ready.isDone() && !ready.isCompletedExceptionally()) {
+            RelayFrame.validate(type, length);
+            if (lastSource == null) {
+                throw new RelayFrame.FormatException("RecvSame before any RecvPacket");
+            }
+            deliver(buffer, 1, length - 1);
             return;
         }
         RelayFrame.Frame frame = RelayFrame.parse(buffer, 0, length);
@@ -360,9 +383,18 @@ public final class RelayClient implements AutoCloseable {
             }
             case RelayFrame.KeepAlive k -> { }
             case RelayFrame.RecvPacket p -> throw new RelayFrame.FormatException("packet before the handshake completed");
+            case RelayFrame.RecvSame p -> throw new RelayFrame.FormatException("packet before the handshake completed");
+            case RelayFrame.SendSame p -> throw new RelayFrame.FormatException("SendSame from the relay");
             case RelayFrame.ClientAuth a -> throw new RelayFrame.FormatException("ClientAuth from the relay");
             case RelayFrame.SendPacket p -> throw new RelayFrame.FormatException("SendPacket from the relay");
         }
+    }
+
+    /** The hot path: no parse object, no copy of the packet beyond moving it to the buffer's start. */
+    private void deliver(byte[] buffer, int offset, int packetLength) {
+        byte[] source = lastSource;
+        System.arraycopy(buffer, offset, buffer, 0, packetLength);
+        call(() -> listener.onPacket(source, buffer, packetLength));
     }
 
     private void onHello(RelayFrame.ServerHello hello) throws RelayFrame.FormatException {

@@ -38,7 +38,13 @@ import java.util.Arrays;
  * 0x0a  Health       relay → node    UTF-8 text (0..65535 bytes); empty means healthy
  * 0x0b  Restarting   relay → node    reconnect in ms (u32) | try for ms (u32)
  * 0x0c  Error        relay → node    UTF-8 reason (0..65535 bytes); the relay then closes
+ * 0x0d  SendSame     node → relay    packet (1..65535), for the destination of this connection's last SendPacket
+ * 0x0e  RecvSame     relay → node    packet (1..65535), from the source of this connection's last RecvPacket
  * </pre>
+ *
+ * <p>SendSame and RecvSame save the 32-byte key on every packet of a stream to one peer (2 % of a
+ * full-size packet): a sender uses them when the key equals the one in its previous packet frame
+ * on that connection. One before any SendPacket (RecvPacket) is a protocol error.
  *
  * <p>Handshake: on connect the relay sends ServerHello with a fresh random challenge. The node
  * answers ClientAuth within 10 s with its node public key and
@@ -79,6 +85,8 @@ public final class RelayFrame {
     public static final byte HEALTH = 0x0a;
     public static final byte RESTARTING = 0x0b;
     public static final byte ERROR = 0x0c;
+    public static final byte SEND_SAME = 0x0d;
+    public static final byte RECV_SAME = 0x0e;
 
     /** PeerGone reasons. */
     public static final byte GONE_DISCONNECTED = 0x00;
@@ -106,6 +114,10 @@ public final class RelayFrame {
 
     public record RecvPacket(byte[] source, byte[] packet, int offset, int length) implements Frame {}
 
+    public record SendSame(byte[] packet, int offset, int length) implements Frame {}
+
+    public record RecvSame(byte[] packet, int offset, int length) implements Frame {}
+
     public record KeepAlive() implements Frame {}
 
     public record Ping(byte[] data) implements Frame {}
@@ -127,6 +139,8 @@ public final class RelayFrame {
             case CLIENT_AUTH -> "ClientAuth";
             case SERVER_READY -> "ServerReady";
             case SEND_PACKET -> "SendPacket";
+            case SEND_SAME -> "SendSame";
+            case RECV_SAME -> "RecvSame";
             case RECV_PACKET -> "RecvPacket";
             case KEEP_ALIVE -> "KeepAlive";
             case PING -> "Ping";
@@ -156,6 +170,7 @@ public final class RelayFrame {
             case CLIENT_AUTH -> body == KEY_LENGTH + PROOF_LENGTH;
             case SERVER_READY, KEEP_ALIVE -> body == 0;
             case SEND_PACKET, RECV_PACKET -> body > KEY_LENGTH && body <= KEY_LENGTH + MAX_PACKET;
+            case SEND_SAME, RECV_SAME -> body >= 1 && body <= MAX_PACKET;
             case PING, PONG -> body == PING_LENGTH;
             case PEER_GONE -> body == KEY_LENGTH + 1;
             case HEALTH, ERROR -> body <= MAX_TEXT;
@@ -188,6 +203,8 @@ public final class RelayFrame {
             case SERVER_READY -> new ServerReady();
             case SEND_PACKET -> new SendPacket(copy(data, b, KEY_LENGTH), data, b + KEY_LENGTH, length - PACKET_HEADER);
             case RECV_PACKET -> new RecvPacket(copy(data, b, KEY_LENGTH), data, b + KEY_LENGTH, length - PACKET_HEADER);
+            case SEND_SAME -> new SendSame(data, b, length - 1);
+            case RECV_SAME -> new RecvSame(data, b, length - 1);
             case KEEP_ALIVE -> new KeepAlive();
             case PING -> new Ping(copy(data, b, PING_LENGTH));
             case PONG -> new Pong(copy(data, b, PING_LENGTH));
@@ -213,6 +230,8 @@ public final class RelayFrame {
             case ServerReady f -> new byte[] {SERVER_READY};
             case SendPacket f -> packetFrame(SEND_PACKET, f.destination(), f.packet(), f.offset(), f.length());
             case RecvPacket f -> packetFrame(RECV_PACKET, f.source(), f.packet(), f.offset(), f.length());
+            case SendSame f -> sameFrame(SEND_SAME, f.packet(), f.offset(), f.length());
+            case RecvSame f -> sameFrame(RECV_SAME, f.packet(), f.offset(), f.length());
             case KeepAlive f -> new byte[] {KEEP_ALIVE};
             case Ping f -> concat(PING, exact(f.data(), PING_LENGTH, "ping data"));
             case Pong f -> concat(PONG, exact(f.data(), PING_LENGTH, "pong data"));
@@ -235,6 +254,17 @@ public final class RelayFrame {
     }
 
     /** A SendPacket or RecvPacket frame: {@code type | key | packet[offset, offset+length)}. */
+    /** A SendSame or RecvSame frame around {@code packet[offset, offset+length)}. */
+    public static byte[] sameFrame(byte type, byte[] packet, int offset, int length) {
+        if (length < 1 || length > MAX_PACKET) {
+            throw new IllegalArgumentException("packet of " + length + " bytes (1.." + MAX_PACKET + ")");
+        }
+        byte[] frame = new byte[1 + length];
+        frame[0] = type;
+        System.arraycopy(packet, offset, frame, 1, length);
+        return frame;
+    }
+
     public static byte[] packetFrame(byte type, byte[] key, byte[] packet, int offset, int length) {
         if (type != SEND_PACKET && type != RECV_PACKET) {
             throw new IllegalArgumentException("not a packet frame type: " + typeName(type));
