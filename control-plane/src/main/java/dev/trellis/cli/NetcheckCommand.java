@@ -32,9 +32,17 @@ final class NetcheckCommand implements Callable<Integer> {
         }
         System.out.println("UDP: " + (r.path("udp").asBoolean() ? "yes" : "no (" + r.path("udpError").asText() + ")"));
         System.out.println("reflexive address: " + (r.path("reflexiveAddress").isNull() ? "-" : r.path("reflexiveAddress").asText()));
-        String latency = r.path("relayLatencyMillis").isNull() ? "unreachable (" + r.path("relayError").asText() + ")"
-                : String.format("%.1f ms", r.path("relayLatencyMillis").asDouble());
-        System.out.println("relay " + r.path("relayRegion").asText() + " (" + r.path("relayUrl").asText() + "): " + latency);
+        String home = r.path("homeRelay").isNull() ? null : r.path("homeRelay").asText();
+        if (r.path("relays").isEmpty()) {
+            System.out.println("relays: none known (not logged in?)");
+        }
+        for (JsonNode relay : r.path("relays")) {
+            String region = relay.path("region").asText();
+            String latency = relay.path("latencyMillis").isNull() ? "unreachable (" + relay.path("error").asText() + ")"
+                    : String.format(java.util.Locale.ROOT, "%.1f ms", relay.path("latencyMillis").asDouble());
+            System.out.println("relay " + region + " (" + relay.path("url").asText() + "): " + latency
+                    + (region.equals(home) ? "  <- home" : ""));
+        }
         return 0;
     }
 }

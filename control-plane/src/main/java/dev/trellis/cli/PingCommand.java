@@ -44,7 +44,7 @@ final class PingCommand implements Callable<Integer> {
                 answered++;
                 String path = reply.path("path").asText();
                 double ms = reply.path("rttNanos").asLong() / 1e6;
-                System.out.printf("pong from %s via %s in %.2f ms%n", peer, path.equals("relay") ? "relay default" : path, ms);
+                System.out.printf("pong from %s via %s in %.2f ms%n", peer, path, ms);
             } else {
                 System.out.println("no pong from " + peer + ": " + reply.path("error").asText());
             }

@@ -88,6 +88,11 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
 
   public record ListApiKeys(ActorRef<Result<ApiKeyList>> replyTo) implements Command {}
 
+  /** Which of these node keys a relay may accept: registered, live nodes. */
+  public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Result<LiveKeys>> replyTo) implements Command {}
+
+  public record LiveKeys(Set<String> live) {}
+
   public record ExpireApiKey(String prefix, ActorRef<Result<ApiKey>> replyTo) implements Command {}
 
   /** The outcome of a command's asks, answered from inside the actor. */
@@ -199,6 +204,9 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
               .thenApply(list -> Result.ok(new ApiKeyList(list))));
       case ExpireApiKey c -> run(c.replyTo(), "expire API key",
           ask(apiKeys, r -> new ApiKeyRegistry.ExpireApiKey(c.prefix(), clock.instant(), r)));
+      case LiveNodeKeys c -> run(c.replyTo(), "check node keys",
+          this.<NetworkMap.Command, Set<String>>ask(map, r -> new NetworkMap.LiveNodeKeys(c.nodeKeys(), r))
+              .thenApply(live -> Result.ok(new LiveKeys(live))));
       case Done<?> d -> done(d);
     }
     return this;

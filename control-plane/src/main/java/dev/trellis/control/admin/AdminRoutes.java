@@ -45,6 +45,8 @@ import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
 public final class AdminRoutes extends AllDirectives {
 
   static final long MAX_BODY = 64 * 1024;
+  /** Fits MAX_BODY with 44-character base64 keys. */
+  static final int MAX_KEYS_CHECKED = 1000;
   private static final Duration ASK_TIMEOUT = Admin.ASK_TIMEOUT.plusSeconds(5);
   private static final ObjectReader READER = ControlJson.MAPPER.reader()
       .with(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
@@ -129,6 +131,17 @@ public final class AdminRoutes extends AllDirectives {
               return reply(this.<ApiKeyRegistry.CreatedApiKey>ask(r -> new Admin.CreateApiKey(expiration, r)), 201);
             })),
             methodNotAllowed("GET, POST"))),
+        // For `trellis relay`: which of these node keys may use a relay.
+        path(PathMatchers.segment("relay").slash("live-node-keys"), () -> concat(
+            post(() -> body(false, b -> {
+              Set<String> keys = b.strings("keys", true);
+              b.done();
+              if (keys.size() > MAX_KEYS_CHECKED) {
+                throw new BadRequest("at most " + MAX_KEYS_CHECKED + " keys per request");
+              }
+              return reply(this.<Admin.LiveKeys>ask(r -> new Admin.LiveNodeKeys(keys, r)), 200);
+            })),
+            methodNotAllowed("POST"))),
         path(PathMatchers.segment("apikeys").slash(PathMatchers.segment()).slash("expire"), prefix -> concat(
             post(() -> reply(this.<ApiKeyRegistry.ApiKey>ask(r -> new Admin.ExpireApiKey(prefix, r)), 200)),
             methodNotAllowed("POST"))),

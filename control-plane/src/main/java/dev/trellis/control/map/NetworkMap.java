@@ -59,6 +59,9 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         }
     }
 
+    /** The relay map every node receives in its full map from now on. */
+    public record SetRelayMap(List<ControlMessage.RelayInfo> relays) implements Command {}
+
     /** Who is online, for admin listings. */
     public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
 
@@ -67,6 +70,9 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
     /** {@code watcher} hears {@link NodeKeyGone} whenever a live node key stops being live. */
     public record WatchNodeKeys(ActorRef<NodeKeyGone> watcher) implements Command {}
+
+    /** Which of {@code nodeKeys} (base64) belong to registered, live nodes (a standalone relay's check). */
+    public record LiveNodeKeys(java.util.Set<String> nodeKeys, ActorRef<java.util.Set<String>> replyTo) implements Command {}
 
     /** A node key that was live no longer is: the node expired, logged out, was deleted or re-keyed. */
     public record NodeKeyGone(String nodeKey, String reason) {}
@@ -94,7 +100,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     private final Clock clock;
     private final Duration ephemeralTimeout;
     private final EphemeralReaper reaper;
-    private final ControlMessage.NetworkInfo network;
+    private ControlMessage.NetworkInfo network;
     private final Map<Long, NodeRecord> records = new HashMap<>();
     /** Node id by node key, so the relay's admission check does not scan every record. */
     private final Map<String, Long> idByNodeKey = new HashMap<>();
@@ -135,10 +141,26 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .onMessage(Disconnect.class, this::onDisconnect)
                 .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
                 .onMessage(GetPresence.class, this::onGetPresence)
+                .onMessage(SetRelayMap.class, m -> {
+                    network = new ControlMessage.NetworkInfo(network.ipv4Prefix(), network.ipv6Prefix(), List.copyOf(m.relays()));
+                    return this;
+                })
                 .onMessage(IsLiveNodeKey.class, m -> {
                     Long id = idByNodeKey.get(m.nodeKey());
                     NodeRecord r = id == null ? null : records.get(id);
                     m.replyTo().tell(live(r) && m.nodeKey().equals(r.nodeKey()));
+                    return this;
+                })
+                .onMessage(LiveNodeKeys.class, m -> {
+                    java.util.Set<String> live = new java.util.LinkedHashSet<>();
+                    for (String k : m.nodeKeys()) {
+                        Long id = idByNodeKey.get(k);
+                        NodeRecord r = id == null ? null : records.get(id);
+                        if (live(r) && k.equals(r.nodeKey())) {
+                            live.add(k);
+                        }
+                    }
+                    m.replyTo().tell(live);
                     return this;
                 })
                 .onMessage(WatchNodeKeys.class, m -> {

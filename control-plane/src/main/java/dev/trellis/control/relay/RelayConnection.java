@@ -1,6 +1,5 @@
 package dev.trellis.control.relay;
 
-import dev.trellis.control.map.NetworkMap;
 import dev.trellis.proto.relay.RelayFrame;
 import java.security.SecureRandom;
 import java.time.Duration;
@@ -56,7 +55,7 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
 
     private final TimerScheduler<Command> timers;
     private final RelayRegistry registry;
-    private final ActorRef<NetworkMap.Command> map;
+    private final NodeKeyAuthority authority;
     private final byte[] relayPrivateKey;
     private final BoundedSourceQueue<ByteString> queue;
     private final SharedKillSwitch killSwitch;
@@ -66,12 +65,12 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
     private boolean closing;
 
     private RelayConnection(ActorContext<Command> context, TimerScheduler<Command> timers, RelayRegistry registry,
-                            ActorRef<NetworkMap.Command> map, byte[] relayPrivateKey, byte[] relayPublicKey,
+                            NodeKeyAuthority authority, byte[] relayPrivateKey, byte[] relayPublicKey,
                             BoundedSourceQueue<ByteString> queue, SharedKillSwitch killSwitch) {
         super(context);
         this.timers = timers;
         this.registry = registry;
-        this.map = map;
+        this.authority = authority;
         this.relayPrivateKey = relayPrivateKey;
         this.queue = queue;
         this.killSwitch = killSwitch;
@@ -80,10 +79,10 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
         timers.startSingleTimer(new AuthTimedOut(), AUTH_TIMEOUT);
     }
 
-    static Behavior<Command> create(RelayRegistry registry, ActorRef<NetworkMap.Command> map, byte[] relayPrivateKey,
+    static Behavior<Command> create(RelayRegistry registry, NodeKeyAuthority authority, byte[] relayPrivateKey,
                                     byte[] relayPublicKey, BoundedSourceQueue<ByteString> queue, SharedKillSwitch killSwitch) {
         return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
-                new RelayConnection(ctx, timers, registry, map, relayPrivateKey, relayPublicKey, queue, killSwitch)));
+                new RelayConnection(ctx, timers, registry, authority, relayPrivateKey, relayPublicKey, queue, killSwitch)));
     }
 
     @Override
@@ -147,7 +146,8 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
             previous.connection.tell(new Close("replaced by a newer connection of the same node"));
         }
         String key = client.key.base64();
-        getContext().ask(Boolean.class, map, MAP_TIMEOUT, replyTo -> new NetworkMap.IsLiveNodeKey(key, replyTo),
+        getContext().pipeToSelf(authority.isLive(key).toCompletableFuture().orTimeout(MAP_TIMEOUT.toMillis(),
+                        java.util.concurrent.TimeUnit.MILLISECONDS),
                 (live, failure) -> new LiveAnswer(Boolean.TRUE.equals(live), failure == null ? null : failure.getMessage()));
         return this;
     }

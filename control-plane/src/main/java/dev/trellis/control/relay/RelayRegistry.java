@@ -109,6 +109,11 @@ public final class RelayRegistry {
         return c != null && c.ready ? c : null;
     }
 
+    /** The base64 node keys of the connections that completed their handshake. */
+    public java.util.List<String> connectedKeys() {
+        return clients.values().stream().filter(c -> c.ready).map(c -> c.key.base64()).toList();
+    }
+
     /** Closes the connection of a node key that is no longer live, if there is one. */
     void evict(String base64Key, String reason) {
         RelayKey key;

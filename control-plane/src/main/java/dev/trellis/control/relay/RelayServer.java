@@ -57,29 +57,27 @@ public final class RelayServer extends AllDirectives {
 
     private final ActorSystem<?> system;
     private final RelaySettings settings;
-    private final ActorRef<NetworkMap.Command> map;
+    private final NodeKeyAuthority authority;
     private final byte[] privateKey;
     private final byte[] publicKey;
     private final RelayRegistry registry;
     private final Materializer materializer;
     private final AtomicLong connections = new AtomicLong();
 
+    /** The relay embedded in {@code trellis server}, admitting the keys its network map knows as live. */
     public RelayServer(ActorSystem<?> system, RelaySettings settings, byte[] privateKey, ActorRef<NetworkMap.Command> map) {
+        this(system, settings, privateKey, NodeKeyAuthority.of(system, map, RelayConnection.MAP_TIMEOUT));
+    }
+
+    public RelayServer(ActorSystem<?> system, RelaySettings settings, byte[] privateKey, NodeKeyAuthority authority) {
         this.system = system;
         this.settings = settings;
-        this.map = map;
+        this.authority = authority;
         this.privateKey = privateKey.clone();
         this.publicKey = Curve25519.publicKey(privateKey);
         this.registry = new RelayRegistry(settings.region());
         this.materializer = Materializer.matFromSystem(system);
-        RelayRegistry reg = registry;
-        system.systemActorOf(Behaviors.<NetworkMap.NodeKeyGone>setup(ctx -> {
-            map.tell(new NetworkMap.WatchNodeKeys(ctx.getSelf()));
-            return Behaviors.receiveMessage(gone -> {
-                reg.evict(gone.nodeKey(), gone.reason());
-                return Behaviors.same();
-            });
-        }), "relay-key-watcher", Props.empty());
+        authority.watch(registry);
     }
 
     public RelayRegistry registry() {
@@ -145,7 +143,7 @@ public final class RelayServer extends AllDirectives {
                 Source.<ByteString>queue(settings.maxQueue()).preMaterialize(materializer);
         SharedKillSwitch killSwitch = KillSwitches.shared("relay-" + id);
         ActorRef<RelayConnection.Command> connection = system.systemActorOf(
-                RelayConnection.create(registry, map, privateKey, publicKey, outbound.first(), killSwitch),
+                RelayConnection.create(registry, authority, privateKey, publicKey, outbound.first(), killSwitch),
                 "relay-connection-" + id, Props.empty());
         AtomicReference<RelayForwarder> forwarder = new AtomicReference<>();
         Sink<ByteString, NotUsed> in = Flow.<ByteString>create()

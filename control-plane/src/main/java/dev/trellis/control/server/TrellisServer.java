@@ -113,6 +113,9 @@ public final class TrellisServer implements AutoCloseable {
             if (settings.listenPort() == 0) {
                 url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
             }
+            services.map().tell(new NetworkMap.SetRelayMap(relaySettings.relayMap(url,
+                    java.util.Base64.getEncoder().encodeToString(handshake.publicKey()),
+                    stun == null ? null : stun.localAddress().getPort())));
             LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
             return new TrellisServer(settings, system, binding, handshake.publicKey(), services, relay, stun);
         } catch (Exception e) {

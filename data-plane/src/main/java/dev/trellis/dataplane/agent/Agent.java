@@ -40,8 +40,6 @@ public final class Agent implements AgentControl, AutoCloseable {
     static final long SILENCE_LIMIT_SECONDS = 50;
     static final long ENDPOINT_CHECK_SECONDS = 5;
     static final long MAX_BACKOFF_MILLIS = 30_000;
-    /** The embedded relay's region until the map carries a relay map. */
-    static final String RELAY_REGION = "default";
     private static final Logger LOG = Logger.getLogger(Agent.class.getName());
 
     /** Opens a control connection; {@link ControlClient#connect} in production. */
@@ -69,6 +67,8 @@ public final class Agent implements AgentControl, AutoCloseable {
     private List<String> reportedEndpoints = List.of();
     /** The WireGuard socket's STUN-reflexive address ("ip:port"), null until (or unless) STUN answers. */
     private volatile String reflexive;
+    /** The home relay region last told to the server. */
+    private String reportedHome;
     private int backoffAttempt;
     private ScheduledFuture<?> reconnect;
     private long pingId;
@@ -82,7 +82,8 @@ public final class Agent implements AgentControl, AutoCloseable {
     public Agent(AgentState state, Device device, String interfaceName, NetworkConfigurator network,
                  Connector connector, Supplier<List<String>> endpointScanner, PathDiscovery discovery) {
         this.discovery = discovery;
-        this.relay = discovery == null ? null : new RelayLink(device, discovery, state.nodePrivateKey());
+        this.relay = discovery == null ? null : new RelayLink(device, discovery, state.nodePrivateKey(),
+                home -> onHomeRelayChanged());
         this.state = state;
         this.device = device;
         this.interfaceName = interfaceName;
@@ -310,6 +311,7 @@ public final class Agent implements AgentControl, AutoCloseable {
             }
             s.lastHeardNanos = System.nanoTime();
             reportedEndpoints = currentEndpoints();
+            reportedHome = null; // told once the login succeeded (checkEndpoints)
             client.send(new ControlMessage.Login(state.nodePublicKeyBase64(), authKey, hostname, operatingSystem(), reportedEndpoints));
             s.loginTimeout = loop.schedule(guarded(() -> {
                 if (current == s && !s.loggedIn) {
@@ -389,6 +391,9 @@ public final class Agent implements AgentControl, AutoCloseable {
                 peers.replaceAll(m.peers());
                 configureInterface();
                 updateDiscovery();
+                if (relay != null) {
+                    relay.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
+                }
             }
             case ControlMessage.MapDelta d when s.loggedIn -> {
                 if (d.self() != null) {
@@ -421,7 +426,7 @@ public final class Agent implements AgentControl, AutoCloseable {
             }
             save(new AgentState.Saved(displayString(s.server), s.hostname, true, true));
             if (relay != null) {
-                relay.connect(s.server);
+                relay.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
             }
             LOG.info("logged in to " + display(s.server) + " as " + (self == null ? s.hostname : self.hostname()));
             s.answer(Outcome.success(self));
@@ -496,6 +501,13 @@ public final class Agent implements AgentControl, AutoCloseable {
             candidates.put(n.nodeKey(), list);
         }
         discovery.setPeers(candidates);
+        if (relay != null) {
+            Map<String, String> regions = new HashMap<>();
+            for (NodeInfo n : peers.nodes()) {
+                regions.put(n.nodeKey(), n.homeRelay());
+            }
+            relay.setPeerRegions(regions);
+        }
     }
 
     /** The server's STUN port until the relay map carries it. */
@@ -505,7 +517,7 @@ public final class Agent implements AgentControl, AutoCloseable {
 
     /**
      * Whether UDP reaches the server (a STUN binding from a fresh socket), this host's reflexive
-     * address, and the latency to the relay over the agent's live relay connection.
+     * address, and the latency to every relay region (TCP connect time, best of three).
      */
     @Override
     public CompletableFuture<NetcheckReport> netcheck() {
@@ -523,12 +535,12 @@ public final class Agent implements AgentControl, AutoCloseable {
                 return new String[] {null, "no STUN answer from " + uri.getHost() + ":" + STUN_PORT + " (" + e.getMessage() + ")"};
             }
         });
-        CompletableFuture<Long> rtt = relay == null
-                ? CompletableFuture.failedFuture(new IllegalStateException("no relay"))
-                : relay.pingRttNanos();
-        return stun.thenCombine(rtt.handle((v, e) -> e == null ? new Object[] {v, null} : new Object[] {null, e.getMessage()}),
-                (s, r) -> new NetcheckReport(s[0] != null, s[0], s[1], RELAY_REGION, server + "/relay",
-                        r[0] == null ? null : ((Long) r[0]) / 1e6, (String) r[1]));
+        CompletableFuture<List<RelayLink.RegionLatency>> regions = relay == null
+                ? CompletableFuture.completedFuture(List.of())
+                : relay.measure();
+        return stun.thenCombine(regions, (st, list) -> new NetcheckReport(st[0] != null, st[0], st[1],
+                relay == null ? null : relay.homeRegion(),
+                list.stream().map(r -> new AgentControl.RelayLatency(r.region(), r.url(), r.millis(), r.error())).toList()));
     }
 
     /** One disco ping to a peer (by hostname or overlay address) over its current path. */
@@ -548,7 +560,13 @@ public final class Agent implements AgentControl, AutoCloseable {
             }
             key.completeExceptionally(new IllegalArgumentException("no peer named " + peer));
         });
-        return key.thenCompose(discovery::ping);
+        return key.thenCompose(k -> discovery.ping(k).thenApply(r -> {
+            if (!r.path().equals("relay") || relay == null) {
+                return r;
+            }
+            String region = relay.regionFor(Base64.getDecoder().decode(k));
+            return new PathDiscovery.PingResult("relay " + (region == null ? "?" : region), r.rttNanos());
+        }));
     }
 
     private void configureInterface() {
@@ -588,6 +606,10 @@ public final class Agent implements AgentControl, AutoCloseable {
         updateDiscovery();
     }
 
+    private void onHomeRelayChanged() {
+        loop.execute(guarded(this::checkEndpoints));
+    }
+
     /** The host's own addresses and, once STUN has answered, the WireGuard socket's reflexive address. */
     private List<String> currentEndpoints() {
         List<String> endpoints = new ArrayList<>(endpointScanner.get());
@@ -624,9 +646,11 @@ public final class Agent implements AgentControl, AutoCloseable {
             return;
         }
         List<String> now = currentEndpoints();
-        if (!now.equals(reportedEndpoints)) {
+        String home = relay == null ? null : relay.homeRegion();
+        if (!now.equals(reportedEndpoints) || !java.util.Objects.equals(home, reportedHome)) {
             reportedEndpoints = now;
-            s.client.send(new ControlMessage.UpdateEndpoints(now));
+            reportedHome = home;
+            s.client.send(new ControlMessage.UpdateEndpoints(now, home));
         }
     }
 
@@ -667,11 +691,11 @@ public final class Agent implements AgentControl, AutoCloseable {
                 LOG.fine("path status unavailable: " + e);
             }
         }
-        boolean relayUp = relay != null && relay.connected();
         for (NodeInfo n : peers.nodes()) {
             Device.PeerStatus d = stats.get(n.nodeKey());
             PathDiscovery.PathStatus path = paths.get(n.nodeKey());
-            String pathName = path != null && path.direct() ? "direct" : relayUp ? "relay" : "direct";
+            String region = relay == null ? null : relay.regionFor(Base64.getDecoder().decode(n.nodeKey()));
+            String pathName = path != null && path.direct() ? "direct" : region != null ? "relay" : "direct";
             list.add(new AgentStatus.Peer(n.id(), n.hostname(),
                     n.addresses() == null ? List.of() : n.addresses().stream().map(PeerReconciler::stripLength).toList(),
                     n.nodeKey(), n.online(), n.lastSeen(), n.endpoints() == null ? List.of() : n.endpoints(),
@@ -679,7 +703,7 @@ public final class Agent implements AgentControl, AutoCloseable {
                     d == null || d.lastHandshakeEpochNanos() == 0 ? null
                             : Instant.ofEpochSecond(0, d.lastHandshakeEpochNanos()),
                     d == null ? 0 : d.rxBytes(), d == null ? 0 : d.txBytes(),
-                    pathName, pathName.equals("relay") ? RELAY_REGION : null));
+                    pathName, pathName.equals("relay") ? region : null));
         }
         return new AgentStatus(backend, saved.loginServer(), connected, lastError, interfaceName, device.listenPort(), me, list);
     }

@@ -1,5 +1,7 @@
 package dev.trellis.dataplane.agent;
 
+import java.util.List;
+
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
 import java.util.concurrent.CompletableFuture;
 
@@ -26,8 +28,10 @@ public interface AgentControl {
     AgentStatus status();
 
     /** What `trellis netcheck` reports. */
-    record NetcheckReport(boolean udp, String reflexiveAddress, String udpError, String relayRegion,
-                          String relayUrl, Double relayLatencyMillis, String relayError) {}
+    record NetcheckReport(boolean udp, String reflexiveAddress, String udpError, String homeRelay, List<RelayLatency> relays) {}
+
+    /** One relay region as netcheck measured it: latency in ms, or null and why. */
+    record RelayLatency(String region, String url, Double latencyMillis, String error) {}
 
     default CompletableFuture<NetcheckReport> netcheck() {
         return CompletableFuture.failedFuture(new IllegalStateException("netcheck is not supported here"));

@@ -2,142 +2,413 @@ package dev.trellis.dataplane.agent;
 
 import dev.trellis.dataplane.relay.RelayClient;
 import dev.trellis.dataplane.wireguard.Device;
+import dev.trellis.proto.control.ControlMessage.RelayInfo;
 import dev.trellis.proto.disco.DiscoMessage;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.net.URI;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.logging.Logger;
 
 /**
- * The agent's connection to its home relay, kept up while the node is logged in: reconnects with
- * backoff, and while connected lends itself to the WireGuard device (packets for peers without a
- * direct path) and to path discovery (disco messages through the relay).
+ * The agent's relay connections, kept up while the node is logged in. From the relay map it
+ * measures each region (the best of three TCP connects to the relay's host: what a campus that
+ * only passes TCP lets through), homes the node on the fastest, and tells the control plane (its
+ * peers send to it there). Packets for a peer go to the peer's home region: through the home
+ * connection when that is the same region, otherwise through a connection to that region opened
+ * for as long as a peer lives there. Every connection reconnects with backoff; while one is up it
+ * carries the WireGuard device's packets for peers without a direct path and path discovery's
+ * messages.
  */
 final class RelayLink implements AutoCloseable {
     static final long MAX_BACKOFF_MILLIS = 15_000;
+    /** Regions are measured again this often; the home moves only to a clearly faster one. */
+    static final long REPROBE_MILLIS = TimeUnit.MINUTES.toMillis(5);
+    static final double SWITCH_FACTOR = 0.7;
+    static final int PROBE_CONNECT_MILLIS = 2_000;
+    /** The region a login server without a relay map stands for. */
+    static final String DEFAULT_REGION = "default";
     private static final Logger LOG = Logger.getLogger(RelayLink.class.getName());
+
+    /** A region's latency as last measured; null millis when it could not be reached. */
+    record RegionLatency(String region, String url, Double millis, String error) {}
 
     private final Device device;
     private final PathDiscovery discovery;
     private final byte[] nodePrivateKey;
+    private final Consumer<String> onHomeChanged;
     private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "relay-link");
         t.setDaemon(true);
         return t;
     });
-    // loop-thread state
-    private URI server;
-    private RelayClient client;
-    private int attempt;
-    private long generation;
 
-    RelayLink(Device device, PathDiscovery discovery, byte[] nodePrivateKey) {
+    // loop-thread state
+    private List<RelayInfo> relays = List.of();
+    private final Map<String, Double> latency = new HashMap<>();
+    private String home;
+    private final Map<String, Connection> connections = new HashMap<>();
+    /** Peers (base64 node key) and the region each is homed on. */
+    private Map<String, String> peerRegions = Map.of();
+    private long probeGeneration;
+
+    /** Read on the packet path: peer key → the client its packets go through. Rebuilt on every change. */
+    private volatile Map<ByteBuffer, RelayClient> routes = Map.of();
+    private volatile RelayClient homeClient;
+    private volatile String homeRegion;
+    private volatile Map<ByteBuffer, String> routeRegions = Map.of();
+
+    RelayLink(Device device, PathDiscovery discovery, byte[] nodePrivateKey, Consumer<String> onHomeChanged) {
         this.device = device;
         this.discovery = discovery;
         this.nodePrivateKey = nodePrivateKey.clone();
+        this.onHomeChanged = onHomeChanged;
+        loop.scheduleWithFixedDelay(() -> {
+            if (!relays.isEmpty()) {
+                probeAndChooseHome();
+            }
+        }, REPROBE_MILLIS, REPROBE_MILLIS, TimeUnit.MILLISECONDS);
     }
 
-    /** Keep a connection to {@code loginServer}'s relay (idempotent for the same server). */
-    void connect(URI loginServer) {
+    /**
+     * Use {@code map} (from the network map; empty: the login server's own relay as region
+     * "default"). Idempotent for the same map.
+     */
+    void setRelayMap(List<RelayInfo> map, URI loginServer) {
+        List<RelayInfo> effective = map == null || map.isEmpty()
+                ? List.of(new RelayInfo(DEFAULT_REGION, loginServer.toString(), null, null)) : List.copyOf(map);
         loop.execute(() -> {
-            if (loginServer.equals(server) && client != null) {
+            if (effective.equals(relays)) {
                 return;
             }
-            drop();
-            server = loginServer;
-            attempt = 0;
-            dial(++generation);
+            relays = effective;
+            for (String region : List.copyOf(connections.keySet())) {
+                if (relay(region) == null) {
+                    connections.remove(region).close();
+                }
+            }
+            probeAndChooseHome();
+        });
+    }
+
+    /** The peers and their home regions (null or unknown region: reached through our home). */
+    void setPeerRegions(Map<String, String> regions) {
+        Map<String, String> copy = new HashMap<>();
+        regions.forEach((k, v) -> {
+            if (v != null) {
+                copy.put(k, v);
+            }
+        });
+        loop.execute(() -> {
+            peerRegions = copy;
+            reconcileConnections();
         });
     }
 
     void disconnect() {
         loop.execute(() -> {
-            server = null;
-            generation++;
-            drop();
+            relays = List.of();
+            home = null;
+            probeGeneration++;
+            connections.values().forEach(Connection::close);
+            connections.clear();
+            rebuildRoutes();
         });
     }
 
-    /** Round trip to the relay over the live connection; fails when there is none. */
-    java.util.concurrent.CompletableFuture<Long> pingRttNanos() {
-        RelayClient c = client;
+    String homeRegion() {
+        return homeRegion;
+    }
+
+    /** The region packets to {@code peerKey} go through now, or null when no relay connection is up. */
+    String regionFor(byte[] peerKey) {
+        String r = routeRegions.get(ByteBuffer.wrap(peerKey));
+        if (r != null) {
+            return r;
+        }
+        RelayClient h = homeClient;
+        return h != null && h.isOpen() ? homeRegion : null;
+    }
+
+    /** Round trip to the home relay over the live connection; fails when there is none. */
+    CompletableFuture<Long> pingRttNanos() {
+        RelayClient c = homeClient;
         return c == null || !c.isOpen()
-                ? java.util.concurrent.CompletableFuture.failedFuture(new IllegalStateException("not connected to the relay"))
+                ? CompletableFuture.failedFuture(new IllegalStateException("not connected to a relay"))
                 : c.pingRttNanos();
     }
 
     boolean connected() {
-        RelayClient c = client;
+        RelayClient c = homeClient;
         return c != null && c.isOpen();
     }
 
-    private void dial(long gen) {
-        URI target = server;
-        if (target == null || gen != generation) {
-            return;
-        }
-        RelayClient.connect(target, nodePrivateKey, new RelayClient.Listener() {
-            @Override
-            public void onPacket(byte[] srcKey, byte[] packet, int len) {
-                if (DiscoMessage.looksLikeDisco(packet, len)) {
-                    discovery.onRelayedDisco(srcKey.clone(), Arrays.copyOf(packet, len));
-                } else {
-                    device.receiveFromRelay(packet, len);
+    /** Measures every region now (for netcheck); does not move the home. */
+    CompletableFuture<List<RegionLatency>> measure() {
+        CompletableFuture<List<RelayInfo>> map = new CompletableFuture<>();
+        loop.execute(() -> map.complete(relays));
+        return map.thenCompose(list -> CompletableFuture.supplyAsync(() -> {
+            List<RegionLatency> out = new ArrayList<>();
+            for (RelayInfo r : list) {
+                try {
+                    out.add(new RegionLatency(r.region(), r.url(), probe(r) / 1e6, null));
+                } catch (IOException | IllegalArgumentException e) {
+                    out.add(new RegionLatency(r.region(), r.url(), null, e.getMessage()));
                 }
             }
+            return out;
+        }, task -> Thread.ofVirtual().start(task)));
+    }
 
-            @Override
-            public void onClosed(String reason) {
-                loop.execute(() -> lost(gen, reason));
+    // ---- home selection (loop thread) -------------------------------------------------------
+
+    private RelayInfo relay(String region) {
+        for (RelayInfo r : relays) {
+            if (r.region().equals(region)) {
+                return r;
             }
-        }).whenComplete((c, failure) -> loop.execute(() -> {
-            if (gen != generation) {
+        }
+        return null;
+    }
+
+    private void probeAndChooseHome() {
+        long gen = ++probeGeneration;
+        List<RelayInfo> list = relays;
+        if (home == null && list.size() == 1) {
+            // Nothing to choose between: connect at once, measure for the record.
+            chooseHome(list.getFirst().region());
+        }
+        Thread.ofVirtual().start(() -> {
+            Map<String, Double> measured = new LinkedHashMap<>();
+            for (RelayInfo r : list) {
+                try {
+                    measured.put(r.region(), probe(r) / 1e6);
+                } catch (IOException | IllegalArgumentException e) {
+                    LOG.info("relay region " + r.region() + " unreachable: " + e.getMessage());
+                }
+            }
+            loop.execute(() -> {
+                if (gen != probeGeneration) {
+                    return;
+                }
+                latency.clear();
+                latency.putAll(measured);
+                String best = measured.entrySet().stream().min(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(null);
+                if (best == null) {
+                    if (home == null && !relays.isEmpty()) {
+                        chooseHome(relays.getFirst().region()); // unmeasurable: try it anyway, with backoff
+                    }
+                    return;
+                }
+                Double current = home == null ? null : measured.get(home);
+                if (home == null || relay(home) == null || current == null || measured.get(best) < current * SWITCH_FACTOR) {
+                    chooseHome(best);
+                }
+            });
+        });
+    }
+
+    private void chooseHome(String region) {
+        if (region.equals(home)) {
+            return;
+        }
+        LOG.info("home relay region: " + region + (latency.containsKey(region) ? String.format(" (%.1f ms)", latency.get(region)) : ""));
+        home = region;
+        homeRegion = region;
+        reconcileConnections();
+        onHomeChanged.accept(region);
+    }
+
+    /** Keeps a connection to the home region and to every region a peer lives in; closes the rest. */
+    private void reconcileConnections() {
+        Map<String, Boolean> wanted = new HashMap<>();
+        if (home != null && relay(home) != null) {
+            wanted.put(home, true);
+        }
+        for (String region : peerRegions.values()) {
+            if (relay(region) != null) {
+                wanted.putIfAbsent(region, false);
+            }
+        }
+        for (String region : List.copyOf(connections.keySet())) {
+            if (!wanted.containsKey(region)) {
+                connections.remove(region).close();
+            }
+        }
+        for (String region : wanted.keySet()) {
+            Connection c = connections.get(region);
+            RelayInfo info = relay(region);
+            if (c == null || !c.info.equals(info)) {
                 if (c != null) {
                     c.close();
                 }
-                return;
+                c = new Connection(info);
+                connections.put(region, c);
+                c.dial();
             }
-            if (failure != null) {
-                lost(gen, failure.getMessage());
-                return;
-            }
-            attempt = 0;
-            client = c;
-            device.setRelayTransport((key, message, length) -> c.send(key, message, 0, length));
-            discovery.setRelay((key, message) -> c.send(key, message, 0, message.length));
-            LOG.info("connected to relay at " + target);
-        }));
+        }
+        rebuildRoutes();
     }
 
-    private void lost(long gen, String reason) {
-        if (gen != generation) {
+    private void rebuildRoutes() {
+        Connection h = home == null ? null : connections.get(home);
+        RelayClient hc = h == null ? null : h.client;
+        Map<ByteBuffer, RelayClient> r = new HashMap<>();
+        Map<ByteBuffer, String> names = new HashMap<>();
+        peerRegions.forEach((key, region) -> {
+            Connection c = connections.get(region);
+            if (c != null && c.client != null && !region.equals(home)) {
+                ByteBuffer k = ByteBuffer.wrap(Base64.getDecoder().decode(key));
+                r.put(k, c.client);
+                names.put(k, region);
+            }
+        });
+        routes = r;
+        routeRegions = names;
+        homeClient = hc;
+        boolean any = hc != null || !r.isEmpty();
+        if (!any) {
+            device.setRelayTransport(null);
+            discovery.setRelay(null);
             return;
         }
-        drop();
-        long backoff = Math.min(MAX_BACKOFF_MILLIS, 500L << Math.min(attempt++, 5));
-        backoff += ThreadLocalRandom.current().nextLong(backoff / 5 + 1);
-        LOG.warning("relay connection lost (" + reason + "); retrying in " + backoff + " ms");
-        loop.schedule(() -> dial(gen), backoff, TimeUnit.MILLISECONDS);
+        device.setRelayTransport((key, message, length) -> {
+            RelayClient c = clientFor(key);
+            return c != null && c.send(key, message, 0, length);
+        });
+        discovery.setRelay((key, message) -> {
+            RelayClient c = clientFor(key);
+            return c != null && c.send(key, message, 0, message.length);
+        });
     }
 
-    /** Without a relay the device falls back to direct endpoints only. */
-    private void drop() {
-        device.setRelayTransport(null);
-        discovery.setRelay(null);
-        if (client != null) {
-            client.close();
+    private RelayClient clientFor(byte[] peerKey) {
+        RelayClient c = routes.get(ByteBuffer.wrap(peerKey));
+        return c != null && c.isOpen() ? c : homeClient;
+    }
+
+    /** The best of three TCP connects to the relay's host and port, in nanoseconds. */
+    static long probe(RelayInfo relay) throws IOException {
+        URI u = URI.create(relay.url());
+        if (u.getHost() == null) {
+            throw new IllegalArgumentException("relay URL without a host: " + relay.url());
+        }
+        int port = u.getPort() != -1 ? u.getPort() : "https".equals(u.getScheme()) ? 443 : 80;
+        long best = Long.MAX_VALUE;
+        IOException last = null;
+        for (int i = 0; i < 3; i++) {
+            try (Socket s = new Socket()) {
+                long t = System.nanoTime();
+                s.connect(new InetSocketAddress(u.getHost(), port), PROBE_CONNECT_MILLIS);
+                best = Math.min(best, System.nanoTime() - t);
+            } catch (IOException e) {
+                last = e;
+            }
+        }
+        if (best == Long.MAX_VALUE) {
+            throw last != null ? last : new IOException("no connection");
+        }
+        return best;
+    }
+
+    /** One region's connection: dials, redials with backoff, and feeds what arrives to the device and discovery. */
+    private final class Connection {
+        final RelayInfo info;
+        RelayClient client;
+        int attempt;
+        boolean closed;
+
+        Connection(RelayInfo info) {
+            this.info = info;
+        }
+
+        void dial() {
+            if (closed) {
+                return;
+            }
+            byte[] expectedKey = info.key() == null ? null : Base64.getDecoder().decode(info.key());
+            RelayClient.connect(dev.trellis.dataplane.agent.ControlClient.newHttpClient(), URI.create(info.url()), nodePrivateKey,
+                    expectedKey, new RelayClient.Listener() {
+                        @Override
+                        public void onPacket(byte[] srcKey, byte[] packet, int len) {
+                            if (DiscoMessage.looksLikeDisco(packet, len)) {
+                                discovery.onRelayedDisco(srcKey.clone(), Arrays.copyOf(packet, len));
+                            } else {
+                                device.receiveFromRelay(packet, len);
+                            }
+                        }
+
+                        @Override
+                        public void onClosed(String reason) {
+                            loop.execute(() -> lost(reason));
+                        }
+                    }).whenComplete((c, failure) -> loop.execute(() -> {
+                        if (closed) {
+                            if (c != null) {
+                                c.close();
+                            }
+                            return;
+                        }
+                        if (failure != null) {
+                            lost(failure.getMessage());
+                            return;
+                        }
+                        attempt = 0;
+                        client = c;
+                        rebuildRoutes();
+                        LOG.info("connected to relay region " + info.region() + " at " + info.url() + " (" + c.transport() + ")");
+                    }));
+        }
+
+        private void lost(String reason) {
+            if (closed) {
+                return;
+            }
             client = null;
+            rebuildRoutes();
+            long backoff = Math.min(MAX_BACKOFF_MILLIS, 500L << Math.min(attempt++, 5));
+            backoff += ThreadLocalRandom.current().nextLong(backoff / 5 + 1);
+            LOG.warning("relay region " + info.region() + ": connection lost (" + reason + "); retrying in " + backoff + " ms");
+            loop.schedule(this::dial, backoff, TimeUnit.MILLISECONDS);
+        }
+
+        void close() {
+            closed = true;
+            if (client != null) {
+                client.close();
+                client = null;
+            }
+        }
+
+        @Override
+        public String toString() {
+            return Objects.toString(info);
         }
     }
 
     @Override
     public void close() {
         loop.execute(() -> {
-            generation++;
-            drop();
+            probeGeneration++;
+            connections.values().forEach(Connection::close);
+            connections.clear();
+            homeClient = null;
+            routes = Map.of();
         });
         loop.shutdown();
     }
