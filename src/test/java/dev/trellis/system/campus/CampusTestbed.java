@@ -81,6 +81,7 @@ public final class CampusTestbed implements AutoCloseable {
     private final AtomicInteger nextCampusNet = new AtomicInteger(31);
     private final LinkShape shape;
     private final List<HostProcess> delayLines = new CopyOnWriteArrayList<>();
+    private final List<HostProcess> relays = new CopyOnWriteArrayList<>();
 
     private CampusTestbed(Netns bed, LinkShape shape) {
         this.bed = bed;
@@ -180,6 +181,27 @@ public final class CampusTestbed implements AutoCloseable {
         ns.exec(Tools.ip(), "route", "add", gateway + "/32", "dev", "eth0");
         ns.exec(Tools.ip(), "route", "add", "default", "via", gateway);
         return ns;
+    }
+
+    /**
+     * A host on the server network ({@code 198.18.10.N}) running {@code trellis relay} for {@code region}, reachable
+     * from every zone on TCP port 8080 like the server; {@code apiKey} is an admin API key of the server.
+     */
+    public HostProcess startStandaloneRelay(String suffix, String address, String region, String apiKey) {
+        NetworkNamespace ns = attach(suffix, address, SERVER_GATEWAY, null);
+        ipt("-A", "FORWARD", "-p", "tcp", "-d", address, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
+        Path keyFile = bed.writeSecret("relay-" + suffix + ".key", apiKey + "\n");
+        HostProcess p = ns.start("trellis-relay-" + region, Map.of(), launcher.toString(), "relay", "--region", region,
+                "--login-server", server.url(), "--api-key-file", keyFile.toString(), "--listen", "0.0.0.0:" + SERVER_PORT,
+                "--data-dir", bed.workDir().resolve("relay-" + suffix).toString(), "--stun-port", "0");
+        relays.add(p);
+        Await.until("trellis relay " + region + " listening", Duration.ofSeconds(90), () -> {
+            if (!p.isAlive()) {
+                throw new AssertionError("trellis relay exited early:\n" + tail(p.output(), 60));
+            }
+            return p.output().contains("trellis relay listening on");
+        });
+        return p;
     }
 
     /** A lab host (198.18.20.N) with an agent, not started. */
@@ -288,6 +310,11 @@ public final class CampusTestbed implements AutoCloseable {
             if (sp != null && sp.isAlive() && sp.terminate(Duration.ofSeconds(20)).isEmpty()) {
                 sp.stop();
             }
+            for (HostProcess r : relays) {
+                if (r.isAlive() && r.terminate(Duration.ofSeconds(10)).isEmpty()) {
+                    r.stop();
+                }
+            }
             for (HostProcess line : delayLines) {
                 if (line.isAlive() && line.terminate(Duration.ofSeconds(5)).isEmpty()) {
                     line.stop();
@@ -328,8 +355,23 @@ public final class CampusTestbed implements AutoCloseable {
         }
 
         public void start() {
-            HostProcess p = ns.start("trellis-server", Map.of(), launcher.toString(), "server",
-                    "--data-dir", dataDir.toString(), "--listen", "0.0.0.0:" + SERVER_PORT);
+            start(null);
+        }
+
+        /** Starts with {@code config} (HOCON, e.g. relay settings) in a config file; null: none. */
+        public void start(String config) {
+            List<String> argv = new java.util.ArrayList<>(List.of(launcher.toString(), "server",
+                    "--data-dir", dataDir.toString(), "--listen", "0.0.0.0:" + SERVER_PORT));
+            if (config != null) {
+                Path file = bed.workDir().resolve("server.conf");
+                try {
+                    Files.writeString(file, config);
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+                argv.addAll(List.of("--config", file.toString()));
+            }
+            HostProcess p = ns.start("trellis-server", Map.of(), argv.toArray(String[]::new));
             process = p;
             Await.until("trellis server listening", Duration.ofSeconds(90), () -> {
                 if (!p.isAlive()) {
@@ -394,12 +436,21 @@ public final class CampusTestbed implements AutoCloseable {
             return interfaceName;
         }
 
+        public Path stateDir() {
+            return stateDir;
+        }
+
         public Zone zone() {
             return zone;
         }
 
         public void start() {
-            HostProcess p = ns.start("trellis-agent-" + hostname, Map.of(), launcher.toString(), "agent",
+            start(Map.of());
+        }
+
+        /** Starts the agent with extra environment (e.g. TRELLIS_HOME_RELAY). */
+        public void start(Map<String, String> env) {
+            HostProcess p = ns.start("trellis-agent-" + hostname, env, launcher.toString(), "agent",
                     "--state-dir", stateDir.toString(), "--interface", interfaceName);
             process = p;
             Await.until("trellis agent " + hostname + " answering on its local API", Duration.ofSeconds(60), () -> {

@@ -100,11 +100,23 @@ public final class ControlPlaneNodeKeys implements NodeKeyAuthority, AutoCloseab
                     }
                 }
             } catch (Exception e) {
+                String problem = "cannot reach the coordination server to check node keys; new connections are refused";
+                if (!problem.equals(healthProblem)) {
+                    healthProblem = problem;
+                    registry.broadcast(new dev.trellis.proto.relay.RelayFrame.Health(problem));
+                }
                 LOG.warning("cannot re-check node keys with " + endpoint + ": " + e.getMessage() + "; keeping the connections");
                 return;
             }
         }
+        if (healthProblem != null) {
+            healthProblem = null;
+            registry.broadcast(new dev.trellis.proto.relay.RelayFrame.Health(""));
+        }
     }
+
+    /** The problem last announced in a Health frame; null while healthy (re-check thread only). */
+    private String healthProblem;
 
     @Override
     public void close() {

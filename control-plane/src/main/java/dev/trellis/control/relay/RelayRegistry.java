@@ -144,4 +144,14 @@ public final class RelayRegistry {
     static boolean offerControl(Client target, ByteString message) {
         return target.queue.offer(message).isEnqueued();
     }
+
+    /** A frame for every connected node (Health, Restarting); dropped for a node whose queue is full. */
+    public void broadcast(RelayFrame.Frame frame) {
+        ByteString encoded = RelayConnection.frame(frame);
+        for (Client c : clients.values()) {
+            if (c.ready) {
+                offerControl(c, encoded);
+            }
+        }
+    }
 }

@@ -80,6 +80,14 @@ public final class RelayServer extends AllDirectives {
         authority.watch(registry);
     }
 
+    /**
+     * Tells every connected node the relay is going away on purpose: reconnect in about
+     * {@code reconnectIn}, and keep trying for {@code tryFor}. Called just before a clean shutdown.
+     */
+    public void announceRestart(Duration reconnectIn, Duration tryFor) {
+        registry.broadcast(new RelayFrame.Restarting(reconnectIn.toMillis(), tryFor.toMillis()));
+    }
+
     public RelayRegistry registry() {
         return registry;
     }

@@ -135,10 +135,11 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
     @Override
     public void close() {
         authority.close();
+        relay.announceRestart(Duration.ofSeconds(1), Duration.ofMinutes(1));
         if (stun != null) {
             stun.close();
         }
-        binding.unbind();
+        binding.terminate(Duration.ofSeconds(1)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();
         system.terminate();
         system.getWhenTerminated().toCompletableFuture().orTimeout(30, TimeUnit.SECONDS).exceptionally(e -> null).join();
     }

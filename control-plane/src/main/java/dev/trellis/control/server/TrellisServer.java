@@ -178,6 +178,10 @@ public final class TrellisServer implements AutoCloseable {
         services.nodes().tell(new NodeDirectory.SpawnAll(ids));
     }
 
+    /** What a clean shutdown tells relay clients: come back in a second, and keep trying for a minute. */
+    static final Duration RESTART_RECONNECT = Duration.ofSeconds(1);
+    static final Duration RESTART_TRY_FOR = Duration.ofMinutes(1);
+
     public String url() {
         return settings.listenPort() == 0 ? settings.serverUrl().replaceAll(":0$", ":" + port()) : settings.serverUrl();
     }
@@ -217,7 +221,11 @@ public final class TrellisServer implements AutoCloseable {
         if (stun != null) {
             stun.close();
         }
-        binding.unbind();
+        if (relay != null) {
+            relay.announceRestart(RESTART_RECONNECT, RESTART_TRY_FOR);
+        }
+        // Graceful: no new connections, open ones (the relay's notices already queued) get up to a second.
+        binding.terminate(Duration.ofSeconds(1)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();
         system.terminate();
         system.getWhenTerminated().toCompletableFuture().join();
     }

@@ -149,6 +149,7 @@ class RelayServerTest {
     final class Relay implements RelayClient.Listener {
         final BlockingQueue<Packet> packets = new LinkedBlockingQueue<>();
         final BlockingQueue<RelayFrame.PeerGone> gone = new LinkedBlockingQueue<>();
+        final BlockingQueue<RelayFrame.Restarting> restarting = new LinkedBlockingQueue<>();
         final CompletableFuture<String> closed = new CompletableFuture<>();
         final AtomicLong count = new AtomicLong();
         volatile boolean keep = true;
@@ -174,6 +175,11 @@ class RelayServerTest {
         @Override
         public void onPeerGone(byte[] key, byte reason) {
             gone.add(new RelayFrame.PeerGone(key, reason));
+        }
+
+        @Override
+        public void onRestarting(long reconnectInMillis, long tryForMillis) {
+            restarting.add(new RelayFrame.Restarting(reconnectInMillis, tryForMillis));
         }
 
         @Override
@@ -489,6 +495,20 @@ class RelayServerTest {
         }
         assertTrue(ra.client.isOpen(), "other connections are untouched");
         assertTrue(ra.client.pingRttNanos().get(WAIT.toSeconds(), TimeUnit.SECONDS) > 0);
+    }
+
+    /** A clean shutdown tells every connected node when to come back. */
+    @Test
+    void shutdownAnnouncesARestartToConnectedNodes() throws Exception {
+        Node a = new Node().register("a");
+        Relay ra = a.relay();
+        server.close();
+        RelayFrame.Restarting notice = ra.restarting.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+        assertNotNull(notice, "no Restarting notice before the close");
+        assertEquals(1000, notice.reconnectInMillis());
+        assertEquals(60_000, notice.tryForMillis());
+        assertNotNull(ra.closed.get(WAIT.toSeconds(), TimeUnit.SECONDS));
+        server = null;
     }
 
     @Test

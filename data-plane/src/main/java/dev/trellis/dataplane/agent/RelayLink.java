@@ -28,7 +28,8 @@ import java.util.logging.Logger;
 /**
  * The agent's relay connections, kept up while the node is logged in. From the relay map it
  * measures each region (the best of three TCP connects to the relay's host: what a campus that
- * only passes TCP lets through), homes the node on the fastest, and tells the control plane (its
+ * only passes TCP lets through), homes the node on the fastest (or on the region named by
+ * {@code TRELLIS_HOME_RELAY} while that is reachable), and tells the control plane (its
  * peers send to it there). Packets for a peer go to the peer's home region: through the home
  * connection when that is the same region, otherwise through a connection to that region opened
  * for as long as a peer lives there. Every connection reconnects with backoff; while one is up it
@@ -52,6 +53,8 @@ final class RelayLink implements AutoCloseable {
     private final PathDiscovery discovery;
     private final byte[] nodePrivateKey;
     private final Consumer<String> onHomeChanged;
+    /** {@code TRELLIS_HOME_RELAY}: the region to home on whenever it is reachable (an admin's pin, e.g. the robot's building). */
+    private final String preferred = blankToNull(System.getenv("TRELLIS_HOME_RELAY"));
     private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "relay-link");
         t.setDaemon(true);
@@ -208,7 +211,8 @@ final class RelayLink implements AutoCloseable {
                 }
                 latency.clear();
                 latency.putAll(measured);
-                String best = measured.entrySet().stream().min(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(null);
+                String best = preferred != null && measured.containsKey(preferred) ? preferred
+                        : measured.entrySet().stream().min(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(null);
                 if (best == null) {
                     if (home == null && !relays.isEmpty()) {
                         chooseHome(relays.getFirst().region()); // unmeasurable: try it anyway, with backoff
@@ -216,7 +220,8 @@ final class RelayLink implements AutoCloseable {
                     return;
                 }
                 Double current = home == null ? null : measured.get(home);
-                if (home == null || relay(home) == null || current == null || measured.get(best) < current * SWITCH_FACTOR) {
+                if (home == null || relay(home) == null || current == null || best.equals(preferred)
+                        || measured.get(best) < current * SWITCH_FACTOR) {
                     chooseHome(best);
                 }
             });
@@ -302,6 +307,10 @@ final class RelayLink implements AutoCloseable {
         return c != null && c.isOpen() ? c : homeClient;
     }
 
+    private static String blankToNull(String s) {
+        return s == null || s.isBlank() ? null : s.strip();
+    }
+
     /** The best of three TCP connects to the relay's host and port, in nanoseconds. */
     static long probe(RelayInfo relay) throws IOException {
         URI u = URI.create(relay.url());
@@ -332,6 +341,8 @@ final class RelayLink implements AutoCloseable {
         RelayClient client;
         int attempt;
         boolean closed;
+        long restartDelayMillis;
+        long restartUntilNanos = System.nanoTime();
 
         Connection(RelayInfo info) {
             this.info = info;
@@ -350,6 +361,24 @@ final class RelayLink implements AutoCloseable {
                                 discovery.onRelayedDisco(srcKey.clone(), Arrays.copyOf(packet, len));
                             } else {
                                 device.receiveFromRelay(packet, len);
+                            }
+                        }
+
+                        @Override
+                        public void onRestarting(long reconnectInMillis, long tryForMillis) {
+                            loop.execute(() -> {
+                                attempt = 0;
+                                restartDelayMillis = Math.max(100, reconnectInMillis);
+                                restartUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(tryForMillis);
+                            });
+                        }
+
+                        @Override
+                        public void onHealth(String problem) {
+                            if (problem.isEmpty()) {
+                                LOG.info("relay region " + info.region() + " is healthy again");
+                            } else {
+                                LOG.warning("relay region " + info.region() + ": " + problem);
                             }
                         }
 
@@ -381,7 +410,9 @@ final class RelayLink implements AutoCloseable {
             }
             client = null;
             rebuildRoutes();
-            long backoff = Math.min(MAX_BACKOFF_MILLIS, 500L << Math.min(attempt++, 5));
+            // A relay that said it is restarting is retried at the pace it asked for while it said to keep trying.
+            long backoff = System.nanoTime() < restartUntilNanos ? restartDelayMillis
+                    : Math.min(MAX_BACKOFF_MILLIS, 500L << Math.min(attempt++, 5));
             backoff += ThreadLocalRandom.current().nextLong(backoff / 5 + 1);
             LOG.warning("relay region " + info.region() + ": connection lost (" + reason + "); retrying in " + backoff + " ms");
             loop.schedule(this::dial, backoff, TimeUnit.MILLISECONDS);

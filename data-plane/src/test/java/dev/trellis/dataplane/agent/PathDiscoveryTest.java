@@ -110,4 +110,21 @@ class PathDiscoveryTest {
         PathDiscovery.PingResult viaRelay = a.discovery().ping(b.key()).get(5, TimeUnit.SECONDS);
         assertEquals("relay", viaRelay.path());
     }
+
+    /** STUN from the WireGuard socket itself: the answer names that socket's port (what peers must aim at). */
+    @Test
+    void reflexiveAddressIsAskedFromTheDeviceSocket() throws Exception {
+        Side a = side("pdStun");
+        dev.trellis.dataplane.stun.StunServer stun = dev.trellis.dataplane.stun.StunServer.start(new InetSocketAddress("127.0.0.1", 0));
+        closeables.add(stun);
+        InetSocketAddress reflexive = a.discovery().reflexiveAddress(new InetSocketAddress("127.0.0.1", stun.port()),
+                java.time.Duration.ofSeconds(5)).get(10, TimeUnit.SECONDS);
+        assertEquals(a.device().listenPort(), reflexive.getPort());
+        assertEquals("127.0.0.1", reflexive.getAddress().getHostAddress());
+        // Nobody answering: the future fails after the timeout instead of hanging.
+        java.util.concurrent.ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(
+                java.util.concurrent.ExecutionException.class, () -> a.discovery().reflexiveAddress(
+                        new InetSocketAddress("127.0.0.1", 9), java.time.Duration.ofMillis(1500)).get(10, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof java.util.concurrent.TimeoutException, e.toString());
+    }
 }
