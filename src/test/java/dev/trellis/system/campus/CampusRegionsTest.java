@@ -66,6 +66,9 @@ class CampusRegionsTest {
             JsonNode p = b.peer("campus-a");
             return p != null && "relay".equals(p.path("path").asText()) && "main".equals(p.path("relay").asText());
         });
+        // The first handshake may be sent while the connections are still being set up; WireGuard retries it.
+        Await.until("a ping across the regions", Duration.ofSeconds(30),
+                () -> Ping.ping(a.namespace(), b.overlay(), 2, 1, null, "0.2").received() > 0);
         Ping.Result ping = Ping.ping(a.namespace(), b.overlay(), 10, 2, null, "0.2");
         assertTrue(ping.allReplied(), "ping across regions failed:\n" + ping.raw().stdout() + ping.raw().stderr());
         Metrics.report("campus two regions (a homed main, b homed b): RTT avg %.3f ms", ping.rttAvgMs());

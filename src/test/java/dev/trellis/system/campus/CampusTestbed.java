@@ -285,6 +285,9 @@ public final class CampusTestbed implements AutoCloseable {
         if (sp != null) {
             out.println("--- server alive=" + sp.isAlive() + " log tail:\n" + tail(sp.output(), 60));
         }
+        for (HostProcess r : relays) {
+            out.println("--- " + r.label() + " alive=" + r.isAlive() + " log tail:\n" + tail(r.output(), 40));
+        }
         for (Agent a : agents) {
             HostProcess p = a.process;
             out.println("--- agent " + a + " zone " + a.zone + (p == null ? " (not started)" : " alive=" + p.isAlive()));

@@ -64,13 +64,15 @@ public record RelaySettings(boolean enabled, String region, String url, int maxQ
     }
 
     /**
-     * The relay map: this server's relay (when enabled) at {@code url} or {@code serverUrl}, pinned
-     * to {@code key}, with STUN on {@code stunPort} (null: none), then the others.
+     * The relay map: this server's relay (when enabled) pinned to {@code key}, with STUN on
+     * {@code stunPort} (null: none), then the others. Without a configured {@code url} its URL is
+     * null, which nodes read as "the login server you use": the server's own idea of its address
+     * (e.g. 0.0.0.0 or a name only resolvable inside the building) may not be what nodes reach.
      */
-    public List<ControlMessage.RelayInfo> relayMap(String serverUrl, String key, Integer stunPort) {
+    public List<ControlMessage.RelayInfo> relayMap(String key, Integer stunPort) {
         List<ControlMessage.RelayInfo> map = new ArrayList<>();
         if (enabled) {
-            map.add(new ControlMessage.RelayInfo(region, url.isEmpty() ? serverUrl : url, key, stunPort));
+            map.add(new ControlMessage.RelayInfo(region, url.isEmpty() ? null : url, key, stunPort));
         }
         map.addAll(others);
         return List.copyOf(map);

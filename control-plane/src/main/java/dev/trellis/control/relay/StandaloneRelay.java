@@ -65,7 +65,16 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
     }
 
     public static StandaloneRelay start(Settings settings) throws IOException {
-        byte[] privateKey = ServerKey.loadOrCreate(settings.dataDir());
+        byte[] privateKey;
+        try {
+            if (!java.nio.file.Files.isDirectory(settings.dataDir())) {
+                java.nio.file.Files.createDirectories(settings.dataDir(), java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                        java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+            }
+            privateKey = ServerKey.loadOrCreate(settings.dataDir());
+        } catch (IOException e) {
+            throw new IOException("cannot read or create the relay key in " + settings.dataDir() + ": " + e, e);
+        }
         byte[] publicKey = Curve25519.publicKey(privateKey);
         StunServer stun = settings.stunPort() == null ? null : StunServer.start(new InetSocketAddress(settings.listenHost(), settings.stunPort()));
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "trellis-relay", ConfigFactory.load());

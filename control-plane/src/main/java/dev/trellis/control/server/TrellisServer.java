@@ -113,7 +113,7 @@ public final class TrellisServer implements AutoCloseable {
             if (settings.listenPort() == 0) {
                 url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
             }
-            services.map().tell(new NetworkMap.SetRelayMap(relaySettings.relayMap(url,
+            services.map().tell(new NetworkMap.SetRelayMap(relaySettings.relayMap(
                     java.util.Base64.getEncoder().encodeToString(handshake.publicKey()),
                     stun == null ? null : stun.localAddress().getPort())));
             LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());

@@ -79,7 +79,7 @@ class StandaloneRelayTest {
         RelaySettings settings = RelaySettings.from(ConfigFactory.parseString(
                 "trellis.relay.others = [{ region = building-b, url = \"" + relayUrl() + "\", key = \"" + relay.publicKeyBase64() + "\" }]")
                 .withFallback(ConfigFactory.load()));
-        server.services().map().tell(new NetworkMap.SetRelayMap(settings.relayMap(server.url(), server.publicKeyBase64(), server.stunPort())));
+        server.services().map().tell(new NetworkMap.SetRelayMap(settings.relayMap(server.publicKeyBase64(), server.stunPort())));
     }
 
     @AfterEach
@@ -164,7 +164,7 @@ class StandaloneRelayTest {
         Node b = register("b");
         List<ControlMessage.RelayInfo> relays = a.map().network().relays();
         assertEquals(2, relays.size(), relays.toString());
-        assertEquals(new ControlMessage.RelayInfo("default", server.url(), server.publicKeyBase64(), server.stunPort()), relays.get(0));
+        assertEquals(new ControlMessage.RelayInfo("default", null, server.publicKeyBase64(), server.stunPort()), relays.get(0));
         assertEquals(new ControlMessage.RelayInfo("building-b", relayUrl(), relay.publicKeyBase64(), null), relays.get(1));
 
         byte[] relayKey = Base64.getDecoder().decode(relays.get(1).key());

@@ -425,8 +425,9 @@ public final class Agent implements AgentControl, AutoCloseable {
                 return;
             }
             save(new AgentState.Saved(displayString(s.server), s.hostname, true, true));
-            if (relay != null) {
-                relay.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
+            if (relay != null && networkInfo != null) {
+                // A first login learns the relay map from the full map that follows.
+                relay.setRelayMap(networkInfo.relays(), s.server);
             }
             LOG.info("logged in to " + display(s.server) + " as " + (self == null ? s.hostname : self.hostname()));
             s.answer(Outcome.success(self));

@@ -94,7 +94,9 @@ final class RelayLink implements AutoCloseable {
      */
     void setRelayMap(List<RelayInfo> map, URI loginServer) {
         List<RelayInfo> effective = map == null || map.isEmpty()
-                ? List.of(new RelayInfo(DEFAULT_REGION, loginServer.toString(), null, null)) : List.copyOf(map);
+                ? List.of(new RelayInfo(DEFAULT_REGION, loginServer.toString(), null, null))
+                : map.stream().map(r -> r.url() == null || r.url().isBlank()
+                        ? new RelayInfo(r.region(), loginServer.toString(), r.key(), r.stunPort()) : r).toList();
         loop.execute(() -> {
             if (effective.equals(relays)) {
                 return;
@@ -104,6 +106,11 @@ final class RelayLink implements AutoCloseable {
                 if (relay(region) == null) {
                     connections.remove(region).close();
                 }
+            }
+            if (home != null && relay(home) == null) {
+                home = null; // its region left the map: choose again
+                homeRegion = null;
+                rebuildRoutes();
             }
             probeAndChooseHome();
         });

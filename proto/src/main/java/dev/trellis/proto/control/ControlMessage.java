@@ -94,7 +94,7 @@ public sealed interface ControlMessage {
 
     /**
      * One relay in the relay map: its region (a building), the login-server-style URL its
-     * {@code /relay} is under, its static key (base64; null: not pinned) and the UDP port of the
+     * {@code /relay} is under (null: the login server the node uses), its static key (base64; null: not pinned) and the UDP port of the
      * STUN server on the same host (null: none).
      */
     record RelayInfo(String region, String url, String key, Integer stunPort) {}
