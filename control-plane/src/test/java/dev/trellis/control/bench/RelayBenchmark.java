@@ -260,7 +260,7 @@ public final class RelayBenchmark {
                     if (from.relay.send(to, packet, 0, size)) {
                         n++;
                     } else {
-                        LockSupport.parkNanos(20_000);
+                        LockSupport.parkNanos(500_000); // the queue holds 1,024: let the relay and receivers have the CPU
                     }
                 }
                 offered.addAndGet(n);
