@@ -38,6 +38,38 @@ public final class PersistenceSettings {
         "Trellis persistence for " + dir);
   }
 
+  /**
+   * The clustered layer: journal, snapshot store and read journal in one PostgreSQL database
+   * (pekko-persistence-jdbc, sharing one connection pool), so every coordinator replica sees the
+   * same events. The tables are created by {@link PostgresSchema#ensure}.
+   */
+  public static Config forPostgres(String jdbcUrl, String user, String password, int maxConnections) {
+    if (!jdbcUrl.startsWith("jdbc:postgresql://")) {
+      throw new IllegalArgumentException("the journal URL must be jdbc:postgresql://HOST:PORT/DATABASE, not '" + jdbcUrl + "'");
+    }
+    if (maxConnections < 1) {
+      throw new IllegalArgumentException("the journal needs at least one connection, not " + maxConnections);
+    }
+    String db = "pekko-persistence-jdbc.shared-databases.trellis";
+    return ConfigFactory.parseMap(
+        Map.ofEntries(
+            Map.entry("pekko.persistence.journal.plugin", "jdbc-journal"),
+            Map.entry("pekko.persistence.snapshot-store.plugin", "jdbc-snapshot-store"),
+            Map.entry("jdbc-journal.use-shared-db", "trellis"),
+            Map.entry("jdbc-snapshot-store.use-shared-db", "trellis"),
+            Map.entry("jdbc-read-journal.use-shared-db", "trellis"),
+            Map.entry(db + ".profile", "slick.jdbc.PostgresProfile$"),
+            Map.entry(db + ".db.url", jdbcUrl),
+            Map.entry(db + ".db.user", user),
+            Map.entry(db + ".db.password", password == null ? "" : password),
+            Map.entry(db + ".db.driver", "org.postgresql.Driver"),
+            Map.entry(db + ".db.numThreads", maxConnections),
+            Map.entry(db + ".db.maxConnections", maxConnections),
+            Map.entry(db + ".db.minConnections", 1),
+            Map.entry("pekko.actor.default-dispatcher.fork-join-executor.minimum-runnable", -1)),
+        "Trellis persistence in PostgreSQL " + jdbcUrl);
+  }
+
   /** leveldbjni 1.8 ships native libraries for x86-64 only; elsewhere use the pure-Java port. */
   public static boolean nativeLevelDbSupported() {
     String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);

@@ -15,7 +15,35 @@ import java.time.Duration;
 public record ServerSettings(String listenHost, int listenPort, Path dataDir, String serverUrl,
                              String ipv4Prefix, String ipv6Prefix, Duration ephemeralTimeout,
                              String levelDbNative, Path tlsKeystore, String tlsKeystorePassword, Config config,
-                             boolean stunEnabled, String stunHost, int stunPort) {
+                             boolean stunEnabled, String stunHost, int stunPort, Journal journal) {
+
+    /** Where events live: the embedded LevelDB ({@code url} null) or a PostgreSQL database shared by replicas. */
+    public record Journal(String kind, String url, String user, String password, int maxConnections) {
+        public boolean postgres() {
+            return kind.equals("postgres");
+        }
+
+        static Journal from(Config t) {
+            String kind = t.getString("journal").strip().toLowerCase(java.util.Locale.ROOT);
+            Config pg = t.getConfig("postgres");
+            return switch (kind) {
+                case "leveldb" -> new Journal(kind, null, null, null, 0);
+                case "postgres" -> {
+                    String url = pg.getString("url").strip();
+                    if (!url.startsWith("jdbc:postgresql://")) {
+                        throw new IllegalArgumentException("trellis.postgres.url must be jdbc:postgresql://HOST:PORT/DATABASE when "
+                                + "trellis.journal = postgres, not '" + url + "'");
+                    }
+                    int max = pg.getInt("max-connections");
+                    if (max < 1) {
+                        throw new IllegalArgumentException("trellis.postgres.max-connections must be at least 1, not " + max);
+                    }
+                    yield new Journal(kind, url, pg.getString("user"), pg.getString("password"), max);
+                }
+                default -> throw new IllegalArgumentException("trellis.journal must be leveldb or postgres, not '" + kind + "'");
+            };
+        }
+    }
 
     /** Loads {@code configFile} (may be null) and applies overrides (each may be null). */
     public static ServerSettings load(Path configFile, Path dataDirOverride, String listenOverride) {
@@ -61,7 +89,7 @@ public record ServerSettings(String listenHost, int listenPort, Path dataDir, St
                     url.replaceAll("/+$", ""), t.getString("ipv4-prefix"), t.getString("ipv6-prefix"),
                     t.getDuration("ephemeral-timeout"), t.getString("leveldb-native"),
                     keystore.isBlank() ? null : Path.of(keystore).toAbsolutePath(), t.getString("tls.keystore-password"), config,
-                    t.getBoolean("stun.enabled"), stun.getHostString(), stunPort);
+                    t.getBoolean("stun.enabled"), stun.getHostString(), stunPort, Journal.from(t));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
         }

@@ -71,7 +71,19 @@ public final class TrellisServer implements AutoCloseable {
         ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
         StunServer stun = startStun(settings);
 
-        var config = PersistenceSettings.forDataDir(settings.dataDir(), nativeLevelDb(settings.levelDbNative())).withFallback(settings.config());
+        var config = journalConfig(settings).withFallback(settings.config());
+        if (settings.journal().postgres()) {
+            // The tables must exist before the first entity recovers.
+            ActorSystem<Void> bootstrap = ActorSystem.create(Behaviors.empty(), "trellis-schema", config);
+            try {
+                dev.trellis.persistence.PostgresSchema.ensure(bootstrap, Duration.ofSeconds(60));
+            } catch (IllegalStateException e) {
+                throw new IOException(e.getMessage(), e);
+            } finally {
+                bootstrap.terminate();
+                bootstrap.getWhenTerminated().toCompletableFuture().join();
+            }
+        }
         var holder = new java.util.concurrent.atomic.AtomicReference<Services>();
         ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
             ActorRef<UserRegistry.Command> users = ctx.spawn(UserRegistry.create(), "users");
@@ -126,6 +138,13 @@ public final class TrellisServer implements AutoCloseable {
             throw new IOException("cannot start the server on " + settings.listenHost() + ":" + settings.listenPort() + ": "
                     + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
         }
+    }
+
+    private static com.typesafe.config.Config journalConfig(ServerSettings settings) {
+        ServerSettings.Journal j = settings.journal();
+        return j.postgres()
+                ? PersistenceSettings.forPostgres(j.url(), j.user(), j.password(), j.maxConnections())
+                : PersistenceSettings.forDataDir(settings.dataDir(), nativeLevelDb(settings.levelDbNative()));
     }
 
     /** The embedded STUN server, or null when trellis.stun.enabled is false. */
