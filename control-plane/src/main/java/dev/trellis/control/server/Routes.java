@@ -5,6 +5,7 @@ import java.time.Clock;
 import java.util.Base64;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
 
 /** The server's HTTP surface. */
@@ -29,6 +30,14 @@ final class Routes extends AllDirectives {
                 path("key", () -> get(() -> complete(TrellisServer.json(200,
                         "{\"publicKey\":\"" + Base64.getEncoder().encodeToString(publicKey) + "\"}")))),
                 path("health", () -> get(() -> complete(TrellisServer.json(200, "{\"status\":\"ok\"}")))),
+                // For load balancers and systemd/k8s probes: alive = the process answers; ready = an Up cluster member.
+                path(PathMatchers.segment("health").slash("alive"), () -> get(() -> complete(TrellisServer.json(200, "{\"alive\":true}")))),
+                path(PathMatchers.segment("health").slash("ready"), () -> get(() -> {
+                    var member = org.apache.pekko.cluster.typed.Cluster.get(system).selfMember();
+                    boolean up = member.status() == org.apache.pekko.cluster.MemberStatus.up();
+                    return complete(TrellisServer.json(up ? 200 : 503,
+                            "{\"ready\":" + up + ",\"member\":\"" + member.status() + "\"}"));
+                })),
                 path("control", () -> handleWebSocketMessages(control.newSession())),
                 relay != null ? relay.route() : reject(),
                 new AdminRoutes(services.admin(), services.apiKeys(), system, Clock.systemUTC()).route());

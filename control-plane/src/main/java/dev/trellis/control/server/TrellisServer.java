@@ -84,8 +84,20 @@ public final class TrellisServer implements AutoCloseable {
                 bootstrap.getWhenTerminated().toCompletableFuture().join();
             }
         }
+        dev.trellis.control.cluster.ClusterSettings cluster;
+        try {
+            cluster = dev.trellis.control.cluster.ClusterSettings.from(settings.config());
+        } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
+            throw new IOException("bad cluster configuration: " + e.getMessage(), e);
+        }
+        config = cluster.pekkoConfig().withFallback(config);
         var holder = new java.util.concurrent.atomic.AtomicReference<Services>();
         ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
+            if (cluster.standalone()) {
+                // A cluster of its own: join itself, so cluster features work without any other member.
+                var self = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem());
+                self.manager().tell(org.apache.pekko.cluster.typed.Join.create(self.selfMember().address()));
+            }
             ActorRef<UserRegistry.Command> users = ctx.spawn(UserRegistry.create(), "users");
             ActorRef<AuthKeyRegistry.Command> authKeys = ctx.spawn(AuthKeyRegistry.create(), "authkeys");
             ActorRef<ApiKeyRegistry.Command> apiKeys = ctx.spawn(ApiKeyRegistry.create(), "apikeys");
@@ -104,7 +116,7 @@ public final class TrellisServer implements AutoCloseable {
             adminRef.set(admin);
             holder.set(new Services(users, authKeys, apiKeys, allocator, nodes, map, admin));
             return Behaviors.empty();
-        }), "trellis", config);
+        }), dev.trellis.control.cluster.ClusterSettings.SYSTEM_NAME, config);
         try {
             Services services = awaitServices(holder);
             spawnAllNodes(system, services);
