@@ -29,8 +29,14 @@ public final class PersistentTestKit implements AutoCloseable {
     this.kit = start();
   }
 
+  /** A one-member cluster (sharded entities need one), on the LevelDB journal in the data directory. */
   private ActorTestKit start() {
-    return ActorTestKit.create("trellis-test", PersistenceSettings.forDataDir(dataDir).withFallback(ConfigFactory.load()));
+    var cluster = dev.trellis.control.cluster.ClusterSettings.from(ConfigFactory.load()).pekkoConfig();
+    ActorTestKit k = ActorTestKit.create("trellis-test",
+        PersistenceSettings.forDataDir(dataDir).withFallback(cluster).withFallback(ConfigFactory.load()));
+    var self = org.apache.pekko.cluster.typed.Cluster.get(k.system());
+    self.manager().tell(org.apache.pekko.cluster.typed.Join.create(self.selfMember().address()));
+    return k;
   }
 
   public ActorTestKit kit() {

@@ -44,7 +44,8 @@ public final class ApiKeyRegistry
   /** A new API key and its secret, which is shown this once and stored only hashed. */
   public record CreatedApiKey(ApiKey key, String secret) implements CborSerializable {}
 
-  public sealed interface Command {}
+  /** Crosses cluster members (the registry is a sharded entity), so serializable. */
+  public sealed interface Command extends CborSerializable {}
 
   /** {@code expiration} null = never expires. */
   public record CreateApiKey(Instant expiration, ActorRef<Result<CreatedApiKey>> replyTo) implements Command {}

@@ -62,7 +62,8 @@ public final class AuthKeyRegistry
   /** What an accepted auth key lets a machine register as. */
   public record AuthKeyGrant(String keyId, String user, boolean ephemeral, Set<String> tags) implements CborSerializable {}
 
-  public sealed interface Command {}
+  /** Crosses cluster members (the registry is a sharded entity), so serializable. */
+  public sealed interface Command extends CborSerializable {}
 
   /** {@code expiration} null = never expires; the caller has checked that the user exists. */
   public record CreateAuthKey(

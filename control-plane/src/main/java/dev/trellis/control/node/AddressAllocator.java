@@ -50,7 +50,8 @@ public final class AddressAllocator
     }
   }
 
-  public sealed interface Command {}
+  /** Crosses cluster members (the registry is a sharded entity), so serializable. */
+  public sealed interface Command extends CborSerializable {}
 
   /** The same machine key always gets its node id and addresses back. */
   public record Allocate(String machineKey, String requestedHostname, ActorRef<Result<Allocation>> replyTo)

@@ -1,102 +1,55 @@
 package dev.trellis.control.node;
 
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
+import dev.trellis.control.cluster.ClusterSettings;
 import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
-import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
 
 /**
- * Spawns one {@link NodeEntity} per node id on first use and forwards commands to it.
- *
- * <p>Entities publish through the directory, which passes everything on to the listener. When a
- * node is deleted the directory sends the entity a stop through its mailbox and holds new commands
- * for that id until it has stopped; they then go to a fresh entity, which recovers as deleted and
- * answers NOT_FOUND. So no command is lost to a stopping entity.
+ * The way to a node's {@link NodeEntity}, wherever in the cluster Cluster Sharding has placed it
+ * (entity id = node id). A member that leaves takes its entities with it; the next command for one
+ * starts it on a survivor, which recovers it from the journal. Sharding also buffers commands for
+ * an entity that is passivating, so none is lost to a stopping entity.
  */
-public final class NodeDirectory extends AbstractBehavior<NodeDirectory.Command> {
+public final class NodeDirectory {
+  private NodeDirectory() {}
 
   public sealed interface Command {}
 
   public record Forward(long nodeId, NodeEntity.Command command) implements Command {}
 
-  /** Spawns every listed entity so it recovers and publishes its state. */
+  /** Asks every listed entity for its record, answered to this replica's map (starting it where needed). */
   public record SpawnAll(List<Long> nodeIds) implements Command {}
 
-  private record Publish(NodeEntity.Published published) implements Command {}
-
-  private record EntityStopped(long nodeId) implements Command {}
-
-  public static Behavior<Command> create(ActorRef<NodeEntity.Published> listener) {
-    return Behaviors.setup(context -> new NodeDirectory(context, listener));
-  }
-
-  private final ActorRef<NodeEntity.Published> listener;
-  private final ActorRef<NodeEntity.Published> publishAdapter;
-  private final Map<Long, ActorRef<NodeEntity.Command>> entities = new HashMap<>();
-  /** Commands held for entities that are stopping after a delete. */
-  private final Map<Long, List<NodeEntity.Command>> held = new HashMap<>();
-
-  private NodeDirectory(ActorContext<Command> context, ActorRef<NodeEntity.Published> listener) {
-    super(context);
-    this.listener = listener;
-    this.publishAdapter = context.messageAdapter(NodeEntity.Published.class, Publish::new);
-  }
-
-  @Override
-  public Receive<Command> createReceive() {
-    return newReceiveBuilder()
-        .onMessage(Forward.class, this::onForward)
-        .onMessage(SpawnAll.class, this::onSpawnAll)
-        .onMessage(Publish.class, this::onPublish)
-        .onMessage(EntityStopped.class, this::onEntityStopped)
-        .build();
-  }
-
-  private Behavior<Command> onForward(Forward forward) {
-    List<NodeEntity.Command> waiting = held.get(forward.nodeId());
-    if (waiting != null) waiting.add(forward.command());
-    else entity(forward.nodeId()).tell(forward.command());
-    return this;
-  }
-
-  private Behavior<Command> onSpawnAll(SpawnAll spawnAll) {
-    for (long nodeId : spawnAll.nodeIds()) if (!held.containsKey(nodeId)) entity(nodeId);
-    return this;
-  }
-
-  private Behavior<Command> onPublish(Publish publish) {
-    listener.tell(publish.published());
-    if (publish.published() instanceof NodeEntity.NodeRemoved removed) {
-      ActorRef<NodeEntity.Command> entity = entities.get(removed.nodeId());
-      if (entity != null && !held.containsKey(removed.nodeId())) {
-        held.put(removed.nodeId(), new ArrayList<>());
-        entity.tell(NodeEntity.stop());
+  /**
+   * Starts sharding node entities on this member (control role) and returns the directory.
+   * Entities hosted here publish through {@code publisher} (the cluster-wide topic in a server);
+   * {@code listener}, this replica's map side, hears every Announce answer.
+   */
+  public static Behavior<Command> create(ActorSystem<?> system, ActorRef<NodeEntity.Published> publisher,
+                                         ActorRef<NodeEntity.Published> listener) {
+    ClusterSharding sharding = ClusterSharding.get(system);
+    sharding.init(Entity.of(NodeEntity.TYPE_KEY, ctx -> NodeEntity.create(Long.parseLong(ctx.getEntityId()), publisher))
+        .withStopMessage(NodeEntity.stop())
+        .withRole(ClusterSettings.ROLE_CONTROL));
+    return Behaviors.receiveMessage(command -> {
+      switch (command) {
+        case Forward f -> entity(sharding, f.nodeId()).tell(f.command());
+        case SpawnAll all -> {
+          for (long id : all.nodeIds()) {
+            entity(sharding, id).tell(new NodeEntity.Announce(listener));
+          }
+        }
       }
-    }
-    return this;
-  }
-
-  private Behavior<Command> onEntityStopped(EntityStopped stopped) {
-    entities.remove(stopped.nodeId());
-    List<NodeEntity.Command> waiting = held.remove(stopped.nodeId());
-    if (waiting != null && !waiting.isEmpty()) {
-      ActorRef<NodeEntity.Command> entity = entity(stopped.nodeId());
-      waiting.forEach(entity::tell);
-    }
-    return this;
-  }
-
-  private ActorRef<NodeEntity.Command> entity(long nodeId) {
-    return entities.computeIfAbsent(nodeId, id -> {
-      ActorRef<NodeEntity.Command> entity = getContext().spawn(NodeEntity.create(id, publishAdapter), "node-" + id);
-      getContext().watchWith(entity, new EntityStopped(id));
-      return entity;
+      return Behaviors.same();
     });
+  }
+
+  private static org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef<NodeEntity.Command> entity(ClusterSharding sharding, long id) {
+    return sharding.entityRefFor(NodeEntity.TYPE_KEY, Long.toString(id));
   }
 }

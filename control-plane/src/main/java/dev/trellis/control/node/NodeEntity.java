@@ -23,12 +23,13 @@ import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
 /**
  * One node, persistence id {@code node-<id>}. Publishes {@link NodeChanged} after every persisted
  * change and once after recovery if live, {@link NodeRemoved} when deleted. A deleted node answers
- * NOT_FOUND to everything; {@link NodeDirectory} then stops it.
+ * NOT_FOUND to everything; Cluster Sharding passivates it when idle like any other.
  */
 public final class NodeEntity
     extends EventSourcedBehavior<NodeEntity.Command, NodeEntity.Event, NodeEntity.State> {
 
-  public sealed interface Command {}
+  /** Crosses cluster members (sharding), so serializable. */
+  public sealed interface Command extends CborSerializable {}
 
   /**
    * First registration, or a re-login with a new auth key: replaces user, tags, node key,
@@ -65,14 +66,21 @@ public final class NodeEntity
   /** Empty if never registered or deleted. */
   public record Get(ActorRef<Optional<NodeRecord>> replyTo) implements Command {}
 
-  /** Sent by the directory through the mailbox, so every command queued before it is answered. */
-  private enum Stop implements Command { INSTANCE }
+  /**
+   * Tell {@code replyTo} the current record (NodeChanged), for a replica whose network map is
+   * starting: entities already running elsewhere do not recover, so they publish nothing new.
+   */
+  public record Announce(ActorRef<Published> replyTo) implements Command {}
 
-  static Command stop() {
+  /** Sharding's stop message on passivation, sent through the mailbox: every command queued before it is answered. */
+  enum Stop implements Command { INSTANCE }
+
+  public static Command stop() {
     return Stop.INSTANCE;
   }
 
-  public sealed interface Published {}
+  /** Published to every replica's network map (a cluster topic), so serializable. */
+  public sealed interface Published extends CborSerializable {}
 
   public record NodeChanged(NodeRecord record) implements Published {}
 
@@ -111,6 +119,10 @@ public final class NodeEntity
       return deleted ? Optional.empty() : Optional.ofNullable(record);
     }
   }
+
+  /** The entity kind Cluster Sharding places on the control members; the entity id is the node id. */
+  public static final org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey<Command> TYPE_KEY =
+      org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey.create(Command.class, "node");
 
   public static PersistenceId persistenceId(long nodeId) {
     return PersistenceId.ofUniqueId("node-" + nodeId);
@@ -159,6 +171,10 @@ public final class NodeEntity
     return (state, command) -> {
       if (command == Stop.INSTANCE) return Effect().stop();
       if (command instanceof Get get) return Effect().reply(get.replyTo(), state.current());
+      if (command instanceof Announce announce) {
+        return Effect().none().thenRun((State s) -> s.current().filter(record -> record.live(clock.instant()))
+            .ifPresent(record -> announce.replyTo().tell(new NodeChanged(record))));
+      }
       if (command instanceof Register register) return register(state, register);
       NodeRecord node = state.current().orElse(null);
       if (node == null) return Effect().reply(replyTo(command), Result.rejected(Code.NOT_FOUND, "no node " + nodeId));
@@ -190,6 +206,7 @@ public final class NodeEntity
             .thenReply(c.replyTo(), s -> Result.ok(node));
         case Register c -> throw new IllegalStateException("handled above");
         case Get c -> throw new IllegalStateException("handled above");
+        case Announce c -> throw new IllegalStateException("handled above");
         case Stop c -> throw new IllegalStateException("handled above");
       };
     };
@@ -240,6 +257,7 @@ public final class NodeEntity
       case Logout c -> c.replyTo();
       case Delete c -> c.replyTo();
       case Get c -> throw new IllegalArgumentException("Get replies with an Optional");
+      case Announce c -> throw new IllegalArgumentException("Announce has no reply");
       case Stop c -> throw new IllegalArgumentException("Stop has no reply");
     };
   }

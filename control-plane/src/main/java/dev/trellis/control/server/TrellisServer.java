@@ -5,7 +5,10 @@ import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.map.NetworkMap;
 import dev.trellis.control.node.AddressAllocator;
+import dev.trellis.control.cluster.ShardedRegistry;
 import dev.trellis.control.node.NodeDirectory;
+import dev.trellis.control.node.NodeEntity;
+import org.apache.pekko.actor.typed.pubsub.Topic;
 import dev.trellis.control.session.ControlSession;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.dataplane.stun.StunServer;
@@ -98,19 +101,30 @@ public final class TrellisServer implements AutoCloseable {
                 var self = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem());
                 self.manager().tell(org.apache.pekko.cluster.typed.Join.create(self.selfMember().address()));
             }
-            ActorRef<UserRegistry.Command> users = ctx.spawn(UserRegistry.create(), "users");
-            ActorRef<AuthKeyRegistry.Command> authKeys = ctx.spawn(AuthKeyRegistry.create(), "authkeys");
-            ActorRef<ApiKeyRegistry.Command> apiKeys = ctx.spawn(ApiKeyRegistry.create(), "apikeys");
-            ActorRef<AddressAllocator.Command> allocator = ctx.spawn(
-                    AddressAllocator.create(settings.ipv4Prefix(), settings.ipv6Prefix()), "addresses");
+            // Sharded across the control members; each a single entity for the whole cluster.
+            ActorRef<UserRegistry.Command> users = ShardedRegistry.start(ctx, UserRegistry.Command.class, "users", UserRegistry::create);
+            ActorRef<AuthKeyRegistry.Command> authKeys = ShardedRegistry.start(ctx, AuthKeyRegistry.Command.class, "authkeys",
+                    AuthKeyRegistry::create);
+            ActorRef<ApiKeyRegistry.Command> apiKeys = ShardedRegistry.start(ctx, ApiKeyRegistry.Command.class, "apikeys",
+                    ApiKeyRegistry::create);
+            ActorRef<AddressAllocator.Command> allocator = ShardedRegistry.start(ctx, AddressAllocator.Command.class, "addresses",
+                    () -> AddressAllocator.create(settings.ipv4Prefix(), settings.ipv6Prefix()));
             // The map reaps ephemeral nodes through the admin protocol, which also frees the
             // node's addresses and detaches it from its user; the admin actor is spawned after the map.
             var adminRef = new java.util.concurrent.atomic.AtomicReference<ActorRef<Admin.Command>>();
             ActorRef<NetworkMap.Command> map = ctx.spawn(NetworkMap.create(Clock.systemUTC(), settings.ephemeralTimeout(),
                     nodeId -> adminRef.get().tell(new Admin.DeleteNode(nodeId, ctx.getSystem().ignoreRef())),
                     new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix())), "network-map");
-            ActorRef<dev.trellis.control.node.NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
-            ActorRef<NodeDirectory.Command> nodes = ctx.spawn(NodeDirectory.create(published), "nodes");
+            // Node entities publish to every replica's map through a cluster topic.
+            ActorRef<NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
+            ActorRef<Topic.Command<NodeEntity.Published>> topic = ctx.spawn(
+                    Topic.create(NodeEntity.Published.class, "trellis-node-events"), "node-events-topic");
+            topic.tell(Topic.subscribe(published));
+            ActorRef<NodeEntity.Published> publisher = ctx.spawn(Behaviors.<NodeEntity.Published>receiveMessage(p -> {
+                topic.tell(Topic.publish(p));
+                return Behaviors.same();
+            }), "node-publisher");
+            ActorRef<NodeDirectory.Command> nodes = ctx.spawn(NodeDirectory.create(ctx.getSystem(), publisher, published), "nodes");
             ActorRef<Admin.Command> admin = ctx.spawn(
                     Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()), "admin");
             adminRef.set(admin);

@@ -32,7 +32,8 @@ public final class UserRegistry
   public static final PersistenceId PERSISTENCE_ID = PersistenceId.ofUniqueId("users");
   private static final Pattern NAME = Pattern.compile("[a-z0-9][a-z0-9._@-]{0,62}");
 
-  public sealed interface Command {}
+  /** Crosses cluster members (the registry is a sharded entity), so serializable. */
+  public sealed interface Command extends CborSerializable {}
 
   public record CreateUser(String name, ActorRef<Result<User>> replyTo) implements Command {}
 

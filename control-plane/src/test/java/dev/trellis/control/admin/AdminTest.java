@@ -69,7 +69,7 @@ class AdminTest {
       map.tell(new NetworkMap.FromNodes(p));
       return Behaviors.same();
     }));
-    nodes = kit.spawn(NodeDirectory.create(published));
+    nodes = kit.spawn(NodeDirectory.create(kit.system(), published, published));
     admin = kit.spawn(Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()));
   }
 
