@@ -23,7 +23,8 @@ import java.util.Objects;
 })
 public sealed interface Result<T> extends CborSerializable {
 
-  enum Code { NOT_FOUND, ALREADY_EXISTS, INVALID, EXPIRED, USED, CONFLICT }
+  /** UNAVAILABLE: the entity did not answer in time (e.g. the cluster is moving it off a lost member); retry. */
+  enum Code { NOT_FOUND, ALREADY_EXISTS, INVALID, EXPIRED, USED, CONFLICT, UNAVAILABLE }
 
   /**
    * The value's type is named, not its class: an open {@code Id.CLASS} would let a peer pick any

@@ -214,7 +214,9 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
 
   private <T> void done(Done<T> d) {
     if (d.failure() != null) {
-      getContext().getLog().error("Admin: {} failed; not answering", d.what(), d.failure());
+      getContext().getLog().warn("Admin: {} failed: {}", d.what(), d.failure().toString());
+      d.replyTo().tell(Result.rejected(Result.Code.UNAVAILABLE, d.what() + " did not complete ("
+          + d.failure().getClass().getSimpleName() + "); the cluster may be recovering a member: try again"));
     } else {
       d.replyTo().tell(d.result());
     }

@@ -197,6 +197,7 @@ public final class AdminRoutes extends AllDirectives {
       case ALREADY_EXISTS, CONFLICT, USED -> 409;
       case INVALID -> 400;
       case EXPIRED -> 410;
+      case UNAVAILABLE -> 503;
     };
   }
 
