@@ -21,6 +21,7 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.pubsub.Topic;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
@@ -91,7 +92,15 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     /** The node may no longer use the network; the session says goodbye and closes. */
     public record Evict(String reason) implements SessionOutput {}
 
-    public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay) {}
+    public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay)
+            implements dev.trellis.persistence.CborSerializable {}
+
+    /**
+     * A node's presence as the replica holding its session ({@code origin}) sees it, shared with the
+     * other replicas' maps through a cluster topic so their sessions show it online, with endpoints.
+     */
+    public record PresenceChanged(long nodeId, Presence presence, String origin)
+            implements Command, dev.trellis.persistence.CborSerializable {}
 
     /** Tells the directory to delete an ephemeral node that stayed offline. */
     public interface EphemeralReaper extends Consumer<Long> {}
@@ -115,10 +124,21 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     private final Map<Long, Long> reapGeneration = new HashMap<>();
     private final List<ActorRef<NodeKeyGone>> keyWatchers = new ArrayList<>();
     private boolean flushScheduled;
+    /** Where presence changes go to the other replicas (null: a map on its own, as in tests); this replica's name. */
+    private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
+    private final String origin;
+    /** Presence another replica reported for a node that still has a session here (it may be moving there). */
+    private final Map<Long, Presence> elsewhere = new HashMap<>();
 
     private NetworkMap(ActorContext<Command> context, TimerScheduler<Command> timers, Clock clock,
-                       Duration ephemeralTimeout, EphemeralReaper reaper, ControlMessage.NetworkInfo network) {
+                       Duration ephemeralTimeout, EphemeralReaper reaper, ControlMessage.NetworkInfo network,
+                       ActorRef<Topic.Command<PresenceChanged>> presenceTopic, String origin) {
         super(context);
+        this.presenceTopic = presenceTopic;
+        this.origin = origin;
+        if (presenceTopic != null) {
+            presenceTopic.tell(Topic.subscribe(context.getSelf().narrow()));
+        }
         this.timers = timers;
         this.clock = clock;
         this.ephemeralTimeout = ephemeralTimeout;
@@ -129,8 +149,43 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
     public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
                                            ControlMessage.NetworkInfo network) {
+        return create(clock, ephemeralTimeout, reaper, network, null, "local");
+    }
+
+    /** A replica's map: its presence changes go to {@code presenceTopic}, and the other replicas' come from it. */
+    public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
+                                           ControlMessage.NetworkInfo network,
+                                           ActorRef<Topic.Command<PresenceChanged>> presenceTopic, String origin) {
         return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
-                new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network)));
+                new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network, presenceTopic, origin)));
+    }
+
+    /** Records a presence this replica observed and tells the other replicas. */
+    private void setPresence(long nodeId, Presence p) {
+        presence.put(nodeId, p);
+        if (presenceTopic != null) {
+            presenceTopic.tell(Topic.publish(new PresenceChanged(nodeId, p, origin)));
+        }
+    }
+
+    private Behavior<Command> onPresenceChanged(PresenceChanged m) {
+        if (origin.equals(m.origin())) {
+            return this;
+        }
+        if (sessions.containsKey(m.nodeId())) {
+            // The node has a session here, which wins; if it moved, what the other replica saw counts once ours closes.
+            elsewhere.put(m.nodeId(), m.presence());
+            return this;
+        }
+        Presence old = presence.get(m.nodeId());
+        if (old != null && old.lastSeen() != null && m.presence().lastSeen() != null && m.presence().lastSeen().isBefore(old.lastSeen())) {
+            return this; // older news than what we have
+        }
+        presence.put(m.nodeId(), m.presence());
+        if (live(records.get(m.nodeId()))) {
+            markChanged(m.nodeId());
+        }
+        return this;
     }
 
     @Override
@@ -141,6 +196,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .onMessage(Disconnect.class, this::onDisconnect)
                 .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
                 .onMessage(GetPresence.class, this::onGetPresence)
+                .onMessage(PresenceChanged.class, this::onPresenceChanged)
                 .onMessage(SetRelayMap.class, m -> {
                     network = new ControlMessage.NetworkInfo(network.ipv4Prefix(), network.ipv6Prefix(), List.copyOf(m.relays()));
                     return this;
@@ -236,12 +292,13 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
             message.session().tell(new Evict("node is not registered or has expired"));
             return this;
         }
+        elsewhere.remove(message.nodeId());
         ActorRef<SessionOutput> previous = sessions.put(message.nodeId(), message.session());
         if (previous != null && !previous.equals(message.session())) {
             previous.tell(new Evict("replaced by a newer session of the same node"));
         }
         reapGeneration.remove(message.nodeId());
-        presence.put(message.nodeId(), new Presence(true, clock.instant(), List.copyOf(message.endpoints()), null));
+        setPresence(message.nodeId(), new Presence(true, clock.instant(), List.copyOf(message.endpoints()), null));
         markChanged(message.nodeId());
         message.session().tell(new SendEncoded(fullMapFor(message.nodeId())));
         return this;
@@ -252,8 +309,15 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
             return this; // an older, replaced session
         }
         sessions.remove(message.nodeId());
+        Presence moved = elsewhere.remove(message.nodeId());
+        if (moved != null && moved.online()) {
+            // It reconnected to another replica before this session closed: it is online there.
+            presence.put(message.nodeId(), moved);
+            markChanged(message.nodeId());
+            return this;
+        }
         Presence old = presence.get(message.nodeId());
-        presence.put(message.nodeId(), new Presence(false, clock.instant(), old == null ? List.of() : old.endpoints(), old == null ? null : old.homeRelay()));
+        setPresence(message.nodeId(), new Presence(false, clock.instant(), old == null ? List.of() : old.endpoints(), old == null ? null : old.homeRelay()));
         NodeRecord record = records.get(message.nodeId());
         if (record != null && record.ephemeral()) {
             long generation = reapGeneration.merge(message.nodeId(), 1L, Long::sum);
@@ -269,7 +333,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         Presence old = presence.get(message.nodeId());
         if (old != null && (!old.endpoints().equals(message.endpoints())
                 || (message.homeRelay() != null && !message.homeRelay().equals(old.homeRelay())))) {
-            presence.put(message.nodeId(), new Presence(old.online(), old.lastSeen(), List.copyOf(message.endpoints()),
+            setPresence(message.nodeId(), new Presence(old.online(), clock.instant(), List.copyOf(message.endpoints()),
                     message.homeRelay() != null ? message.homeRelay() : old.homeRelay()));
             markChanged(message.nodeId());
         }

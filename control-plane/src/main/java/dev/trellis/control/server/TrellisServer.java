@@ -112,9 +112,12 @@ public final class TrellisServer implements AutoCloseable {
             // The map reaps ephemeral nodes through the admin protocol, which also frees the
             // node's addresses and detaches it from its user; the admin actor is spawned after the map.
             var adminRef = new java.util.concurrent.atomic.AtomicReference<ActorRef<Admin.Command>>();
+            ActorRef<Topic.Command<NetworkMap.PresenceChanged>> presence = ctx.spawn(
+                    Topic.create(NetworkMap.PresenceChanged.class, "trellis-presence"), "presence-topic");
             ActorRef<NetworkMap.Command> map = ctx.spawn(NetworkMap.create(Clock.systemUTC(), settings.ephemeralTimeout(),
                     nodeId -> adminRef.get().tell(new Admin.DeleteNode(nodeId, ctx.getSystem().ignoreRef())),
-                    new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix())), "network-map");
+                    new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()), presence,
+                    org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString()), "network-map");
             // Node entities publish to every replica's map through a cluster topic.
             ActorRef<NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
             ActorRef<Topic.Command<NodeEntity.Published>> topic = ctx.spawn(

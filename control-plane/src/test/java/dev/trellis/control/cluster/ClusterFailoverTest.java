@@ -139,13 +139,18 @@ class ClusterFailoverTest {
         }
     }
 
-    @Test
-    void aCrashedReplicasEntitiesAreServedBySurvivorsWithAllTheirEvents() throws Exception {
+    /** {@code n} replicas on loopback, seeds = all of them, one PostgreSQL database; returns once all are Up. */
+    private void startCluster(int n, String database) throws Exception {
         postgres = LocalPostgres.start();
-        String url = postgres.createDatabase("cluster_test");
-        int[] ports = {freePort(), freePort(), freePort()};
-        String seeds = "\"127.0.0.1:" + ports[0] + "\", \"127.0.0.1:" + ports[1] + "\", \"127.0.0.1:" + ports[2] + "\"";
-        for (int i = 0; i < 3; i++) {
+        String url = postgres.createDatabase(database);
+        int[] ports = new int[n];
+        List<String> seedList = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            ports[i] = freePort();
+            seedList.add("\"127.0.0.1:" + ports[i] + "\"");
+        }
+        String seeds = String.join(", ", seedList);
+        for (int i = 0; i < n; i++) {
             Path conf = dir.resolve("member-" + i + ".conf");
             Files.writeString(conf, """
                     trellis.journal = postgres
@@ -158,16 +163,92 @@ class ClusterFailoverTest {
                     """.formatted(url, LocalPostgres.USER, ports[i], seeds));
             servers.add(TrellisServer.start(ServerSettings.load(conf, dir.resolve("data-" + i), "127.0.0.1:0")));
         }
-        await("three Up members", WAIT, () -> servers.stream().allMatch(s -> {
-            var members = Cluster.get(s.system()).state().getMembers();
+        await(n + " Up members", WAIT, () -> servers.stream().allMatch(s -> {
             int up = 0;
-            for (var m : members) {
+            for (var m : Cluster.get(s.system()).state().getMembers()) {
                 if (m.status() == MemberStatus.up()) {
                     up++;
                 }
             }
-            return up == 3;
+            return up == n;
         }));
+    }
+
+    /** A node in session with one replica: everything it hears. */
+    record Session(ControlClient client, BlockingQueue<ControlMessage> received, long id, String hostname) implements AutoCloseable {
+        @Override
+        public void close() {
+            client.close();
+        }
+    }
+
+    private Session login(TrellisServer via, String authKey, String hostname, List<String> endpoints) throws Exception {
+        BlockingQueue<ControlMessage> received = new LinkedBlockingQueue<>();
+        ControlClient client = ControlClient.connect(ControlClient.newHttpClient(), URI.create(via.url()),
+                Curve25519.generatePrivateKey(), new ControlClient.Listener() {
+                    @Override
+                    public void onMessage(ControlMessage m) {
+                        received.add(m);
+                    }
+
+                    @Override
+                    public void onClosed(String reason) {}
+                }).get(WAIT.toSeconds(), TimeUnit.SECONDS);
+        client.send(new ControlMessage.Login(Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey())),
+                authKey, hostname, "linux", endpoints));
+        ControlMessage m;
+        do {
+            m = received.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+        } while (m != null && !(m instanceof ControlMessage.LoginResult));
+        assertNotNull(m, "no login result from " + via.url());
+        ControlMessage.LoginResult r = (ControlMessage.LoginResult) m;
+        assertTrue(r.ok(), r.error());
+        return new Session(client, received, r.self().id(), hostname);
+    }
+
+    /** Two replicas, a node in session with each: each node's map shows the other online with its endpoints. */
+    @Test
+    void nodesOnDifferentReplicasSeeEachOtherOnlineWithTheirEndpoints() throws Exception {
+        startCluster(2, "presence_test");
+        TrellisServer a = servers.get(0);
+        TrellisServer b = servers.get(1);
+        assertTrue(ask(a, a.services().admin(), (ActorRef<Result<User>> r) -> new Admin.CreateUser("lab", r)).isOk());
+        String key = ask(a, a.services().admin(), (ActorRef<Result<AuthKeyRegistry.CreatedAuthKey>> r) ->
+                new Admin.CreateAuthKey("lab", true, false, null, Set.of(), r)).orElseThrow().secret();
+        try (Session one = login(a, key, "robot-a", List.of("198.51.100.1:41641"));
+             Session two = login(b, key, "robot-b", List.of("198.51.100.2:41641"))) {
+            // Each replica's map learns of the other's node (topic) and of its presence (presence topic).
+            await("robot-a seeing robot-b online with its endpoint", WAIT, () -> sees(one, "robot-b", "198.51.100.2:41641"));
+            await("robot-b seeing robot-a online with its endpoint", WAIT, () -> sees(two, "robot-a", "198.51.100.1:41641"));
+        }
+    }
+
+    private final Map<Session, Map<String, ControlMessage.NodeInfo>> views = new HashMap<>();
+
+    /** Applies what the session has received so far; true once {@code peer} is online with {@code endpoint}. */
+    private boolean sees(Session s, String peer, String endpoint) {
+        Map<String, ControlMessage.NodeInfo> view = views.computeIfAbsent(s, k -> new HashMap<>());
+        ControlMessage m;
+        while ((m = s.received().poll()) != null) {
+            switch (m) {
+                case ControlMessage.FullMap f -> {
+                    view.clear();
+                    f.peers().forEach(p -> view.put(p.hostname(), p));
+                }
+                case ControlMessage.MapDelta d -> {
+                    d.upserted().forEach(p -> view.put(p.hostname(), p));
+                    view.values().removeIf(p -> d.removed().contains(p.id()));
+                }
+                default -> { }
+            }
+        }
+        ControlMessage.NodeInfo p = view.get(peer);
+        return p != null && p.online() && p.endpoints() != null && p.endpoints().contains(endpoint);
+    }
+
+    @Test
+    void aCrashedReplicasEntitiesAreServedBySurvivorsWithAllTheirEvents() throws Exception {
+        startCluster(3, "cluster_test");
 
         TrellisServer first = servers.get(0);
         Result<User> user = ask(first, first.services().admin(), (ActorRef<Result<User>> r) -> new Admin.CreateUser("lab", r));
