@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The `trellis` command. Each subcommand is its own class next to this one. */
 @Command(name = "trellis", mixinStandardHelpOptions = true, version = "trellis 0.1.0",
         description = "Self-hosted WireGuard overlay network for robot fleets.",
-        subcommands = {ServerCommand.class, RelayCommand.class, PingCommand.class, NetcheckCommand.class, UsersCommand.class, AuthKeysCommand.class, NodesCommand.class, ApiKeysCommand.class, WgCommand.class,
+        subcommands = {ServerCommand.class, RelayCommand.class, PingCommand.class, NetcheckCommand.class, UsersCommand.class, AuthKeysCommand.class, NodesCommand.class, ApiKeysCommand.class, ClusterCommand.class, RelaysCommand.class, WgCommand.class,
                 AgentCommand.class, UpCommand.class, DownCommand.class, LogoutCommand.class, IpCommand.class, StatusCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Trellis implements Runnable {

@@ -44,7 +44,10 @@ public sealed interface Result<T> extends CborSerializable {
         @JsonSubTypes.Type(value = Admin.UserList.class, name = "user-list"),
         @JsonSubTypes.Type(value = Admin.AuthKeyList.class, name = "auth-key-list"),
         @JsonSubTypes.Type(value = Admin.NodeList.class, name = "node-list"),
-        @JsonSubTypes.Type(value = Admin.ApiKeyList.class, name = "api-key-list")
+        @JsonSubTypes.Type(value = Admin.ApiKeyList.class, name = "api-key-list"),
+        @JsonSubTypes.Type(value = Admin.LiveKeys.class, name = "live-keys"),
+        @JsonSubTypes.Type(value = dev.trellis.control.cluster.ClusterStatus.class, name = "cluster-status"),
+        @JsonSubTypes.Type(value = dev.trellis.control.relay.RelayDirectory.RelayList.class, name = "relay-list")
       })
       T value)
       implements Result<T> {

@@ -219,6 +219,18 @@ class AdminCliTest {
   }
 
   @Test
+  void clusterStatusAndRelays() throws Exception {
+    Run status = succeeds(remote("cluster", "status"));
+    assertTrue(status.lines().get(0).startsWith("MEMBER"), status.out());
+    assertTrue(status.out().contains("(this)") && status.out().contains("control,relay") && status.out().contains("Up"), status.out());
+    Run json = succeeds(local("cluster", "status", "--json"));
+    assertTrue(json.out().contains("\"members\"") && json.out().contains("\"reachable\" : true"), json.out());
+    Run relays = succeeds(remote("relays", "list"));
+    assertTrue(relays.lines().get(0).startsWith("REGION"), relays.out());
+    assertTrue(relays.lines().get(1).startsWith("default"), relays.out());
+  }
+
+  @Test
   void findingTheServer() throws Exception {
     fails("no server found: pass --server and --api-key, or run on the server host (looked for "
         + elsewhere.resolve("cli.json") + ")", trellis("users", "list", "--data-dir", elsewhere.toString()));

@@ -88,6 +88,12 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
 
   public record ListApiKeys(ActorRef<Result<ApiKeyList>> replyTo) implements Command {}
 
+  /** The cluster's members and where its entities are. */
+  public record GetClusterStatus(ActorRef<Result<dev.trellis.control.cluster.ClusterStatus>> replyTo) implements Command {}
+
+  /** Every relay of the cluster with its load. */
+  public record ListRelays(ActorRef<Result<dev.trellis.control.relay.RelayDirectory.RelayList>> replyTo) implements Command {}
+
   /** Which of these node keys a relay may accept: registered, live nodes. */
   public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Result<LiveKeys>> replyTo) implements Command {}
 
@@ -207,6 +213,10 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       case LiveNodeKeys c -> run(c.replyTo(), "check node keys",
           this.<NetworkMap.Command, Set<String>>ask(map, r -> new NetworkMap.LiveNodeKeys(c.nodeKeys(), r))
               .thenApply(live -> Result.ok(new LiveKeys(live))));
+      case GetClusterStatus c -> run(c.replyTo(), "cluster status",
+          dev.trellis.control.cluster.ClusterStatus.collect(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2)).thenApply(Result::ok));
+      case ListRelays c -> run(c.replyTo(), "list relays",
+          dev.trellis.control.relay.RelayDirectory.list(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2)).thenApply(Result::ok));
       case Done<?> d -> done(d);
     }
     return this;

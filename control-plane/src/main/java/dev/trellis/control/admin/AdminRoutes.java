@@ -131,6 +131,12 @@ public final class AdminRoutes extends AllDirectives {
               return reply(this.<ApiKeyRegistry.CreatedApiKey>ask(r -> new Admin.CreateApiKey(expiration, r)), 201);
             })),
             methodNotAllowed("GET, POST"))),
+        path("cluster", () -> concat(
+            get(() -> reply(ask(Admin.GetClusterStatus::new), 200)),
+            methodNotAllowed("GET"))),
+        path("relays", () -> concat(
+            get(() -> reply(ask(Admin.ListRelays::new), 200)),
+            methodNotAllowed("GET"))),
         // For `trellis relay`: which of these node keys may use a relay.
         path(PathMatchers.segment("relay").slash("live-node-keys"), () -> concat(
             post(() -> body(false, b -> {

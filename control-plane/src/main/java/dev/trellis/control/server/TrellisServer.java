@@ -143,6 +143,10 @@ public final class TrellisServer implements AutoCloseable {
             var relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
             var relay = relaySettings.enabled()
                     ? new dev.trellis.control.relay.RelayServer(system, relaySettings, privateKey, services.map()) : null;
+            if (relay != null) {
+                system.systemActorOf(dev.trellis.control.relay.RelayDirectory.reporter(relay,
+                        relaySettings.url().isEmpty() ? null : relaySettings.url()), "relay-reporter", org.apache.pekko.actor.typed.Props.empty());
+            }
             Route routes = new Routes(handshake.publicKey(), control, relay, services, system).routes();
             var serverBuilder = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort());
             if (settings.tlsKeystore() != null) {

@@ -221,6 +221,24 @@ class ClusterFailoverTest {
             await("robot-a seeing robot-b online with its endpoint", WAIT, () -> sees(one, "robot-b", "198.51.100.2:41641"));
             await("robot-b seeing robot-a online with its endpoint", WAIT, () -> sees(two, "robot-a", "198.51.100.1:41641"));
         }
+
+        // What `trellis cluster status` and `trellis relays list` show, from either replica.
+        ClusterStatus status = ask(b, b.services().admin(),
+                (ActorRef<Result<ClusterStatus>> r) -> new Admin.GetClusterStatus(r)).orElseThrow();
+        assertEquals(2, status.members().size(), status.toString());
+        for (ClusterStatus.MemberInfo m : status.members()) {
+            assertEquals("Up", m.status(), status.toString());
+            assertTrue(m.reachable(), status.toString());
+            assertEquals(Set.of("control", "relay"), m.roles());
+        }
+        int nodeEntities = status.entities().get("node").values().stream().mapToInt(Integer::intValue).sum();
+        assertEquals(2, nodeEntities, "both node entities are placed somewhere: " + status);
+        assertEquals(1, status.entities().get("users").values().stream().mapToInt(Integer::intValue).sum(), status.toString());
+        var relays = ask(a, a.services().admin(),
+                (ActorRef<Result<dev.trellis.control.relay.RelayDirectory.RelayList>> r) -> new Admin.ListRelays(r)).orElseThrow();
+        assertEquals(2, relays.relays().size(), relays.toString());
+        assertEquals(Set.of(a.system().address().toString(), b.system().address().toString()),
+                relays.relays().stream().map(dev.trellis.control.relay.RelayDirectory.RelayInfo::member).collect(java.util.stream.Collectors.toSet()));
     }
 
     private final Map<Session, Map<String, ControlMessage.NodeInfo>> views = new HashMap<>();

@@ -1,0 +1,78 @@
+package dev.trellis.control.cluster;
+
+import dev.trellis.control.apikey.ApiKeyRegistry;
+import dev.trellis.control.authkey.AuthKeyRegistry;
+import dev.trellis.control.node.AddressAllocator;
+import dev.trellis.control.node.NodeEntity;
+import dev.trellis.control.user.UserRegistry;
+import dev.trellis.persistence.CborSerializable;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionStage;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.cluster.Member;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
+import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
+import org.apache.pekko.cluster.typed.Cluster;
+
+/**
+ * What {@code trellis cluster status} shows: the members (address, roles, status, whether this
+ * member can reach them) and where the sharded entities are — per kind, entities per member.
+ */
+public record ClusterStatus(String self, List<MemberInfo> members, Map<String, Map<String, Integer>> entities)
+        implements CborSerializable {
+
+    public record MemberInfo(String address, Set<String> roles, String status, boolean reachable) implements CborSerializable {}
+
+    /** Every sharded kind of entity, by its name. */
+    static final Map<String, EntityTypeKey<?>> KINDS = Map.of(
+            "node", NodeEntity.TYPE_KEY,
+            "users", EntityTypeKey.create(UserRegistry.Command.class, "users"),
+            "authkeys", EntityTypeKey.create(AuthKeyRegistry.Command.class, "authkeys"),
+            "apikeys", EntityTypeKey.create(ApiKeyRegistry.Command.class, "apikeys"),
+            "addresses", EntityTypeKey.create(AddressAllocator.Command.class, "addresses"));
+
+    public static CompletionStage<ClusterStatus> collect(ActorSystem<?> system, Duration timeout) {
+        Cluster cluster = Cluster.get(system);
+        var state = cluster.state();
+        Set<Member> unreachable = state.getUnreachable();
+        List<MemberInfo> members = new ArrayList<>();
+        for (Member m : state.getMembers()) {
+            TreeSet<String> roles = new TreeSet<>(m.getRoles());
+            roles.removeIf(r -> r.startsWith("dc-")); // Pekko's data-center role, not one of ours
+            members.add(new MemberInfo(m.address().toString(), roles, m.status().toString(),
+                    !unreachable.contains(m)));
+        }
+        Map<String, Map<String, Integer>> entities = new TreeMap<>();
+        List<CompletableFuture<Void>> asks = new ArrayList<>();
+        ClusterSharding sharding = ClusterSharding.get(system);
+        KINDS.forEach((name, key) -> {
+            CompletionStage<ShardRegion.ClusterShardingStats> stats = AskPattern.ask(sharding.shardState(),
+                    replyTo -> new GetClusterShardingStats(key, timeout, replyTo), timeout.plusSeconds(1), system.scheduler());
+            asks.add(stats.toCompletableFuture().thenAccept(s -> {
+                Map<String, Integer> perMember = new TreeMap<>();
+                s.getRegions().forEach((address, region) -> {
+                    int total = 0;
+                    for (Object count : region.getStats().values()) {
+                        total += ((Number) count).intValue();
+                    }
+                    perMember.put(address.toString(), total);
+                });
+                synchronized (entities) {
+                    entities.put(name, perMember);
+                }
+            }).exceptionally(e -> null));
+        });
+        return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new))
+                .thenApply(v -> new ClusterStatus(cluster.selfMember().address().toString(), List.copyOf(members), Map.copyOf(entities)));
+    }
+}
