@@ -63,6 +63,9 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     /** The relay map every node receives in its full map from now on. */
     public record SetRelayMap(List<ControlMessage.RelayInfo> relays) implements Command {}
 
+    /** The URLs of every coordinator replica, as the cluster's membership says now. */
+    public record SetControlUrls(List<String> urls) implements Command {}
+
     /** Who is online, for admin listings. */
     public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
 
@@ -160,6 +163,22 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network, presenceTopic, origin)));
     }
 
+    /** New network settings: every session hears them at once (nodes use them to fail over and to pick relays). */
+    private Behavior<Command> setNetwork(ControlMessage.NetworkInfo updated) {
+        if (updated.equals(network)) {
+            return this;
+        }
+        network = updated;
+        byte[] json;
+        try {
+            json = ControlJson.MAPPER.writerFor(ControlMessage.class).writeValueAsBytes(new ControlMessage.NetworkUpdate(network));
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+        sessions.values().forEach(s -> s.tell(new SendEncoded(json)));
+        return this;
+    }
+
     /** Records a presence this replica observed and tells the other replicas. */
     private void setPresence(long nodeId, Presence p) {
         presence.put(nodeId, p);
@@ -197,10 +216,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
                 .onMessage(GetPresence.class, this::onGetPresence)
                 .onMessage(PresenceChanged.class, this::onPresenceChanged)
-                .onMessage(SetRelayMap.class, m -> {
-                    network = new ControlMessage.NetworkInfo(network.ipv4Prefix(), network.ipv6Prefix(), List.copyOf(m.relays()));
-                    return this;
-                })
+                .onMessage(SetRelayMap.class, m -> setNetwork(network.withRelays(List.copyOf(m.relays()))))
+                .onMessage(SetControlUrls.class, m -> setNetwork(network.withControlUrls(List.copyOf(m.urls()))))
                 .onMessage(IsLiveNodeKey.class, m -> {
                     Long id = idByNodeKey.get(m.nodeKey());
                     NodeRecord r = id == null ? null : records.get(id);

@@ -158,6 +158,11 @@ public final class TrellisServer implements AutoCloseable {
             if (settings.listenPort() == 0) {
                 url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
             }
+            // Nodes learn every replica's URL, to log in elsewhere when this one goes away.
+            system.systemActorOf(dev.trellis.control.cluster.ControlEndpoints.endpoint(url), "control-endpoint",
+                    org.apache.pekko.actor.typed.Props.empty());
+            system.systemActorOf(dev.trellis.control.cluster.ControlEndpoints.watcher(services.map()), "control-endpoints-watcher",
+                    org.apache.pekko.actor.typed.Props.empty());
             services.map().tell(new NetworkMap.SetRelayMap(relaySettings.relayMap(
                     java.util.Base64.getEncoder().encodeToString(handshake.publicKey()),
                     stun == null ? null : stun.localAddress().getPort())));

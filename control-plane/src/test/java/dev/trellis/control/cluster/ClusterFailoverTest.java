@@ -220,6 +220,12 @@ class ClusterFailoverTest {
             // Each replica's map learns of the other's node (topic) and of its presence (presence topic).
             await("robot-a seeing robot-b online with its endpoint", WAIT, () -> sees(one, "robot-b", "198.51.100.2:41641"));
             await("robot-b seeing robot-a online with its endpoint", WAIT, () -> sees(two, "robot-a", "198.51.100.1:41641"));
+            // Both learn every replica's URL, to fail over to.
+            await("robot-a knowing both replicas", WAIT, () -> {
+                sees(one, "robot-b", "198.51.100.2:41641");
+                ControlMessage.NetworkInfo n = networks.get(one);
+                return n != null && n.controlUrls() != null && Set.copyOf(n.controlUrls()).equals(Set.of(a.url(), b.url()));
+            });
         }
 
         // What `trellis cluster status` and `trellis relays list` show, from either replica.
@@ -242,6 +248,7 @@ class ClusterFailoverTest {
     }
 
     private final Map<Session, Map<String, ControlMessage.NodeInfo>> views = new HashMap<>();
+    private final Map<Session, ControlMessage.NetworkInfo> networks = new HashMap<>();
 
     /** Applies what the session has received so far; true once {@code peer} is online with {@code endpoint}. */
     private boolean sees(Session s, String peer, String endpoint) {
@@ -252,7 +259,9 @@ class ClusterFailoverTest {
                 case ControlMessage.FullMap f -> {
                     view.clear();
                     f.peers().forEach(p -> view.put(p.hostname(), p));
+                    networks.put(s, f.network());
                 }
+                case ControlMessage.NetworkUpdate u -> networks.put(s, u.network());
                 case ControlMessage.MapDelta d -> {
                     d.upserted().forEach(p -> view.put(p.hostname(), p));
                     view.values().removeIf(p -> d.removed().contains(p.id()));

@@ -287,6 +287,9 @@ public final class Agent implements AgentControl, AutoCloseable {
             lastError = "saved login server is unusable: " + saved.loginServer();
             return;
         }
+        // After a failed attempt, the next replica in turn: the node's registration is valid at all of them.
+        List<URI> candidates = loginCandidates(uri);
+        uri = candidates.get(backoffAttempt % candidates.size());
         startSession(uri, null, saved.hostname() == null ? machineHostname() : saved.hostname(), null, false);
     }
 
@@ -352,6 +355,25 @@ public final class Agent implements AgentControl, AutoCloseable {
         scheduleReconnectIfWanted();
     }
 
+    /** The saved login server first, then every other replica the map named (NetworkInfo.controlUrls). */
+    private List<URI> loginCandidates(URI primary) {
+        List<URI> all = new ArrayList<>(List.of(primary));
+        ControlMessage.NetworkInfo n = networkInfo;
+        if (n != null && n.controlUrls() != null) {
+            for (String u : n.controlUrls()) {
+                try {
+                    URI other = ControlClient.normalize(URI.create(u));
+                    if (!all.contains(other)) {
+                        all.add(other);
+                    }
+                } catch (IllegalArgumentException malformed) {
+                    LOG.fine("ignoring control URL " + u);
+                }
+            }
+        }
+        return all;
+    }
+
     private void scheduleReconnectIfWanted() {
         AgentState.Saved saved = state.saved();
         if (!saved.loggedIn() || !saved.wantRunning() || saved.loginServer() == null || reconnect != null || current != null) {
@@ -360,7 +382,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         long base = Math.min(MAX_BACKOFF_MILLIS, 1000L << Math.min(backoffAttempt, 5));
         long delay = Math.min(MAX_BACKOFF_MILLIS, (long) (base * (0.8 + 0.4 * ThreadLocalRandom.current().nextDouble())));
         backoffAttempt++;
-        LOG.info("reconnecting to " + saved.loginServer() + " in " + delay + " ms");
+        LOG.info("reconnecting to " + saved.loginServer() + " (or another replica of it) in " + delay + " ms");
         reconnect = loop.schedule(guarded(() -> {
             reconnect = null;
             AgentState.Saved now = state.saved();
@@ -393,6 +415,12 @@ public final class Agent implements AgentControl, AutoCloseable {
                 updateDiscovery();
                 if (relay != null) {
                     relay.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
+                }
+            }
+            case ControlMessage.NetworkUpdate u when s.loggedIn -> {
+                networkInfo = u.network();
+                if (relay != null && networkInfo != null) {
+                    relay.setRelayMap(networkInfo.relays(), s.server);
                 }
             }
             case ControlMessage.MapDelta d when s.loggedIn -> {

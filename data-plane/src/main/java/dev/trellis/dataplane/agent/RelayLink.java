@@ -417,6 +417,9 @@ final class RelayLink implements AutoCloseable {
             }
             client = null;
             rebuildRoutes();
+            if (info.region().equals(home) && attempt >= 2 && relays.size() > 1) {
+                probeAndChooseHome(); // the home keeps failing: a reachable region may take over
+            }
             // A relay that said it is restarting is retried at the pace it asked for while it said to keep trying.
             long backoff = System.nanoTime() < restartUntilNanos ? restartDelayMillis
                     : Math.min(MAX_BACKOFF_MILLIS, 500L << Math.min(attempt++, 5));

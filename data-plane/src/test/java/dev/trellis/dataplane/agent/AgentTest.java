@@ -132,6 +132,38 @@ class AgentTest {
         assertTrue(network.contains("clear"));
     }
 
+    /** The map names every replica; when the server it logged in at goes away, the agent logs in at another. */
+    @Test
+    void failsOverToAnotherReplicaFromTheMap() throws Exception {
+        AgentState state = startAgent();
+        try (TinyControlServer other = new TinyControlServer()) {
+            var pending = agent.up(server.url(), "tskey-1", "robot");
+            TinyControlServer.Connection c = server.accept();
+            assertInstanceOf(ControlMessage.Login.class, c.receive());
+            NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+            c.send(ControlMessage.LoginResult.success(self));
+            c.send(new ControlMessage.FullMap(self, List.of(), new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48",
+                    List.of(), List.of(server.url(), other.url()))));
+            assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
+
+            // The first replica is gone for good: the agent resumes (no key) at the other one.
+            server.close();
+            server = null;
+            c.kill();
+            TinyControlServer.Connection failover = other.accept();
+            ControlMessage.Login resume = assertInstanceOf(ControlMessage.Login.class, failover.receive());
+            assertNull(resume.authKey());
+            assertEquals(state.nodePublicKeyBase64(), resume.nodeKey());
+            failover.send(ControlMessage.LoginResult.success(self));
+            failover.send(new ControlMessage.FullMap(self, List.of(), null));
+            await(() -> agent.status().connected());
+            // A network update (e.g. a replica joined) replaces the list the agent fails over with.
+            failover.send(new ControlMessage.NetworkUpdate(new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48",
+                    List.of(), List.of(other.url()))));
+            assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
+        }
+    }
+
     @Test
     void refusedKeyIsReportedAndNothingIsSaved() throws Exception {
         AgentState state = startAgent();

@@ -13,7 +13,7 @@ import java.util.Set;
  *
  * <pre>
  * node → server: Login, UpdateEndpoints, RotateNodeKey, Logout, Ping
- * server → node: LoginResult, FullMap (once after a successful login), MapDelta, Goodbye, Pong
+ * server → node: LoginResult, FullMap (once after a successful login), MapDelta, NetworkUpdate, Goodbye, Pong
  * </pre>
  */
 @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
@@ -26,6 +26,7 @@ import java.util.Set;
         @JsonSubTypes.Type(value = ControlMessage.LoginResult.class, name = "login-result"),
         @JsonSubTypes.Type(value = ControlMessage.FullMap.class, name = "full-map"),
         @JsonSubTypes.Type(value = ControlMessage.MapDelta.class, name = "map-delta"),
+        @JsonSubTypes.Type(value = ControlMessage.NetworkUpdate.class, name = "network-update"),
         @JsonSubTypes.Type(value = ControlMessage.Goodbye.class, name = "goodbye"),
         @JsonSubTypes.Type(value = ControlMessage.Pong.class, name = "pong"),
 })
@@ -70,6 +71,9 @@ public sealed interface ControlMessage {
     /** Peers that joined or changed, and ids of peers that are gone. */
     record MapDelta(NodeInfo self, List<NodeInfo> upserted, List<Long> removed) implements ControlMessage {}
 
+    /** The network's settings changed (relay map, control URLs): replaces the FullMap's {@code network}. */
+    record NetworkUpdate(NetworkInfo network) implements ControlMessage {}
+
     /** The server ends the session: expired, deleted, logged out, or replaced by a newer session. */
     record Goodbye(String reason) implements ControlMessage {}
 
@@ -85,10 +89,21 @@ public sealed interface ControlMessage {
         }
     }
 
-    /** The overlay's prefixes, for the node's routes, and the relay map: every relay a node may use. */
-    record NetworkInfo(String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays) {
+    /**
+     * The overlay's prefixes, for the node's routes; the relay map: every relay a node may use; and
+     * the URLs of every coordinator replica, so a node whose server goes away logs in to another.
+     */
+    record NetworkInfo(String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays, List<String> controlUrls) {
         public NetworkInfo(String ipv4Prefix, String ipv6Prefix) {
-            this(ipv4Prefix, ipv6Prefix, List.of());
+            this(ipv4Prefix, ipv6Prefix, List.of(), List.of());
+        }
+
+        public NetworkInfo withRelays(List<RelayInfo> r) {
+            return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls);
+        }
+
+        public NetworkInfo withControlUrls(List<String> urls) {
+            return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls);
         }
     }
 
