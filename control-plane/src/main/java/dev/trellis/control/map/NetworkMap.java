@@ -66,6 +66,13 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     /** The URLs of every coordinator replica, as the cluster's membership says now. */
     public record SetControlUrls(List<String> urls) implements Command {}
 
+    /**
+     * Another replica's topic appeared (it joined, or its subscription only now reached us): events
+     * published before it did were not delivered there, so publish again what this map knows —
+     * every live record on the node topic and the presence of this replica's sessions.
+     */
+    public record Resync() implements Command {}
+
     /** Who is online, for admin listings. */
     public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
 
@@ -129,15 +136,18 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     private boolean flushScheduled;
     /** Where presence changes go to the other replicas (null: a map on its own, as in tests); this replica's name. */
     private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
+    private final ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic;
     private final String origin;
     /** Presence another replica reported for a node that still has a session here (it may be moving there). */
     private final Map<Long, Presence> elsewhere = new HashMap<>();
 
     private NetworkMap(ActorContext<Command> context, TimerScheduler<Command> timers, Clock clock,
                        Duration ephemeralTimeout, EphemeralReaper reaper, ControlMessage.NetworkInfo network,
-                       ActorRef<Topic.Command<PresenceChanged>> presenceTopic, String origin) {
+                       ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
+                       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic, String origin) {
         super(context);
         this.presenceTopic = presenceTopic;
+        this.nodeTopic = nodeTopic;
         this.origin = origin;
         if (presenceTopic != null) {
             presenceTopic.tell(Topic.subscribe(context.getSelf().narrow()));
@@ -152,15 +162,16 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
     public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
                                            ControlMessage.NetworkInfo network) {
-        return create(clock, ephemeralTimeout, reaper, network, null, "local");
+        return create(clock, ephemeralTimeout, reaper, network, null, null, "local");
     }
 
     /** A replica's map: its presence changes go to {@code presenceTopic}, and the other replicas' come from it. */
     public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
                                            ControlMessage.NetworkInfo network,
-                                           ActorRef<Topic.Command<PresenceChanged>> presenceTopic, String origin) {
+                                           ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
+                                           ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic, String origin) {
         return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
-                new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network, presenceTopic, origin)));
+                new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network, presenceTopic, nodeTopic, origin)));
     }
 
     /** New network settings: every session hears them at once (nodes use them to fail over and to pick relays). */
@@ -176,6 +187,25 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
             throw new IllegalStateException(e);
         }
         sessions.values().forEach(s -> s.tell(new SendEncoded(json)));
+        return this;
+    }
+
+    private Behavior<Command> resync() {
+        if (nodeTopic != null) {
+            for (NodeRecord r : records.values()) {
+                if (live(r)) {
+                    nodeTopic.tell(Topic.publish(new NodeEntity.NodeChanged(r)));
+                }
+            }
+        }
+        if (presenceTopic != null) {
+            for (long id : sessions.keySet()) {
+                Presence p = presence.get(id);
+                if (p != null) {
+                    presenceTopic.tell(Topic.publish(new PresenceChanged(id, p, origin)));
+                }
+            }
+        }
         return this;
     }
 
@@ -216,6 +246,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
                 .onMessage(GetPresence.class, this::onGetPresence)
                 .onMessage(PresenceChanged.class, this::onPresenceChanged)
+                .onMessage(Resync.class, m -> resync())
                 .onMessage(SetRelayMap.class, m -> setNetwork(network.withRelays(List.copyOf(m.relays()))))
                 .onMessage(SetControlUrls.class, m -> setNetwork(network.withControlUrls(List.copyOf(m.urls()))))
                 .onMessage(IsLiveNodeKey.class, m -> {

@@ -112,17 +112,19 @@ public final class TrellisServer implements AutoCloseable {
             // The map reaps ephemeral nodes through the admin protocol, which also frees the
             // node's addresses and detaches it from its user; the admin actor is spawned after the map.
             var adminRef = new java.util.concurrent.atomic.AtomicReference<ActorRef<Admin.Command>>();
+            ActorRef<Topic.Command<NodeEntity.Published>> topic = ctx.spawn(
+                    Topic.create(NodeEntity.Published.class, "trellis-node-events"), "node-events-topic");
             ActorRef<Topic.Command<NetworkMap.PresenceChanged>> presence = ctx.spawn(
                     Topic.create(NetworkMap.PresenceChanged.class, "trellis-presence"), "presence-topic");
             ActorRef<NetworkMap.Command> map = ctx.spawn(NetworkMap.create(Clock.systemUTC(), settings.ephemeralTimeout(),
                     nodeId -> adminRef.get().tell(new Admin.DeleteNode(nodeId, ctx.getSystem().ignoreRef())),
-                    new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()), presence,
+                    new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()), presence, topic,
                     org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString()), "network-map");
             // Node entities publish to every replica's map through a cluster topic.
             ActorRef<NodeEntity.Published> published = ctx.spawn(forwarder(map), "node-events");
-            ActorRef<Topic.Command<NodeEntity.Published>> topic = ctx.spawn(
-                    Topic.create(NodeEntity.Published.class, "trellis-node-events"), "node-events-topic");
             topic.tell(Topic.subscribe(published));
+            ctx.spawn(dev.trellis.control.cluster.TopicWatcher.create(List.of(topic.unsafeUpcast(), presence.unsafeUpcast()),
+                    () -> map.tell(new NetworkMap.Resync())), "topic-watcher");
             ActorRef<NodeEntity.Published> publisher = ctx.spawn(Behaviors.<NodeEntity.Published>receiveMessage(p -> {
                 topic.tell(Topic.publish(p));
                 return Behaviors.same();
