@@ -27,7 +27,7 @@ final class RelaysCommand extends AdminCommand.Group {
             List<String[]> rows = new ArrayList<>();
             rows.add(new String[] {"REGION", "URL", "MEMBER", "NODES", "PACKETS/S", "FORWARDED", "DROPPED"});
             for (JsonNode r : relays) {
-                rows.add(new String[] {text(r, "region"), r.hasNonNull("url") ? text(r, "url") : "(server URL)", text(r, "member"),
+                rows.add(new String[] {text(r, "region"), text(r, "url"), text(r, "member"),
                         text(r, "connectedNodes"), String.format(java.util.Locale.ROOT, "%.0f", r.path("packetsPerSecond").asDouble()),
                         text(r, "packetsForwarded"), text(r, "dropped")});
             }

@@ -32,14 +32,17 @@ public final class RelayDirectory {
 
     private record Sample() implements Command {}
 
-    /** One relay: its region, URL (null: the server's own URL), member, connected nodes, packets/s forwarded lately. */
-    public record RelayInfo(String region, String url, String member, int connectedNodes, double packetsPerSecond,
-                            long packetsForwarded, long dropped) implements CborSerializable {}
+    /**
+     * One relay: its region, the URL nodes reach it at, its static key and STUN port (null: none),
+     * its member, connected nodes, packets/s forwarded lately.
+     */
+    public record RelayInfo(String region, String url, String key, Integer stunPort, String member, int connectedNodes,
+                            double packetsPerSecond, long packetsForwarded, long dropped) implements CborSerializable {}
 
     public record RelayList(List<RelayInfo> relays) implements CborSerializable {}
 
     /** The reporter for this member's relay; registers itself. */
-    public static Behavior<Command> reporter(RelayServer relay, String url) {
+    public static Behavior<Command> reporter(RelayServer relay, String url, String key, Integer stunPort) {
         return Behaviors.setup(ctx -> {
             ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
             String member = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString();
@@ -58,14 +61,78 @@ public final class RelayDirectory {
                         }
                         case Describe d -> {
                             RelayRegistry.Stats st = relay.registry().stats();
-                            d.replyTo().tell(new RelayInfo(st.region(), url, member, st.connected(), rate[0], st.packetsForwarded(),
-                                    st.dropped()));
+                            d.replyTo().tell(new RelayInfo(st.region(), url, key, stunPort, member, st.connected(), rate[0],
+                                    st.packetsForwarded(), st.dropped()));
                         }
                     }
                     return Behaviors.same();
                 });
             });
         });
+    }
+
+    private sealed interface WatcherMessage {}
+
+    private record Listing(Receptionist.Listing listing) implements WatcherMessage {}
+
+    private record Described(ActorRef<Command> relay, RelayInfo info) implements WatcherMessage {}
+
+    /**
+     * Builds the relay map from live membership: {@code own} (this member's relay, as configured),
+     * every other member's relay as it describes itself, then the configured {@code others} not
+     * already there. Tells {@code map} whenever it changes — relays that leave drop out.
+     */
+    public static Behavior<Void> mapWatcher(ActorRef<dev.trellis.control.map.NetworkMap.Command> map,
+                                            dev.trellis.proto.control.ControlMessage.RelayInfo own,
+                                            List<dev.trellis.proto.control.ControlMessage.RelayInfo> others) {
+        return Behaviors.<WatcherMessage>setup(ctx -> {
+            String self = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString();
+            ActorRef<Receptionist.Listing> adapter = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
+            ctx.getSystem().receptionist().tell(Receptionist.subscribe(KEY, adapter));
+            java.util.Map<ActorRef<Command>, RelayInfo> live = new java.util.HashMap<>();
+            Object[] told = {null};
+            Runnable publish = () -> {
+                List<dev.trellis.proto.control.ControlMessage.RelayInfo> relays = new ArrayList<>();
+                if (own != null) {
+                    relays.add(own);
+                }
+                live.values().stream()
+                        .filter(r -> !r.member().equals(self) && r.url() != null)
+                        .sorted(Comparator.comparing(RelayInfo::region).thenComparing(RelayInfo::url))
+                        .forEach(r -> relays.add(new dev.trellis.proto.control.ControlMessage.RelayInfo(r.region(), r.url(), r.key(), r.stunPort())));
+                for (var o : others) {
+                    if (relays.stream().noneMatch(r -> r.region().equals(o.region()) && java.util.Objects.equals(r.url(), o.url()))) {
+                        relays.add(o);
+                    }
+                }
+                if (!relays.equals(told[0])) {
+                    told[0] = relays;
+                    map.tell(new dev.trellis.control.map.NetworkMap.SetRelayMap(List.copyOf(relays)));
+                }
+            };
+            publish.run();
+            return Behaviors.<WatcherMessage>receiveMessage(m -> {
+                switch (m) {
+                    case Listing l -> {
+                        var current = l.listing().getServiceInstances(KEY);
+                        live.keySet().retainAll(current);
+                        for (ActorRef<Command> r : current) {
+                            if (!live.containsKey(r)) {
+                                ctx.ask(RelayInfo.class, r, Duration.ofSeconds(5), Describe::new, (info, failure) -> new Described(r, info));
+                            }
+                        }
+                        publish.run();
+                    }
+                    case Described d -> {
+                        if (d.info() != null) {
+                            live.put(d.relay(), d.info());
+                            publish.run();
+                        }
+                    }
+                }
+                return Behaviors.same();
+            });
+        }).unsafeCast();
     }
 
     /** Asks every registered relay; ones that do not answer within {@code timeout} are left out. */

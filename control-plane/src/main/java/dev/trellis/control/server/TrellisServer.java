@@ -145,10 +145,6 @@ public final class TrellisServer implements AutoCloseable {
             var relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
             var relay = relaySettings.enabled()
                     ? new dev.trellis.control.relay.RelayServer(system, relaySettings, privateKey, services.map()) : null;
-            if (relay != null) {
-                system.systemActorOf(dev.trellis.control.relay.RelayDirectory.reporter(relay,
-                        relaySettings.url().isEmpty() ? null : relaySettings.url()), "relay-reporter", org.apache.pekko.actor.typed.Props.empty());
-            }
             Route routes = new Routes(handshake.publicKey(), control, relay, services, system).routes();
             var serverBuilder = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort());
             if (settings.tlsKeystore() != null) {
@@ -165,9 +161,20 @@ public final class TrellisServer implements AutoCloseable {
                     org.apache.pekko.actor.typed.Props.empty());
             system.systemActorOf(dev.trellis.control.cluster.ControlEndpoints.watcher(services.map()), "control-endpoints-watcher",
                     org.apache.pekko.actor.typed.Props.empty());
-            services.map().tell(new NetworkMap.SetRelayMap(relaySettings.relayMap(
-                    java.util.Base64.getEncoder().encodeToString(handshake.publicKey()),
-                    stun == null ? null : stun.localAddress().getPort())));
+            // The relay map: this server's relay, the other members' relays as they come and go, the configured others.
+            String serverKey = java.util.Base64.getEncoder().encodeToString(handshake.publicKey());
+            Integer stunPort = stun == null ? null : stun.localAddress().getPort();
+            List<ControlMessage.RelayInfo> configured = relaySettings.relayMap(serverKey, stunPort);
+            ControlMessage.RelayInfo own = relay == null ? null : configured.getFirst();
+            if (relay != null) {
+                // Other members reach nodes to this relay at its configured URL, or this server's URL.
+                system.systemActorOf(dev.trellis.control.relay.RelayDirectory.reporter(relay,
+                        relaySettings.url().isEmpty() ? url : relaySettings.url(), serverKey, stunPort),
+                        "relay-reporter", org.apache.pekko.actor.typed.Props.empty());
+            }
+            system.systemActorOf(dev.trellis.control.relay.RelayDirectory.mapWatcher(services.map(), own,
+                    relay == null ? configured : configured.subList(1, configured.size())),
+                    "relay-map-watcher", org.apache.pekko.actor.typed.Props.empty());
             LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
             return new TrellisServer(settings, system, binding, handshake.publicKey(), services, relay, stun);
         } catch (Exception e) {

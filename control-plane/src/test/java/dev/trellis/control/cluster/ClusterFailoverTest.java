@@ -115,27 +115,8 @@ class ClusterFailoverTest {
     }
 
     private long register(TrellisServer via, String authKey, String hostname) throws Exception {
-        BlockingQueue<ControlMessage> received = new LinkedBlockingQueue<>();
-        try (ControlClient client = ControlClient.connect(ControlClient.newHttpClient(), URI.create(via.url()),
-                Curve25519.generatePrivateKey(), new ControlClient.Listener() {
-                    @Override
-                    public void onMessage(ControlMessage m) {
-                        received.add(m);
-                    }
-
-                    @Override
-                    public void onClosed(String reason) {}
-                }).get(WAIT.toSeconds(), TimeUnit.SECONDS)) {
-            client.send(new ControlMessage.Login(Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey())),
-                    authKey, hostname, "linux", List.of()));
-            ControlMessage m;
-            do {
-                m = received.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
-            } while (m != null && !(m instanceof ControlMessage.LoginResult));
-            assertNotNull(m, "no login result from " + via.url());
-            ControlMessage.LoginResult r = (ControlMessage.LoginResult) m;
-            assertTrue(r.ok(), r.error());
-            return r.self().id();
+        try (Session s = login(via, authKey, hostname, List.of())) {
+            return s.id();
         }
     }
 
@@ -225,6 +206,13 @@ class ClusterFailoverTest {
                 sees(one, "robot-b", "198.51.100.2:41641");
                 ControlMessage.NetworkInfo n = networks.get(one);
                 return n != null && n.controlUrls() != null && Set.copyOf(n.controlUrls()).equals(Set.of(a.url(), b.url()));
+            });
+            // And both relays, from live membership: its own server's (URL: the one it logged in with) and the other's.
+            await("robot-a's relay map listing both members' relays", WAIT, () -> {
+                sees(one, "robot-b", "198.51.100.2:41641");
+                ControlMessage.NetworkInfo n = networks.get(one);
+                return n != null && n.relays().size() == 2 && n.relays().get(0).url() == null
+                        && b.url().equals(n.relays().get(1).url()) && b.publicKeyBase64().equals(n.relays().get(1).key());
             });
         }
 
