@@ -122,6 +122,10 @@ class ClusterFailoverTest {
 
     /** {@code n} replicas on loopback, seeds = all of them, one PostgreSQL database; returns once all are Up. */
     private void startCluster(int n, String database) throws Exception {
+        startCluster(n, database, "");
+    }
+
+    private void startCluster(int n, String database, String extraConfig) throws Exception {
         postgres = LocalPostgres.start();
         String url = postgres.createDatabase(database);
         int[] ports = new int[n];
@@ -141,7 +145,8 @@ class ClusterFailoverTest {
                     trellis.stun.enabled = false
                     # Stopping this system is a crash: no graceful leave, the others must notice and down it.
                     pekko.coordinated-shutdown.run-by-actor-system-terminate = off
-                    """.formatted(url, LocalPostgres.USER, ports[i], seeds));
+                    %s
+                    """.formatted(url, LocalPostgres.USER, ports[i], seeds, extraConfig));
             servers.add(TrellisServer.start(ServerSettings.load(conf, dir.resolve("data-" + i), "127.0.0.1:0")));
         }
         await(n + " Up members", WAIT, () -> servers.stream().allMatch(s -> {
@@ -259,6 +264,56 @@ class ClusterFailoverTest {
         }
         ControlMessage.NodeInfo p = view.get(peer);
         return p != null && p.online() && p.endpoints() != null && p.endpoints().contains(endpoint);
+    }
+
+    /** Drops all traffic between two members, both ways (Artery's test mode). */
+    private static void blackhole(TrellisServer from, TrellisServer to) throws Exception {
+        var transport = ((org.apache.pekko.remote.RARP) org.apache.pekko.remote.RARP.get(from.system().classicSystem())).provider().transport();
+        // Scala objects: reached through their MODULE$ fields (javac cannot name them here).
+        var both = (org.apache.pekko.remote.transport.ThrottlerTransportAdapter.Direction) Class.forName(
+                "org.apache.pekko.remote.transport.ThrottlerTransportAdapter$Direction$Both$").getField("MODULE$").get(null);
+        var blackhole = (org.apache.pekko.remote.transport.ThrottlerTransportAdapter.ThrottleMode) Class.forName(
+                "org.apache.pekko.remote.transport.ThrottlerTransportAdapter$Blackhole$").getField("MODULE$").get(null);
+        var command = new org.apache.pekko.remote.transport.ThrottlerTransportAdapter.SetThrottle(
+                Cluster.get(to.system()).selfMember().address(), both, blackhole);
+        scala.concurrent.Await.result(transport.managementCommand(command), scala.concurrent.duration.Duration.create(10, "s"));
+    }
+
+    /**
+     * One member cut off from the other two: the split brain resolver (keep-majority) keeps the two, which down the
+     * third and go on serving; the third, alone and in the minority, downs itself and stops.
+     */
+    @Test
+    void aPartitionedMemberIsDownedByTheMajorityAndStops() throws Exception {
+        startCluster(3, "partition_test", "pekko.remote.artery.advanced.test-mode = on");
+        TrellisServer a = servers.get(0);
+        TrellisServer b = servers.get(1);
+        TrellisServer c = servers.get(2);
+        assertTrue(ask(a, a.services().admin(), (ActorRef<Result<User>> r) -> new Admin.CreateUser("lab", r)).isOk());
+        long cutAt = System.nanoTime();
+        for (TrellisServer majority : List.of(a, b)) {
+            blackhole(majority, c);
+            blackhole(c, majority);
+        }
+        await("the minority member stopping itself", Duration.ofSeconds(90), () -> c.system().whenTerminated().isCompleted());
+        long stoppedMs = (System.nanoTime() - cutAt) / 1_000_000;
+        await("the majority without the cut-off member", Duration.ofSeconds(60), () -> List.of(a, b).stream().allMatch(s -> {
+            int up = 0;
+            for (var m : Cluster.get(s.system()).state().getMembers()) {
+                if (m.status() == MemberStatus.up()) {
+                    up++;
+                }
+            }
+            return up == 2 && Cluster.get(s.system()).state().getUnreachable().isEmpty();
+        }));
+        // The majority still serves the registries, wherever they were.
+        Result<Admin.UserList> users;
+        int unavailable = 0;
+        do {
+            users = ask(b, b.services().admin(), (ActorRef<Result<Admin.UserList>> r) -> new Admin.ListUsers(r));
+        } while (users instanceof Result.Rejected<Admin.UserList> no && no.code() == Result.Code.UNAVAILABLE && ++unavailable < 12);
+        assertEquals(List.of("lab"), users.orElseThrow().users().stream().map(User::name).toList());
+        System.out.printf("[trellis-cluster-metric] partition: the cut-off member stopped itself %d ms after the cut%n", stoppedMs);
     }
 
     @Test
