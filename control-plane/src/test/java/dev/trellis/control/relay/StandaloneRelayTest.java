@@ -11,7 +11,6 @@ import dev.trellis.control.Result;
 import dev.trellis.control.admin.Admin;
 import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
-import dev.trellis.control.map.NetworkMap;
 import dev.trellis.control.server.ServerSettings;
 import dev.trellis.control.server.TrellisServer;
 import dev.trellis.control.user.User;
@@ -62,24 +61,32 @@ class StandaloneRelayTest {
     private final HttpClient http = ControlClient.newHttpClient();
     private String authKey;
     private String apiKey;
+    private String relayKey;
+    private int relayPort;
     private final List<AutoCloseable> closeables = new ArrayList<>();
 
     @BeforeEach
     void start() throws Exception {
-        server = TrellisServer.start(ServerSettings.load(null, serverDir, "127.0.0.1:0"));
+        // The relay's key and port are fixed before the server starts, so the server's config can list it the way an
+        // admin would (trellis.relay.others) and the relay can then start against the running server.
+        relayKey = java.util.Base64.getEncoder().encodeToString(dev.trellis.proto.wireguard.Curve25519.publicKey(
+                dev.trellis.control.server.ServerKey.loadOrCreate(relayDir)));
+        try (java.net.ServerSocket free = new java.net.ServerSocket(0)) {
+            relayPort = free.getLocalPort();
+        }
+        java.nio.file.Path conf = serverDir.resolve("trellis.conf");
+        java.nio.file.Files.writeString(conf, "trellis.relay.others = [{ region = building-b, url = \"http://127.0.0.1:" + relayPort
+                + "\", key = \"" + relayKey + "\" }]\n");
+        server = TrellisServer.start(ServerSettings.load(conf, serverDir.resolve("data"), "127.0.0.1:0"));
         Result<User> user = ask(server.services().users(), r -> new UserRegistry.CreateUser("lab", r));
         assertTrue(user.isOk());
         authKey = ask(server.services().authKeys(), (ActorRef<Result<AuthKeyRegistry.CreatedAuthKey>> r) ->
                 new AuthKeyRegistry.CreateAuthKey("lab", true, false, null, Set.of(), r)).orElseThrow().secret();
         apiKey = ask(server.services().admin(), (ActorRef<Result<ApiKeyRegistry.CreatedApiKey>> r) ->
                 new Admin.CreateApiKey(null, r)).orElseThrow().secret();
-        relay = StandaloneRelay.start(new StandaloneRelay.Settings("127.0.0.1", 0, relayDir, "building-b",
+        relay = StandaloneRelay.start(new StandaloneRelay.Settings("127.0.0.1", relayPort, relayDir, "building-b",
                 URI.create(server.url()), apiKey, null, 64));
-        // What trellis.relay.others = [{ region = "building-b", url = ..., key = ... }] makes the server advertise.
-        RelaySettings settings = RelaySettings.from(ConfigFactory.parseString(
-                "trellis.relay.others = [{ region = building-b, url = \"" + relayUrl() + "\", key = \"" + relay.publicKeyBase64() + "\" }]")
-                .withFallback(ConfigFactory.load()));
-        server.services().map().tell(new NetworkMap.SetRelayMap(settings.relayMap(server.publicKeyBase64(), server.stunPort())));
+        assertEquals(relayKey, relay.publicKeyBase64());
     }
 
     @AfterEach
@@ -204,7 +211,7 @@ class StandaloneRelayTest {
     void aWrongApiKeyMeansNoNodeIsAdmitted() throws Exception {
         Node a = register("a");
         relay.close();
-        relay = StandaloneRelay.start(new StandaloneRelay.Settings("127.0.0.1", 0, relayDir, "building-b",
+        relay = StandaloneRelay.start(new StandaloneRelay.Settings("127.0.0.1", relayPort, relayDir, "building-b",
                 URI.create(server.url()), "not-an-api-key", null, 64));
         ExecutionException refused = assertThrows(ExecutionException.class, () ->
                 connect(a, new Heard(new LinkedBlockingQueue<>(), new CompletableFuture<>()), null));
