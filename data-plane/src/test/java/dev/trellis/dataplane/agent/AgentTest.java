@@ -145,6 +145,7 @@ class AgentTest {
             c.send(new ControlMessage.FullMap(self, List.of(), new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48",
                     List.of(), List.of(server.url(), other.url()))));
             assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
+            await(() -> !network.isEmpty()); // the full map (with the replicas' URLs) has been applied
 
             // The first replica is gone for good: the agent resumes (no key) at the other one.
             server.close();
