@@ -32,8 +32,11 @@ public final class PersistentTestKit implements AutoCloseable {
   /** A one-member cluster (sharded entities need one), on the LevelDB journal in the data directory. */
   private ActorTestKit start() {
     var cluster = dev.trellis.control.cluster.ClusterSettings.from(ConfigFactory.load()).pekkoConfig();
+    // Leaving even a one-member cluster (coordinated shutdown, shard hand-off) can take more than the
+    // test kit's default 10 s on a busy 2-core machine.
+    var slowShutdown = ConfigFactory.parseString("pekko.actor.testkit.typed.system-shutdown-default = 60s");
     ActorTestKit k = ActorTestKit.create("trellis-test",
-        PersistenceSettings.forDataDir(dataDir).withFallback(cluster).withFallback(ConfigFactory.load()));
+        slowShutdown.withFallback(PersistenceSettings.forDataDir(dataDir)).withFallback(cluster).withFallback(ConfigFactory.load()));
     var self = org.apache.pekko.cluster.typed.Cluster.get(k.system());
     self.manager().tell(org.apache.pekko.cluster.typed.Join.create(self.selfMember().address()));
     return k;
