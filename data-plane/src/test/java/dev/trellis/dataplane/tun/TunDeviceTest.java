@@ -321,9 +321,14 @@ class TunDeviceTest {
         }
         awaitCondition(() -> replies.get() > 1000, "echo replies to flow");
         dev.close();
-        for (CompletableFuture<Long> f : done) {
-            assertTrue(f.get(5, TimeUnit.SECONDS) > 0);
+        // Every thread returns (none hangs or fails) once the device is closed. A writer that a busy
+        // machine started late may have written nothing yet, so only the total must be positive.
+        long written = 0;
+        for (CompletableFuture<Long> f : done.subList(1, done.size())) {
+            written += f.get(5, TimeUnit.SECONDS);
         }
+        assertTrue(written > 0, "the writers wrote nothing");
+        assertTrue(readerDone.get(5, TimeUnit.SECONDS) > 1000);
         awaitCondition(() -> !linkExists(ifName), "interface to disappear after close");
     }
 
