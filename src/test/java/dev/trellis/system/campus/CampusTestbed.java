@@ -76,6 +76,7 @@ public final class CampusTestbed implements AutoCloseable {
     private final NetworkNamespace router;
     private final Path launcher;
     private final Server server;
+    private final List<Server> otherServers = new CopyOnWriteArrayList<>();
     private final List<Agent> agents = new CopyOnWriteArrayList<>();
     private final AtomicInteger nextLabHost = new AtomicInteger(10);
     private final AtomicInteger nextCampusNet = new AtomicInteger(31);
@@ -98,7 +99,7 @@ public final class CampusTestbed implements AutoCloseable {
         // Only UDP between lab-zone hosts and the server gets this far: campus-zone hosts' UDP is dropped in "zones".
         ipt("-A", "FORWARD", "-p", "udp", "-j", "ACCEPT");
         NetworkNamespace srv = attach("srv", SERVER_ADDRESS, SERVER_GATEWAY, null);
-        server = new Server(srv, bed.workDir().resolve("server-data"));
+        server = new Server(srv, bed.workDir().resolve("server-data"), SERVER_ADDRESS, "server");
     }
 
     /** A new campus (router and server namespace; server not started). Skips visibly without root. */
@@ -204,6 +205,38 @@ public final class CampusTestbed implements AutoCloseable {
         return p;
     }
 
+    /**
+     * Another host on the server network ({@code 198.18.10.N}) for a {@code trellis server} of its own (not started):
+     * reachable from every zone on TCP port 8080 like the first, and on any TCP port from the other server-network
+     * hosts (cluster, relay mesh, PostgreSQL).
+     */
+    public Server newServerHost(String suffix, String address) {
+        NetworkNamespace ns = attach(suffix, address, SERVER_GATEWAY, null);
+        ipt("-A", "FORWARD", "-p", "tcp", "-d", address, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
+        if (otherServers.isEmpty()) {
+            ipt("-A", "FORWARD", "-p", "tcp", "-s", SERVER_GATEWAY.replaceAll("\\.1$", ".0/24"),
+                    "-d", SERVER_GATEWAY.replaceAll("\\.1$", ".0/24"), "-j", "ACCEPT");
+        }
+        Server s = new Server(ns, bed.workDir().resolve("server-data-" + suffix), address, suffix);
+        otherServers.add(s);
+        return s;
+    }
+
+    /**
+     * Cuts a server-network host off from every other host (both ways, in the router), or ({@code cut = false})
+     * lets it back in; connections in flight stop getting packets too.
+     */
+    public void isolate(Server s, boolean cut) {
+        String verb = cut ? "-I" : "-D";
+        if (cut) {
+            ipt(verb, "FORWARD", "1", "-s", s.address, "-j", "DROP");
+            ipt(verb, "FORWARD", "1", "-d", s.address, "-j", "DROP");
+        } else {
+            ipt(verb, "FORWARD", "-s", s.address, "-j", "DROP");
+            ipt(verb, "FORWARD", "-d", s.address, "-j", "DROP");
+        }
+    }
+
     /** A lab host (198.18.20.N) with an agent, not started. */
     public Agent newLabAgent(String suffix, String hostname) {
         String address = LAB_PREFIX + nextLabHost.getAndIncrement();
@@ -281,9 +314,11 @@ public final class CampusTestbed implements AutoCloseable {
         } catch (RuntimeException e) {
             out.println("(iptables-save failed: " + e + ")");
         }
-        HostProcess sp = server.process;
-        if (sp != null) {
-            out.println("--- server alive=" + sp.isAlive() + " log tail:\n" + tail(sp.output(), 60));
+        for (Server s : servers()) {
+            HostProcess sp = s.process;
+            if (sp != null) {
+                out.println("--- server " + s.name + " alive=" + sp.isAlive() + " log tail:\n" + tail(sp.output(), 60));
+            }
         }
         for (HostProcess r : relays) {
             out.println("--- " + r.label() + " alive=" + r.isAlive() + " log tail:\n" + tail(r.output(), 40));
@@ -309,9 +344,11 @@ public final class CampusTestbed implements AutoCloseable {
             for (Agent a : agents) {
                 a.stop();
             }
-            HostProcess sp = server.process;
-            if (sp != null && sp.isAlive() && sp.terminate(Duration.ofSeconds(20)).isEmpty()) {
-                sp.stop();
+            for (Server s : servers()) {
+                HostProcess sp = s.process;
+                if (sp != null && sp.isAlive() && sp.terminate(Duration.ofSeconds(20)).isEmpty()) {
+                    sp.stop();
+                }
             }
             for (HostProcess r : relays) {
                 if (r.isAlive() && r.terminate(Duration.ofSeconds(10)).isEmpty()) {
@@ -338,23 +375,42 @@ public final class CampusTestbed implements AutoCloseable {
         }
     }
 
-    /** {@code trellis server} in the server namespace. */
+    private List<Server> servers() {
+        List<Server> all = new java.util.ArrayList<>(List.of(server));
+        all.addAll(otherServers);
+        return all;
+    }
+
+    /** {@code trellis server} in a server-network namespace. */
     public final class Server {
         private final NetworkNamespace ns;
         private final Path dataDir;
+        private final String address;
+        private final String name;
         private volatile HostProcess process;
 
-        Server(NetworkNamespace ns, Path dataDir) {
+        Server(NetworkNamespace ns, Path dataDir, String address, String name) {
             this.ns = ns;
             this.dataDir = dataDir;
+            this.address = address;
+            this.name = name;
         }
 
         public NetworkNamespace namespace() {
             return ns;
         }
 
+        public String address() {
+            return address;
+        }
+
         public String url() {
-            return "http://" + SERVER_ADDRESS + ":" + SERVER_PORT;
+            return "http://" + address + ":" + SERVER_PORT;
+        }
+
+        /** The running process (null before the first start). */
+        public HostProcess process() {
+            return process;
         }
 
         public void start() {
@@ -366,7 +422,7 @@ public final class CampusTestbed implements AutoCloseable {
             List<String> argv = new java.util.ArrayList<>(List.of(launcher.toString(), "server",
                     "--data-dir", dataDir.toString(), "--listen", "0.0.0.0:" + SERVER_PORT));
             if (config != null) {
-                Path file = bed.workDir().resolve("server.conf");
+                Path file = bed.workDir().resolve(name + ".conf");
                 try {
                     Files.writeString(file, config);
                 } catch (IOException e) {
@@ -374,9 +430,9 @@ public final class CampusTestbed implements AutoCloseable {
                 }
                 argv.addAll(List.of("--config", file.toString()));
             }
-            HostProcess p = ns.start("trellis-server", Map.of(), argv.toArray(String[]::new));
+            HostProcess p = ns.start("trellis-" + name, Map.of(), argv.toArray(String[]::new));
             process = p;
-            Await.until("trellis server listening", Duration.ofSeconds(90), () -> {
+            Await.until("trellis server " + name + " listening", Duration.ofSeconds(90), () -> {
                 if (!p.isAlive()) {
                     throw new AssertionError("trellis server exited early:\n" + tail(p.output(), 60));
                 }

@@ -97,6 +97,14 @@ public final class HostProcess {
         return waitFor(grace);
     }
 
+    /** SIGKILL to this process only, as a crash would end it (no shutdown hooks run); waits for it to be gone. */
+    public void kill() {
+        if (process.isAlive()) {
+            process.destroyForcibly();
+        }
+        waitFor(Duration.ofSeconds(10));
+    }
+
     /** SIGTERM, a short grace period, then SIGKILL; also for descendants it started. */
     public void stop() {
         if (!process.isAlive()) {

@@ -56,6 +56,7 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
     private final TimerScheduler<Command> timers;
     private final RelayRegistry registry;
     private final NodeKeyAuthority authority;
+    private final RelayMesh mesh;
     private final byte[] relayPrivateKey;
     private final BoundedSourceQueue<ByteString> queue;
     private final SharedKillSwitch killSwitch;
@@ -65,12 +66,13 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
     private boolean closing;
 
     private RelayConnection(ActorContext<Command> context, TimerScheduler<Command> timers, RelayRegistry registry,
-                            NodeKeyAuthority authority, byte[] relayPrivateKey, byte[] relayPublicKey,
+                            NodeKeyAuthority authority, RelayMesh mesh, byte[] relayPrivateKey, byte[] relayPublicKey,
                             BoundedSourceQueue<ByteString> queue, SharedKillSwitch killSwitch) {
         super(context);
         this.timers = timers;
         this.registry = registry;
         this.authority = authority;
+        this.mesh = mesh;
         this.relayPrivateKey = relayPrivateKey;
         this.queue = queue;
         this.killSwitch = killSwitch;
@@ -79,10 +81,11 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
         timers.startSingleTimer(new AuthTimedOut(), AUTH_TIMEOUT);
     }
 
-    static Behavior<Command> create(RelayRegistry registry, NodeKeyAuthority authority, byte[] relayPrivateKey,
+    /** {@code mesh}: the cluster's relay mesh, whose relays may connect to forward packets (null: no mesh). */
+    static Behavior<Command> create(RelayRegistry registry, NodeKeyAuthority authority, RelayMesh mesh, byte[] relayPrivateKey,
                                     byte[] relayPublicKey, BoundedSourceQueue<ByteString> queue, SharedKillSwitch killSwitch) {
         return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
-                new RelayConnection(ctx, timers, registry, authority, relayPrivateKey, relayPublicKey, queue, killSwitch)));
+                new RelayConnection(ctx, timers, registry, authority, mesh, relayPrivateKey, relayPublicKey, queue, killSwitch)));
     }
 
     @Override
@@ -139,11 +142,16 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
             return this;
         }
         client = new RelayRegistry.Client(RelayKey.of(auth.nodeKey()), queue, getContext().getSelf());
+        // Another relay of the cluster proved it holds its relay key: it may forward its nodes' packets here.
+        client.mesh = mesh != null && mesh.isPeerRelay(client.key);
         // Registered (not yet ready) before asking the map, so a NodeKeyGone for this key that the
         // map sends after answering "live" finds this connection and closes it.
         RelayRegistry.Client previous = registry.register(client);
         if (previous != null) {
             previous.connection.tell(new Close("replaced by a newer connection of the same node"));
+        }
+        if (client.mesh) {
+            return onLiveAnswer(new LiveAnswer(true, null));
         }
         String key = client.key.base64();
         getContext().pipeToSelf(authority.isLive(key).toCompletableFuture().orTimeout(MAP_TIMEOUT.toMillis(),
@@ -162,11 +170,11 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
             return this;
         }
         timers.cancel(AuthTimedOut.class);
-        client.ready = true;
+        registry.ready(client);
         queue.offer(READY_MESSAGE);
         registry.accepted.increment();
         timers.startTimerWithFixedDelay(new SendKeepAlive(), KEEP_ALIVE);
-        getContext().getLog().debug("relay: node {} connected", client.key);
+        getContext().getLog().debug(client.mesh ? "relay: relay {} linked for the mesh" : "relay: node {} connected", client.key);
         pendingReply.tell(new AuthResult(client, null));
         pendingReply = null;
         return this;

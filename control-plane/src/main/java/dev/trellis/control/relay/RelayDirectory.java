@@ -79,8 +79,8 @@ public final class RelayDirectory {
 
     /**
      * Builds the relay map from live membership: {@code own} (this member's relay, as configured),
-     * every other member's relay as it describes itself, then the configured {@code others} not
-     * already there. Tells {@code map} whenever it changes — relays that leave drop out.
+     * every other member's relay as it describes itself (both in the mesh), then the configured
+     * {@code others} not already there (relays on their own). Tells {@code map} whenever it changes — relays that leave drop out.
      */
     public static Behavior<Void> mapWatcher(ActorRef<dev.trellis.control.map.NetworkMap.Command> map,
                                             dev.trellis.proto.control.ControlMessage.RelayInfo own,
@@ -99,7 +99,7 @@ public final class RelayDirectory {
                 live.values().stream()
                         .filter(r -> !r.member().equals(self) && r.url() != null)
                         .sorted(Comparator.comparing(RelayInfo::region).thenComparing(RelayInfo::url))
-                        .forEach(r -> relays.add(new dev.trellis.proto.control.ControlMessage.RelayInfo(r.region(), r.url(), r.key(), r.stunPort())));
+                        .forEach(r -> relays.add(new dev.trellis.proto.control.ControlMessage.RelayInfo(r.region(), r.url(), r.key(), r.stunPort(), true)));
                 for (var o : others) {
                     if (relays.stream().noneMatch(r -> r.region().equals(o.region()) && java.util.Objects.equals(r.url(), o.url()))) {
                         relays.add(o);

@@ -28,6 +28,8 @@ public final class RelayRegistry {
         final Set<RelayKey> senders = ConcurrentHashMap.newKeySet();
         final LongAdder dropped = new LongAdder();
         volatile boolean ready;
+        /** Another relay of the cluster (it forwards its nodes' packets here), not a node. */
+        volatile boolean mesh;
 
         Client(RelayKey key, BoundedSourceQueue<ByteString> queue, ActorRef<RelayConnection.Command> connection) {
             this.key = key;
@@ -45,6 +47,14 @@ public final class RelayRegistry {
                         long packetsForwarded, long bytesForwarded, long dropped, long unknownDestination,
                         long malformed, long replaced) {}
 
+    /** Told when this relay starts and stops holding a node's connection (the relay mesh publishes it). */
+    interface HoldingListener {
+        void holding(RelayKey node);
+
+        void released(RelayKey node);
+    }
+
+    private volatile HoldingListener holdingListener;
     private final String region;
     private final ConcurrentHashMap<RelayKey, Client> clients = new ConcurrentHashMap<>();
     final LongAdder accepted = new LongAdder();
@@ -63,7 +73,7 @@ public final class RelayRegistry {
     }
 
     public Stats stats() {
-        return new Stats(region, (int) clients.values().stream().filter(c -> c.ready).count(), accepted.sum(), refused.sum(),
+        return new Stats(region, (int) clients.values().stream().filter(c -> c.ready && !c.mesh).count(), accepted.sum(), refused.sum(),
                 framesIn.sum(), bytesIn.sum(), packetsForwarded.sum(), bytesForwarded.sum(), dropped.sum(),
                 unknownDestination.sum(), malformed.sum(), replaced.sum());
     }
@@ -80,6 +90,19 @@ public final class RelayRegistry {
         return c == null ? 0 : c.queue.size();
     }
 
+    void onHolding(HoldingListener listener) {
+        holdingListener = listener;
+    }
+
+    /** The connection finished its handshake: packets may reach it now. */
+    void ready(Client client) {
+        client.ready = true;
+        HoldingListener l = holdingListener;
+        if (l != null && !client.mesh && clients.get(client.key) == client) {
+            l.holding(client.key);
+        }
+    }
+
     /** Adds {@code client}, returning the connection it replaces (for the caller to close), or null. */
     Client register(Client client) {
         Client previous = clients.put(client.key, client);
@@ -93,6 +116,10 @@ public final class RelayRegistry {
     /** Removes {@code client} if it is still the one registered; tells its senders it is gone. */
     void unregister(Client client) {
         if (clients.remove(client.key, client) && client.ready) {
+            HoldingListener l = holdingListener;
+            if (l != null && !client.mesh) {
+                l.released(client.key);
+            }
             byte[] gone = RelayFrame.encode(new RelayFrame.PeerGone(client.key.bytes(), RelayFrame.GONE_DISCONNECTED));
             ByteString message = ByteString.fromArrayUnsafe(gone);
             for (RelayKey sender : client.senders) {
@@ -111,7 +138,7 @@ public final class RelayRegistry {
 
     /** The base64 node keys of the connections that completed their handshake. */
     public java.util.List<String> connectedKeys() {
-        return clients.values().stream().filter(c -> c.ready).map(c -> c.key.base64()).toList();
+        return clients.values().stream().filter(c -> c.ready && !c.mesh).map(c -> c.key.base64()).toList();
     }
 
     /** Closes the connection of a node key that is no longer live, if there is one. */

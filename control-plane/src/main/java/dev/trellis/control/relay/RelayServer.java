@@ -63,6 +63,7 @@ public final class RelayServer extends AllDirectives {
     private final RelayRegistry registry;
     private final Materializer materializer;
     private final AtomicLong connections = new AtomicLong();
+    private volatile RelayMesh mesh;
 
     /** The relay embedded in {@code trellis server}, admitting the keys its network map knows as live. */
     public RelayServer(ActorSystem<?> system, RelaySettings settings, byte[] privateKey, ActorRef<NetworkMap.Command> map) {
@@ -88,6 +89,18 @@ public final class RelayServer extends AllDirectives {
         registry.broadcast(new RelayFrame.Restarting(reconnectIn.toMillis(), tryFor.toMillis()));
     }
 
+    /** Joins this relay to the cluster's relay mesh (a relay of {@code trellis server} in a cluster). */
+    public RelayMesh startMesh() {
+        RelayMesh m = new RelayMesh(registry, privateKey, java.util.Base64.getEncoder().encodeToString(publicKey)).start(system);
+        mesh = m;
+        return m;
+    }
+
+    /** The mesh this relay is part of, or null. */
+    public RelayMesh mesh() {
+        return mesh;
+    }
+
     public RelayRegistry registry() {
         return registry;
     }
@@ -101,12 +114,26 @@ public final class RelayServer extends AllDirectives {
      * upgraded TCP connection), otherwise a WebSocket.
      */
     public Route route() {
-        return path("relay", () -> get(() -> optionalHeaderValueByName("Upgrade", upgrade -> {
-            if (upgrade.isPresent() && upgrade.get().strip().equalsIgnoreCase(RelayFrame.RAW_UPGRADE)) {
-                return complete(rawUpgrade());
-            }
-            return extractWebSocketUpgrade(ws -> complete(ws.handleMessagesWith(newConnection())));
-        })));
+        return concat(
+                // How many nodes this relay holds: a node choosing among the relays of its region takes the least loaded.
+                path(org.apache.pekko.http.javadsl.server.PathMatchers.segment("relay").slash("load"), () -> get(() ->
+                        complete(HttpResponse.create().withEntity(org.apache.pekko.http.javadsl.model.HttpEntities.create(
+                                org.apache.pekko.http.javadsl.model.ContentTypes.APPLICATION_JSON,
+                                "{\"region\":" + jsonString(settings.region()) + ",\"connectedNodes\":" + registry.stats().connected() + "}"))))),
+                path("relay", () -> get(() -> optionalHeaderValueByName("Upgrade", upgrade -> {
+                    if (upgrade.isPresent() && upgrade.get().strip().equalsIgnoreCase(RelayFrame.RAW_UPGRADE)) {
+                        return complete(rawUpgrade());
+                    }
+                    return extractWebSocketUpgrade(ws -> complete(ws.handleMessagesWith(newConnection())));
+                }))));
+    }
+
+    private static String jsonString(String s) {
+        try {
+            return dev.trellis.proto.control.ControlJson.MAPPER.writeValueAsString(s);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** The handler of one WebSocket: one frame per binary message. */
@@ -151,7 +178,7 @@ public final class RelayServer extends AllDirectives {
                 Source.<ByteString>queue(settings.maxQueue()).preMaterialize(materializer);
         SharedKillSwitch killSwitch = KillSwitches.shared("relay-" + id);
         ActorRef<RelayConnection.Command> connection = system.systemActorOf(
-                RelayConnection.create(registry, authority, privateKey, publicKey, outbound.first(), killSwitch),
+                RelayConnection.create(registry, authority, mesh, privateKey, publicKey, outbound.first(), killSwitch),
                 "relay-connection-" + id, Props.empty());
         AtomicReference<RelayForwarder> forwarder = new AtomicReference<>();
         Sink<ByteString, NotUsed> in = Flow.<ByteString>create()
@@ -196,7 +223,7 @@ public final class RelayServer extends AllDirectives {
             if (result.client() == null) {
                 throw new CompletionException(new Refused(result.error()));
             }
-            forwarder.set(new RelayForwarder(registry, result.client()));
+            forwarder.set(new RelayForwarder(registry, result.client(), mesh));
             return Done.getInstance();
         });
     }

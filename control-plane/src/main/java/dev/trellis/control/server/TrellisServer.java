@@ -145,6 +145,9 @@ public final class TrellisServer implements AutoCloseable {
             var relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
             var relay = relaySettings.enabled()
                     ? new dev.trellis.control.relay.RelayServer(system, relaySettings, privateKey, services.map()) : null;
+            if (relay != null) {
+                relay.startMesh(); // forwards to and from the other members' relays
+            }
             Route routes = new Routes(handshake.publicKey(), control, relay, services, system).routes();
             var serverBuilder = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort());
             if (settings.tlsKeystore() != null) {
@@ -165,7 +168,7 @@ public final class TrellisServer implements AutoCloseable {
             String serverKey = java.util.Base64.getEncoder().encodeToString(handshake.publicKey());
             Integer stunPort = stun == null ? null : stun.localAddress().getPort();
             List<ControlMessage.RelayInfo> configured = relaySettings.relayMap(serverKey, stunPort);
-            ControlMessage.RelayInfo own = relay == null ? null : configured.getFirst();
+            ControlMessage.RelayInfo own = relay == null ? null : configured.getFirst().withMesh(true);
             if (relay != null) {
                 // Other members reach nodes to this relay at its configured URL, or this server's URL.
                 system.systemActorOf(dev.trellis.control.relay.RelayDirectory.reporter(relay,
@@ -289,6 +292,9 @@ public final class TrellisServer implements AutoCloseable {
         }
         if (relay != null) {
             relay.announceRestart(RESTART_RECONNECT, RESTART_TRY_FOR);
+            if (relay.mesh() != null) {
+                relay.mesh().close();
+            }
         }
         // Graceful: no new connections, open ones (the relay's notices already queued) get up to a second.
         binding.terminate(Duration.ofSeconds(1)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();

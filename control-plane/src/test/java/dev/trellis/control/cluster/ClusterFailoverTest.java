@@ -15,6 +15,7 @@ import dev.trellis.control.server.TrellisServer;
 import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.dataplane.agent.ControlClient;
+import dev.trellis.dataplane.relay.RelayClient;
 import dev.trellis.persistence.postgres.LocalPostgres;
 import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.proto.wireguard.Curve25519;
@@ -169,6 +170,11 @@ class ClusterFailoverTest {
     }
 
     private Session login(TrellisServer via, String authKey, String hostname, List<String> endpoints) throws Exception {
+        return login(via, authKey, hostname, endpoints, Curve25519.generatePrivateKey());
+    }
+
+    private Session login(TrellisServer via, String authKey, String hostname, List<String> endpoints, byte[] nodePrivateKey)
+            throws Exception {
         BlockingQueue<ControlMessage> received = new LinkedBlockingQueue<>();
         ControlClient client = ControlClient.connect(ControlClient.newHttpClient(), URI.create(via.url()),
                 Curve25519.generatePrivateKey(), new ControlClient.Listener() {
@@ -180,7 +186,7 @@ class ClusterFailoverTest {
                     @Override
                     public void onClosed(String reason) {}
                 }).get(WAIT.toSeconds(), TimeUnit.SECONDS);
-        client.send(new ControlMessage.Login(Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey())),
+        client.send(new ControlMessage.Login(Base64.getEncoder().encodeToString(Curve25519.publicKey(nodePrivateKey)),
                 authKey, hostname, "linux", endpoints));
         ControlMessage m;
         do {
@@ -192,15 +198,20 @@ class ClusterFailoverTest {
         return new Session(client, received, r.self().id(), hostname);
     }
 
+    /** Creates user "lab" through {@code via}; returns a reusable auth key for it. */
+    private String labUserWithReusableKey(TrellisServer via) throws Exception {
+        assertTrue(ask(via, via.services().admin(), (ActorRef<Result<User>> r) -> new Admin.CreateUser("lab", r)).isOk());
+        return ask(via, via.services().admin(), (ActorRef<Result<AuthKeyRegistry.CreatedAuthKey>> r) ->
+                new Admin.CreateAuthKey("lab", true, false, null, Set.of(), r)).orElseThrow().secret();
+    }
+
     /** Two replicas, a node in session with each: each node's map shows the other online with its endpoints. */
     @Test
     void nodesOnDifferentReplicasSeeEachOtherOnlineWithTheirEndpoints() throws Exception {
         startCluster(2, "presence_test");
         TrellisServer a = servers.get(0);
         TrellisServer b = servers.get(1);
-        assertTrue(ask(a, a.services().admin(), (ActorRef<Result<User>> r) -> new Admin.CreateUser("lab", r)).isOk());
-        String key = ask(a, a.services().admin(), (ActorRef<Result<AuthKeyRegistry.CreatedAuthKey>> r) ->
-                new Admin.CreateAuthKey("lab", true, false, null, Set.of(), r)).orElseThrow().secret();
+        String key = labUserWithReusableKey(a);
         try (Session one = login(a, key, "robot-a", List.of("198.51.100.1:41641"));
              Session two = login(b, key, "robot-b", List.of("198.51.100.2:41641"))) {
             // Each replica's map learns of the other's node (topic) and of its presence (presence topic).
@@ -238,6 +249,71 @@ class ClusterFailoverTest {
         assertEquals(2, relays.relays().size(), relays.toString());
         assertEquals(Set.of(a.system().address().toString(), b.system().address().toString()),
                 relays.relays().stream().map(dev.trellis.control.relay.RelayDirectory.RelayInfo::member).collect(java.util.stream.Collectors.toSet()));
+    }
+
+    /**
+     * Two members, a node on each one's relay: a packet from one reaches the other through its own
+     * relay and one hop to the other relay (the mesh); a node cannot use the relay-only frame.
+     */
+    @Test
+    void relaysMeshSoNodesOnDifferentRelaysReachEachOtherInOneHop() throws Exception {
+        startCluster(2, "mesh_test");
+        TrellisServer a = servers.get(0);
+        TrellisServer b = servers.get(1);
+        String key = labUserWithReusableKey(a);
+        byte[] xKey = Curve25519.generatePrivateKey();
+        byte[] yKey = Curve25519.generatePrivateKey();
+        byte[] xPub = Curve25519.publicKey(xKey);
+        byte[] yPub = Curve25519.publicKey(yKey);
+        BlockingQueue<byte[][]> atY = new LinkedBlockingQueue<>();
+        BlockingQueue<String> xClosed = new LinkedBlockingQueue<>();
+        try (Session x = login(a, key, "robot-x", List.of(), xKey);
+             Session y = login(b, key, "robot-y", List.of(), yKey);
+             RelayClient toA = RelayClient.connect(URI.create(a.url()), xKey, new RelayClient.Listener() {
+                 @Override
+                 public void onPacket(byte[] src, byte[] packet, int len) {}
+
+                 @Override
+                 public void onClosed(String reason) {
+                     xClosed.add(reason);
+                 }
+             }).get(WAIT.toSeconds(), TimeUnit.SECONDS);
+             RelayClient toB = RelayClient.connect(URI.create(b.url()), yKey, new RelayClient.Listener() {
+                 @Override
+                 public void onPacket(byte[] src, byte[] packet, int len) {
+                     atY.add(new byte[][] {src.clone(), java.util.Arrays.copyOf(packet, len)});
+                 }
+
+                 @Override
+                 public void onClosed(String reason) {}
+             }).get(WAIT.toSeconds(), TimeUnit.SECONDS)) {
+            await("relay a knowing b as a mesh peer, and holding robot-y there", WAIT,
+                    () -> a.relay().mesh().peerKeys().contains(b.publicKeyBase64())
+                            && b.publicKeyBase64().equals(a.relay().mesh().holderOf(yPub)));
+            await("relay b knowing a as a mesh peer", WAIT, () -> b.relay().mesh().peerKeys().contains(a.publicKeyBase64()));
+            byte[] payload = "through two relays".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            byte[][] got = null;
+            // The first packets go while a dials b (dropped, like a lost UDP packet); resend until one arrives.
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (got == null && System.nanoTime() < deadline) {
+                assertTrue(toA.send(yPub, payload, 0, payload.length));
+                got = atY.poll(200, TimeUnit.MILLISECONDS);
+            }
+            assertNotNull(got, "no packet reached robot-y on relay b");
+            assertTrue(java.util.Arrays.equals(xPub, got[0]), "the source is robot-x");
+            assertTrue(java.util.Arrays.equals(payload, got[1]));
+            assertTrue(a.relay().mesh().forwardedCount() >= 1 && b.relay().mesh().receivedCount() >= 1);
+            assertEquals(0, b.relay().mesh().forwardedCount(), "b delivered it itself, no second hop");
+            // Relay b counts robot-y, not relay a's link, as a connected node.
+            assertEquals(1, b.relay().registry().stats().connected());
+
+            // A node may not send what only relays send: its connection is closed.
+            toA.sendRaw(dev.trellis.proto.relay.RelayFrame.forwardFrame(xPub, yPub, payload, 0, payload.length));
+            String reason = xClosed.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+            assertNotNull(reason, "a node sending ForwardPacket keeps its connection");
+        }
+        // Once robot-y's connection is gone, the replicated map no longer places it on b.
+        await("robot-y no longer held anywhere", WAIT, () -> a.relay().mesh().holderOf(yPub) == null);
     }
 
     private final Map<Session, Map<String, ControlMessage.NodeInfo>> views = new HashMap<>();

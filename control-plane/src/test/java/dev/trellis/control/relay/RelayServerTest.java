@@ -444,8 +444,12 @@ class RelayServerTest {
         Relay ra4 = a.relay();
         ra4.client.sendRaw(RelayFrame.sameFrame(RelayFrame.SEND_SAME, new byte[] {1, 2}, 0, 2));
         assertNotNull(ra4.closed.get(WAIT.toSeconds(), TimeUnit.SECONDS));
+        // ForwardPacket is for the relays of a cluster, not for nodes.
+        Relay ra5 = a.relay();
+        ra5.client.sendRaw(RelayFrame.forwardFrame(a.nodeKey, c.nodeKey, new byte[] {1}, 0, 1));
+        assertNotNull(ra5.closed.get(WAIT.toSeconds(), TimeUnit.SECONDS));
         assertEquals(0, rc.count.get(), "nothing from the misbehaving connections was relayed");
-        assertTrue(stats().malformed() >= 5, stats().toString());
+        assertTrue(stats().malformed() >= 6, stats().toString());
 
         // c was never disturbed, and a fresh connection of a works.
         Relay ra3 = a.relay();
@@ -454,6 +458,26 @@ class RelayServerTest {
         assertTrue(ra3.client.send(c.nodeKey, new byte[] {6}, 0, 1));
         assertArrayEquals(new byte[] {6}, rc.next().data());
         assertTrue(rc.client.isOpen());
+    }
+
+    /** {@code GET /relay/load}: what nodes choosing among a region's relays read. */
+    @Test
+    void loadSaysHowManyNodesTheRelayHolds() throws Exception {
+        java.util.function.Supplier<com.fasterxml.jackson.databind.JsonNode> load = () -> {
+            try {
+                var response = http.send(java.net.http.HttpRequest.newBuilder(URI.create(server.url() + "/relay/load")).GET().build(),
+                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                assertEquals(200, response.statusCode());
+                return dev.trellis.proto.control.ControlJson.MAPPER.readTree(response.body());
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        };
+        assertEquals(0, load.get().get("connectedNodes").asInt());
+        assertEquals(server.relay().settings().region(), load.get().get("region").asText());
+        Node a = new Node().register("a");
+        a.relay();
+        assertEquals(1, load.get().get("connectedNodes").asInt());
     }
 
     /** The raw upgrade by hand: 101 with the protocol named, then a bad length prefix closes that connection only. */

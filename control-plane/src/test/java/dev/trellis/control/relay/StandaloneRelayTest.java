@@ -171,7 +171,8 @@ class StandaloneRelayTest {
         Node b = register("b");
         List<ControlMessage.RelayInfo> relays = a.map().network().relays();
         assertEquals(2, relays.size(), relays.toString());
-        assertEquals(new ControlMessage.RelayInfo("default", null, server.publicKeyBase64(), server.stunPort()), relays.get(0));
+        // The server's own relay is part of the cluster's mesh; the standalone one is not (nodes reach it directly).
+        assertEquals(new ControlMessage.RelayInfo("default", null, server.publicKeyBase64(), server.stunPort(), true), relays.get(0));
         assertEquals(new ControlMessage.RelayInfo("building-b", relayUrl(), relay.publicKeyBase64(), null), relays.get(1));
 
         byte[] relayKey = Base64.getDecoder().decode(relays.get(1).key());

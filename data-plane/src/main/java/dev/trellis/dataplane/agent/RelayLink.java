@@ -30,9 +30,12 @@ import java.util.logging.Logger;
  * measures each region (the best of three TCP connects to the relay's host: what a campus that
  * only passes TCP lets through), homes the node on the fastest (or on the region named by
  * {@code TRELLIS_HOME_RELAY} while that is reachable), and tells the control plane (its
- * peers send to it there). Packets for a peer go to the peer's home region: through the home
- * connection when that is the same region, otherwise through a connection to that region opened
- * for as long as a peer lives there. Every connection reconnects with backoff; while one is up it
+ * peers send to it there). Within the home region it takes the relay holding the fewest nodes
+ * (ties broken by a hash of node and relay, so nodes enrolled together spread out), and moves
+ * when that relay leaves the map. When the home relay is part of the cluster's mesh, packets for
+ * every peer on a meshed relay go through the home connection (the relays forward between
+ * themselves); a peer homed on a relay of its own is reached through a connection to that region,
+ * opened for as long as such a peer exists. Every connection reconnects with backoff; while one is up it
  * carries the WireGuard device's packets for peers without a direct path and path discovery's
  * messages.
  */
@@ -42,6 +45,10 @@ final class RelayLink implements AutoCloseable {
     static final long REPROBE_MILLIS = TimeUnit.MINUTES.toMillis(5);
     static final double SWITCH_FACTOR = 0.7;
     static final int PROBE_CONNECT_MILLIS = 2_000;
+    static final java.time.Duration LOAD_TIMEOUT = java.time.Duration.ofSeconds(2);
+    /** A connection silent this long is pinged; silent this long and it is taken for dead (cut off without a reset). */
+    static final long SILENT_PING_SECONDS = 5;
+    static final long SILENT_DEAD_SECONDS = 15;
     /** The region a login server without a relay map stands for. */
     static final String DEFAULT_REGION = "default";
     private static final Logger LOG = Logger.getLogger(RelayLink.class.getName());
@@ -52,6 +59,7 @@ final class RelayLink implements AutoCloseable {
     private final Device device;
     private final PathDiscovery discovery;
     private final byte[] nodePrivateKey;
+    private final byte[] nodePublicKey;
     private final Consumer<String> onHomeChanged;
     /** {@code TRELLIS_HOME_RELAY}: the region to home on whenever it is reachable (an admin's pin, e.g. the robot's building). */
     private final String preferred = blankToNull(System.getenv("TRELLIS_HOME_RELAY"));
@@ -64,6 +72,12 @@ final class RelayLink implements AutoCloseable {
     // loop-thread state
     private List<RelayInfo> relays = List.of();
     private final Map<String, Double> latency = new HashMap<>();
+    /** Relay URL → nodes it held when last asked (home selection within a region). */
+    private final Map<String, Integer> loads = new HashMap<>();
+    /** Relay URLs that answered the last probe. */
+    private final java.util.Set<String> reachable = new java.util.HashSet<>();
+    /** The relay used in each region, where a choice was made (the home region's least-loaded one). */
+    private final Map<String, RelayInfo> chosen = new HashMap<>();
     private String home;
     private final Map<String, Connection> connections = new HashMap<>();
     /** Peers (base64 node key) and the region each is homed on. */
@@ -80,12 +94,31 @@ final class RelayLink implements AutoCloseable {
         this.device = device;
         this.discovery = discovery;
         this.nodePrivateKey = nodePrivateKey.clone();
+        this.nodePublicKey = dev.trellis.proto.wireguard.Curve25519.publicKey(nodePrivateKey);
         this.onHomeChanged = onHomeChanged;
         loop.scheduleWithFixedDelay(() -> {
             if (!relays.isEmpty()) {
                 probeAndChooseHome();
             }
         }, REPROBE_MILLIS, REPROBE_MILLIS, TimeUnit.MILLISECONDS);
+        loop.scheduleWithFixedDelay(this::checkSilence, SILENT_PING_SECONDS, SILENT_PING_SECONDS, TimeUnit.SECONDS);
+    }
+
+    /** Pings quiet connections and drops ones that stayed silent, so a relay that vanished is noticed within seconds. */
+    private void checkSilence() {
+        for (Connection c : connections.values()) {
+            RelayClient client = c.client;
+            if (client == null || !client.isOpen()) {
+                continue;
+            }
+            long silent = client.silentNanos();
+            if (silent > TimeUnit.SECONDS.toNanos(SILENT_DEAD_SECONDS)) {
+                LOG.warning("relay region " + c.info.region() + " silent for " + TimeUnit.NANOSECONDS.toSeconds(silent) + " s: reconnecting");
+                client.close();
+            } else if (silent > TimeUnit.SECONDS.toNanos(SILENT_PING_SECONDS)) {
+                client.ping();
+            }
+        }
     }
 
     /**
@@ -102,13 +135,14 @@ final class RelayLink implements AutoCloseable {
                 return;
             }
             relays = effective;
+            chosen.values().removeIf(r -> !relays.contains(r));
             for (String region : List.copyOf(connections.keySet())) {
                 if (relay(region) == null) {
                     connections.remove(region).close();
                 }
             }
-            if (home != null && relay(home) == null) {
-                home = null; // its region left the map: choose again
+            if (home != null && !chosen.containsKey(home)) {
+                home = null; // its relay left the map: choose again
                 homeRegion = null;
                 rebuildRoutes();
             }
@@ -187,13 +221,60 @@ final class RelayLink implements AutoCloseable {
 
     // ---- home selection (loop thread) -------------------------------------------------------
 
+    /** The relay used for {@code region}: the one chosen there, or its first in the map; null if the region is not in the map. */
     private RelayInfo relay(String region) {
+        RelayInfo c = chosen.get(region);
+        if (c != null) {
+            return c;
+        }
         for (RelayInfo r : relays) {
             if (r.region().equals(region)) {
                 return r;
             }
         }
         return null;
+    }
+
+    /** Whether packets for a peer homed in {@code region} can go through our home relay (both in the mesh). */
+    private boolean throughHome(String region) {
+        RelayInfo h = home == null ? null : relay(home);
+        return h != null && h.meshed() && relays.stream().anyMatch(r -> r.region().equals(region) && r.meshed());
+    }
+
+    /**
+     * Of a region's relays, the one holding the fewest nodes (unknown load counts as full); equal
+     * loads go by a hash of this node's key and the relay URL, so simultaneous arrivals spread.
+     */
+    static RelayInfo leastLoaded(List<RelayInfo> inRegion, Map<String, Integer> loads, byte[] nodePublicKey) {
+        return inRegion.stream().min(java.util.Comparator
+                        .<RelayInfo>comparingInt(r -> loads.getOrDefault(r.url(), Integer.MAX_VALUE))
+                        .thenComparingLong(r -> spread(nodePublicKey, r.url())))
+                .orElse(null);
+    }
+
+    private static long spread(byte[] nodePublicKey, String url) {
+        byte[] digest = dev.trellis.proto.wireguard.NoiseHash.hash(nodePublicKey, url.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return java.nio.ByteBuffer.wrap(digest).getLong();
+    }
+
+    /** {@code GET <relay>/relay/load}: how many nodes the relay holds; null when it cannot say. */
+    static Integer load(RelayInfo relay) {
+        try {
+            var response = dev.trellis.dataplane.agent.ControlClient.newHttpClient().send(
+                    java.net.http.HttpRequest.newBuilder(URI.create(relay.url().replaceAll("/+$", "") + "/relay/load"))
+                            .timeout(LOAD_TIMEOUT).GET().build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            if (response.statusCode() != 200) {
+                return null;
+            }
+            var json = dev.trellis.proto.control.ControlJson.MAPPER.readTree(response.body());
+            return json.has("connectedNodes") ? json.get("connectedNodes").asInt() : null;
+        } catch (IOException | IllegalArgumentException e) {
+            return null;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        }
     }
 
     private void probeAndChooseHome() {
@@ -204,12 +285,23 @@ final class RelayLink implements AutoCloseable {
             chooseHome(list.getFirst().region());
         }
         Thread.ofVirtual().start(() -> {
+            // A region's latency is that of its nearest relay.
             Map<String, Double> measured = new LinkedHashMap<>();
+            Map<String, Integer> measuredLoads = new HashMap<>();
+            java.util.Set<String> answered = new java.util.HashSet<>();
             for (RelayInfo r : list) {
                 try {
-                    measured.put(r.region(), probe(r) / 1e6);
+                    measured.merge(r.region(), probe(r) / 1e6, Math::min);
+                    answered.add(r.url());
                 } catch (IOException | IllegalArgumentException e) {
-                    LOG.info("relay region " + r.region() + " unreachable: " + e.getMessage());
+                    LOG.info("relay " + r.region() + " (" + r.url() + ") unreachable: " + e.getMessage());
+                    continue;
+                }
+                if (list.stream().filter(o -> o.region().equals(r.region())).count() > 1) {
+                    Integer n = load(r);
+                    if (n != null) {
+                        measuredLoads.put(r.url(), n);
+                    }
                 }
             }
             loop.execute(() -> {
@@ -218,6 +310,10 @@ final class RelayLink implements AutoCloseable {
                 }
                 latency.clear();
                 latency.putAll(measured);
+                loads.clear();
+                loads.putAll(measuredLoads);
+                reachable.clear();
+                reachable.addAll(answered);
                 String best = preferred != null && measured.containsKey(preferred) ? preferred
                         : measured.entrySet().stream().min(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(null);
                 if (best == null) {
@@ -225,6 +321,10 @@ final class RelayLink implements AutoCloseable {
                         chooseHome(relays.getFirst().region()); // unmeasurable: try it anyway, with backoff
                     }
                     return;
+                }
+                RelayInfo homeRelay = home == null ? null : chosen.get(home);
+                if (homeRelay != null && best.equals(home) && !reachable.contains(homeRelay.url())) {
+                    home = null; // the home region is fine but our relay there is not: take another of its relays
                 }
                 Double current = home == null ? null : measured.get(home);
                 if (home == null || relay(home) == null || current == null || best.equals(preferred)
@@ -239,7 +339,16 @@ final class RelayLink implements AutoCloseable {
         if (region.equals(home)) {
             return;
         }
-        LOG.info("home relay region: " + region + (latency.containsKey(region) ? String.format(" (%.1f ms)", latency.get(region)) : ""));
+        List<RelayInfo> inRegion = relays.stream().filter(r -> r.region().equals(region)).toList();
+        if (inRegion.stream().anyMatch(r -> reachable.contains(r.url()))) {
+            inRegion = inRegion.stream().filter(r -> reachable.contains(r.url())).toList();
+        }
+        RelayInfo pick = inRegion.size() == 1 ? inRegion.getFirst() : leastLoaded(inRegion, loads, nodePublicKey);
+        if (pick != null) {
+            chosen.put(region, pick);
+        }
+        LOG.info("home relay region: " + region + (latency.containsKey(region) ? String.format(" (%.1f ms)", latency.get(region)) : "")
+                + (inRegion.size() > 1 && pick != null ? ", relay " + pick.url() + " (" + loads.getOrDefault(pick.url(), -1) + " nodes)" : ""));
         home = region;
         homeRegion = region;
         reconcileConnections();
@@ -253,7 +362,7 @@ final class RelayLink implements AutoCloseable {
             wanted.put(home, true);
         }
         for (String region : peerRegions.values()) {
-            if (relay(region) != null) {
+            if (relay(region) != null && !throughHome(region)) {
                 wanted.putIfAbsent(region, false);
             }
         }
@@ -284,7 +393,7 @@ final class RelayLink implements AutoCloseable {
         Map<ByteBuffer, String> names = new HashMap<>();
         peerRegions.forEach((key, region) -> {
             Connection c = connections.get(region);
-            if (c != null && c.client != null && !region.equals(home)) {
+            if (c != null && c.client != null && !region.equals(home) && !throughHome(region)) {
                 ByteBuffer k = ByteBuffer.wrap(Base64.getDecoder().decode(key));
                 r.put(k, c.client);
                 names.put(k, region);
@@ -417,8 +526,9 @@ final class RelayLink implements AutoCloseable {
             }
             client = null;
             rebuildRoutes();
-            if (info.region().equals(home) && attempt >= 2 && relays.size() > 1) {
-                probeAndChooseHome(); // the home keeps failing: a reachable region may take over
+            boolean announcedRestart = System.nanoTime() < restartUntilNanos;
+            if (info.region().equals(home) && relays.size() > 1 && (attempt >= 2 || !announcedRestart)) {
+                probeAndChooseHome(); // the home went away (or keeps failing after a restart): a reachable relay may take over
             }
             // A relay that said it is restarting is retried at the pace it asked for while it said to keep trying.
             long backoff = System.nanoTime() < restartUntilNanos ? restartDelayMillis

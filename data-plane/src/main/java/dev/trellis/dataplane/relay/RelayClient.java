@@ -72,6 +72,8 @@ public final class RelayClient implements AutoCloseable {
     private final ConcurrentLinkedQueue<ByteBuffer> control = new ConcurrentLinkedQueue<>();
     private final AtomicLong sent = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
+    /** When the relay last sent anything (any frame: packets, KeepAlive, Pong). */
+    private volatile long lastHeardNanos = System.nanoTime();
     private final CompletableFuture<byte[]> ready = new CompletableFuture<>();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final AtomicBoolean closeReported = new AtomicBoolean();
@@ -228,6 +230,11 @@ public final class RelayClient implements AutoCloseable {
         return !closed.get();
     }
 
+    /** How long the relay has been silent: a connection whose peer vanished (no RST, e.g. cut off) only shows this way. */
+    public long silentNanos() {
+        return System.nanoTime() - lastHeardNanos;
+    }
+
     /** Packets handed to the socket. */
     public long sent() {
         return sent.get();
@@ -249,6 +256,24 @@ public final class RelayClient implements AutoCloseable {
         }
         byte[] frame = RelayFrame.packetFrame(RelayFrame.SEND_PACKET, dstKey, packet, off, len);
         if (!packets.offer(ByteBuffer.wrap(frame))) {
+            dropped.incrementAndGet();
+            return false;
+        }
+        wire.wake();
+        return true;
+    }
+
+    /**
+     * Relay to relay only: queues {@code packet[off, off+len)} from node {@code srcKey} for node
+     * {@code dstKey}, connected to the relay at the other end (a ForwardPacket). Never blocks;
+     * false (and a drop counted) when the queue is full or the connection closed.
+     */
+    public boolean forward(byte[] srcKey, byte[] dstKey, byte[] packet, int off, int len) {
+        if (closed.get()) {
+            dropped.incrementAndGet();
+            return false;
+        }
+        if (!packets.offer(ByteBuffer.wrap(RelayFrame.forwardFrame(srcKey, dstKey, packet, off, len)))) {
             dropped.incrementAndGet();
             return false;
         }
@@ -294,7 +319,7 @@ public final class RelayClient implements AutoCloseable {
             return next;
         }
         next = packets.poll();
-        if (next == null || next.remaining() <= RelayFrame.PACKET_HEADER) {
+        if (next == null || next.remaining() <= RelayFrame.PACKET_HEADER || next.get(0) != RelayFrame.SEND_PACKET) {
             return next;
         }
         if (Arrays.equals(lastDestination, 0, RelayFrame.KEY_LENGTH, next.array(), 1, RelayFrame.PACKET_HEADER)) {
@@ -313,7 +338,8 @@ public final class RelayClient implements AutoCloseable {
     void written(ByteBuffer frame, boolean ok) {
         if (!ok) {
             fail("send failed");
-        } else if (frame.get(0) == RelayFrame.SEND_PACKET || frame.get(0) == RelayFrame.SEND_SAME) {
+        } else if (frame.get(0) == RelayFrame.SEND_PACKET || frame.get(0) == RelayFrame.SEND_SAME
+                || frame.get(0) == RelayFrame.FORWARD_PACKET) {
             sent.incrementAndGet();
         }
     }
@@ -338,6 +364,7 @@ public final class RelayClient implements AutoCloseable {
     }
 
     private void handle(byte[] buffer, int length) throws RelayFrame.FormatException {
+        lastHeardNanos = System.nanoTime();
         if (length == 0) {
             throw new RelayFrame.FormatException("empty relay frame");
         }
@@ -387,6 +414,7 @@ public final class RelayClient implements AutoCloseable {
             case RelayFrame.SendSame p -> throw new RelayFrame.FormatException("SendSame from the relay");
             case RelayFrame.ClientAuth a -> throw new RelayFrame.FormatException("ClientAuth from the relay");
             case RelayFrame.SendPacket p -> throw new RelayFrame.FormatException("SendPacket from the relay");
+            case RelayFrame.ForwardPacket p -> throw new RelayFrame.FormatException("ForwardPacket from the relay");
         }
     }
 

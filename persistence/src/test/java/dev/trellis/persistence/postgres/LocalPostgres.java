@@ -31,12 +31,17 @@ public final class LocalPostgres implements AutoCloseable {
   private final Process process;
   private final int port;
   private final Path log;
+  private final Path bin;
+  /** The TCP address it listens on; other than loopback when it runs in a network namespace. */
+  private final String address;
 
-  private LocalPostgres(Path dir, Process process, int port, Path log) {
+  private LocalPostgres(Path dir, Process process, int port, Path log, Path bin, String address) {
     this.dir = dir;
     this.process = process;
     this.port = port;
     this.log = log;
+    this.bin = bin;
+    this.address = address;
   }
 
   /** The directory holding {@code initdb} and {@code postgres}: $TRELLIS_PG_BIN or the newest /usr/lib/postgresql/N/bin. */
@@ -72,6 +77,15 @@ public final class LocalPostgres implements AutoCloseable {
 
   /** Starts a server; skips the calling test (visibly) when PostgreSQL is not installed. */
   public static LocalPostgres start() throws IOException, InterruptedException {
+    return start(List.of(), "127.0.0.1");
+  }
+
+  /**
+   * A server started through {@code prefix} (e.g. {@code ip netns exec NS}, to run it inside a test's network
+   * namespace) listening on {@code address}. Outside that namespace the test reaches it through its Unix socket,
+   * with PostgreSQL's own client programs.
+   */
+  public static LocalPostgres start(List<String> prefix, String address) throws IOException, InterruptedException {
     Optional<Path> bin = binaries();
     Assumptions.assumeTrue(bin.isPresent(),
         "PostgreSQL is not installed (apt-get install postgresql, or set TRELLIS_PG_BIN): skipping a test that needs it");
@@ -87,13 +101,15 @@ public final class LocalPostgres implements AutoCloseable {
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
     }
-    ProcessBuilder pb = new ProcessBuilder(asOwner(List.of(bin.get().resolve("postgres").toString(), "-D", data.toString(),
-        "-p", Integer.toString(port), "-k", dir.toString(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+    List<String> command = new ArrayList<>(prefix);
+    command.addAll(asOwner(List.of(bin.get().resolve("postgres").toString(), "-D", data.toString(),
+        "-p", Integer.toString(port), "-k", dir.toString(), "-c", "listen_addresses=" + address, "-c", "fsync=off",
         "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")));
+    ProcessBuilder pb = new ProcessBuilder(command);
     pb.redirectErrorStream(true);
     pb.redirectOutput(log.toFile());
     Process process = pb.start();
-    LocalPostgres pg = new LocalPostgres(dir, process, port, log);
+    LocalPostgres pg = new LocalPostgres(dir, process, port, log, bin.get(), address);
     try {
       pg.awaitReady();
     } catch (IOException | RuntimeException e) {
@@ -128,10 +144,15 @@ public final class LocalPostgres implements AutoCloseable {
       if (!process.isAlive()) {
         throw new IOException("postgres exited with " + process.exitValue() + ":\n" + Files.readString(log));
       }
-      try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), USER, "")) {
+      if (!namespaced()) {
+        try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), USER, "")) {
+          return;
+        } catch (SQLException e) {
+          last = e;
+        }
+      } else if (new ProcessBuilder(bin.resolve("pg_isready").toString(), "-q", "-h", dir.toString(), "-p", Integer.toString(port))
+          .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor() == 0) {
         return;
-      } catch (SQLException e) {
-        last = e;
       }
       Thread.sleep(100); // polling the port: postgres has no readiness signal to wait on
     }
@@ -143,13 +164,28 @@ public final class LocalPostgres implements AutoCloseable {
   }
 
   public String jdbcUrl(String database) {
-    return "jdbc:postgresql://127.0.0.1:" + port + "/" + database;
+    return "jdbc:postgresql://" + address + ":" + port + "/" + database;
+  }
+
+  private boolean namespaced() {
+    return !"127.0.0.1".equals(address);
   }
 
   /** A new, empty database; returns its JDBC URL. */
   public String createDatabase(String name) throws SQLException {
     if (!name.matches("[a-z][a-z0-9_]{0,62}")) {
       throw new IllegalArgumentException("database name " + name);
+    }
+    if (namespaced()) {
+      try {
+        run(List.of(bin.resolve("createdb").toString(), "-h", dir.toString(), "-p", Integer.toString(port), "-U", USER, name));
+      } catch (IOException e) {
+        throw new SQLException(e.getMessage(), e);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new SQLException("interrupted", e);
+      }
+      return jdbcUrl(name);
     }
     try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), USER, ""); Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE " + name);

@@ -110,7 +110,21 @@ public sealed interface ControlMessage {
     /**
      * One relay in the relay map: its region (a building), the login-server-style URL its
      * {@code /relay} is under (null: the login server the node uses), its static key (base64; null: not pinned) and the UDP port of the
-     * STUN server on the same host (null: none).
+     * STUN server on the same host (null: none). {@code mesh} true: a relay of the cluster, which
+     * forwards to the nodes of every other such relay, so a node homed on one needs no other
+     * connection; null or false: a relay on its own, reached directly for the nodes homed on it.
      */
-    record RelayInfo(String region, String url, String key, Integer stunPort) {}
+    record RelayInfo(String region, String url, String key, Integer stunPort, Boolean mesh) {
+        public RelayInfo(String region, String url, String key, Integer stunPort) {
+            this(region, url, key, stunPort, null);
+        }
+
+        public boolean meshed() {
+            return Boolean.TRUE.equals(mesh);
+        }
+
+        public RelayInfo withMesh(boolean meshed) {
+            return new RelayInfo(region, url, key, stunPort, meshed ? Boolean.TRUE : null);
+        }
+    }
 }

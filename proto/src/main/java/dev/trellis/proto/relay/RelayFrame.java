@@ -40,7 +40,14 @@ import java.util.Arrays;
  * 0x0c  Error        relay → node    UTF-8 reason (0..65535 bytes); the relay then closes
  * 0x0d  SendSame     node → relay    packet (1..65535), for the destination of this connection's last SendPacket
  * 0x0e  RecvSame     relay → node    packet (1..65535), from the source of this connection's last RecvPacket
+ * 0x0f  ForwardPacket relay → relay  source key (32) | destination key (32) | packet (1..65535)
  * </pre>
+ *
+ * <p>Relays of one cluster mesh: a relay that gets a packet for a node connected to another relay
+ * of the cluster sends it there as ForwardPacket, over a connection it opened to that relay like
+ * a node would, authenticating with its own relay key. The receiving relay accepts ForwardPacket
+ * only on connections whose key is a relay of the live cluster, and only delivers it to its own
+ * nodes (as RecvPacket from the source): a packet crosses at most one relay-to-relay hop.
  *
  * <p>SendSame and RecvSame save the 32-byte key on every packet of a stream to one peer (2 % of a
  * full-size packet): a sender uses them when the key equals the one in its previous packet frame
@@ -66,7 +73,9 @@ public final class RelayFrame {
     public static final int MAX_TEXT = 65_535;
     /** Type byte + key: what precedes the packet in SendPacket and RecvPacket. */
     public static final int PACKET_HEADER = 1 + KEY_LENGTH;
-    public static final int MAX_FRAME = PACKET_HEADER + MAX_PACKET;
+    /** Type byte + source + destination: what precedes the packet in ForwardPacket. */
+    public static final int FORWARD_HEADER = 1 + 2 * KEY_LENGTH;
+    public static final int MAX_FRAME = FORWARD_HEADER + MAX_PACKET;
     /** The raw transport's {@code Upgrade} token and its frame length prefix. */
     public static final String RAW_UPGRADE = "trellis-relay";
     public static final int RAW_LENGTH_FIELD = 4;
@@ -87,6 +96,7 @@ public final class RelayFrame {
     public static final byte ERROR = 0x0c;
     public static final byte SEND_SAME = 0x0d;
     public static final byte RECV_SAME = 0x0e;
+    public static final byte FORWARD_PACKET = 0x0f;
 
     /** PeerGone reasons. */
     public static final byte GONE_DISCONNECTED = 0x00;
@@ -118,6 +128,8 @@ public final class RelayFrame {
 
     public record RecvSame(byte[] packet, int offset, int length) implements Frame {}
 
+    public record ForwardPacket(byte[] source, byte[] destination, byte[] packet, int offset, int length) implements Frame {}
+
     public record KeepAlive() implements Frame {}
 
     public record Ping(byte[] data) implements Frame {}
@@ -141,6 +153,7 @@ public final class RelayFrame {
             case SEND_PACKET -> "SendPacket";
             case SEND_SAME -> "SendSame";
             case RECV_SAME -> "RecvSame";
+            case FORWARD_PACKET -> "ForwardPacket";
             case RECV_PACKET -> "RecvPacket";
             case KEEP_ALIVE -> "KeepAlive";
             case PING -> "Ping";
@@ -171,6 +184,7 @@ public final class RelayFrame {
             case SERVER_READY, KEEP_ALIVE -> body == 0;
             case SEND_PACKET, RECV_PACKET -> body > KEY_LENGTH && body <= KEY_LENGTH + MAX_PACKET;
             case SEND_SAME, RECV_SAME -> body >= 1 && body <= MAX_PACKET;
+            case FORWARD_PACKET -> body > 2 * KEY_LENGTH && body <= 2 * KEY_LENGTH + MAX_PACKET;
             case PING, PONG -> body == PING_LENGTH;
             case PEER_GONE -> body == KEY_LENGTH + 1;
             case HEALTH, ERROR -> body <= MAX_TEXT;
@@ -205,6 +219,8 @@ public final class RelayFrame {
             case RECV_PACKET -> new RecvPacket(copy(data, b, KEY_LENGTH), data, b + KEY_LENGTH, length - PACKET_HEADER);
             case SEND_SAME -> new SendSame(data, b, length - 1);
             case RECV_SAME -> new RecvSame(data, b, length - 1);
+            case FORWARD_PACKET -> new ForwardPacket(copy(data, b, KEY_LENGTH), copy(data, b + KEY_LENGTH, KEY_LENGTH), data,
+                    offset + FORWARD_HEADER, length - FORWARD_HEADER);
             case KEEP_ALIVE -> new KeepAlive();
             case PING -> new Ping(copy(data, b, PING_LENGTH));
             case PONG -> new Pong(copy(data, b, PING_LENGTH));
@@ -232,6 +248,7 @@ public final class RelayFrame {
             case RecvPacket f -> packetFrame(RECV_PACKET, f.source(), f.packet(), f.offset(), f.length());
             case SendSame f -> sameFrame(SEND_SAME, f.packet(), f.offset(), f.length());
             case RecvSame f -> sameFrame(RECV_SAME, f.packet(), f.offset(), f.length());
+            case ForwardPacket f -> forwardFrame(f.source(), f.destination(), f.packet(), f.offset(), f.length());
             case KeepAlive f -> new byte[] {KEEP_ALIVE};
             case Ping f -> concat(PING, exact(f.data(), PING_LENGTH, "ping data"));
             case Pong f -> concat(PONG, exact(f.data(), PING_LENGTH, "pong data"));
@@ -253,7 +270,6 @@ public final class RelayFrame {
         return out;
     }
 
-    /** A SendPacket or RecvPacket frame: {@code type | key | packet[offset, offset+length)}. */
     /** A SendSame or RecvSame frame around {@code packet[offset, offset+length)}. */
     public static byte[] sameFrame(byte type, byte[] packet, int offset, int length) {
         if (length < 1 || length > MAX_PACKET) {
@@ -265,6 +281,20 @@ public final class RelayFrame {
         return frame;
     }
 
+    /** A ForwardPacket frame: {@code FORWARD_PACKET | source | destination | packet[offset, offset+length)}. */
+    public static byte[] forwardFrame(byte[] source, byte[] destination, byte[] packet, int offset, int length) {
+        if (length < 1 || length > MAX_PACKET) {
+            throw new IllegalArgumentException("packet of " + length + " bytes; must be 1.." + MAX_PACKET);
+        }
+        byte[] out = new byte[FORWARD_HEADER + length];
+        out[0] = FORWARD_PACKET;
+        System.arraycopy(key(source), 0, out, 1, KEY_LENGTH);
+        System.arraycopy(key(destination), 0, out, 1 + KEY_LENGTH, KEY_LENGTH);
+        System.arraycopy(packet, offset, out, FORWARD_HEADER, length);
+        return out;
+    }
+
+    /** A SendPacket or RecvPacket frame: {@code type | key | packet[offset, offset+length)}. */
     public static byte[] packetFrame(byte type, byte[] key, byte[] packet, int offset, int length) {
         if (type != SEND_PACKET && type != RECV_PACKET) {
             throw new IllegalArgumentException("not a packet frame type: " + typeName(type));

@@ -31,6 +31,7 @@ class RelayFrameTest {
                 new RelayFrame.ServerReady(),
                 new RelayFrame.SendPacket(random(32), packet, 0, packet.length),
                 new RelayFrame.RecvPacket(random(32), packet, 100, 1),
+                new RelayFrame.ForwardPacket(random(32), random(32), packet, 7, 1393),
                 new RelayFrame.KeepAlive(),
                 new RelayFrame.Ping(random(8)),
                 new RelayFrame.Pong(random(8)),
@@ -66,6 +67,14 @@ class RelayFrameTest {
         assertEquals(33, parsed.offset());
         assertEquals(3, parsed.length());
 
+        byte[] src = random(32);
+        byte[] forward = RelayFrame.encode(new RelayFrame.ForwardPacket(src, dst, packet, 0, 3));
+        assertEquals(1 + 64 + 3, forward.length);
+        assertEquals(0x0f, forward[0]);
+        assertArrayEquals(src, Arrays.copyOfRange(forward, 1, 33));
+        assertArrayEquals(dst, Arrays.copyOfRange(forward, 33, 65));
+        assertArrayEquals(packet, Arrays.copyOfRange(forward, 65, 68));
+
         byte[] restarting = RelayFrame.encode(new RelayFrame.Restarting(0x01020304L, 0xfffffffeL));
         assertArrayEquals(new byte[] {0x0b, 1, 2, 3, 4, (byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xfe}, restarting);
     }
@@ -77,8 +86,14 @@ class RelayFrameTest {
     @Test
     void largestPacketIsAcceptedAndOneMoreIsNot() throws Exception {
         byte[] max = new byte[RelayFrame.MAX_FRAME];
-        max[0] = RelayFrame.SEND_PACKET;
-        assertEquals(RelayFrame.MAX_PACKET, ((RelayFrame.SendPacket) RelayFrame.parse(max)).length());
+        max[0] = RelayFrame.FORWARD_PACKET;
+        assertEquals(RelayFrame.MAX_PACKET, ((RelayFrame.ForwardPacket) RelayFrame.parse(max)).length());
+        byte[] maxSend = new byte[RelayFrame.PACKET_HEADER + RelayFrame.MAX_PACKET];
+        maxSend[0] = RelayFrame.SEND_PACKET;
+        assertEquals(RelayFrame.MAX_PACKET, ((RelayFrame.SendPacket) RelayFrame.parse(maxSend)).length());
+        byte[] tooLongSend = new byte[maxSend.length + 1];
+        tooLongSend[0] = RelayFrame.SEND_PACKET;
+        assertThrows(FormatException.class, () -> RelayFrame.parse(tooLongSend));
         byte[] over = new byte[RelayFrame.MAX_FRAME + 1];
         over[0] = RelayFrame.RECV_PACKET;
         FormatException e = assertThrows(FormatException.class, () -> RelayFrame.parse(over));
@@ -95,7 +110,8 @@ class RelayFrameTest {
             for (int n = 0; n < bytes.length; n++) {
                 byte[] cut = Arrays.copyOf(bytes, n);
                 boolean variableText = frame instanceof RelayFrame.Health || frame instanceof RelayFrame.Error;
-                boolean variablePacket = frame instanceof RelayFrame.SendPacket || frame instanceof RelayFrame.RecvPacket;
+                boolean variablePacket = frame instanceof RelayFrame.SendPacket || frame instanceof RelayFrame.RecvPacket
+                        || frame instanceof RelayFrame.ForwardPacket;
                 if (n >= 1 && variableText) {
                     // Text frames have no fixed length: a shorter one is valid if it is still UTF-8.
                     try {
@@ -105,7 +121,8 @@ class RelayFrameTest {
                     }
                     continue;
                 }
-                if (variablePacket && n > RelayFrame.PACKET_HEADER) {
+                int header = frame instanceof RelayFrame.ForwardPacket ? RelayFrame.FORWARD_HEADER : RelayFrame.PACKET_HEADER;
+                if (variablePacket && n > header) {
                     continue; // a shorter packet is still a packet
                 }
                 FormatException e = assertThrows(FormatException.class, () -> RelayFrame.parse(cut),
@@ -114,7 +131,8 @@ class RelayFrameTest {
             }
             // One byte too many for a fixed-size frame is rejected as well.
             if (!(frame instanceof RelayFrame.Health || frame instanceof RelayFrame.Error
-                    || frame instanceof RelayFrame.SendPacket || frame instanceof RelayFrame.RecvPacket)) {
+                    || frame instanceof RelayFrame.SendPacket || frame instanceof RelayFrame.RecvPacket
+                    || frame instanceof RelayFrame.ForwardPacket)) {
                 byte[] longer = Arrays.copyOf(bytes, bytes.length + 1);
                 assertThrows(FormatException.class, () -> RelayFrame.parse(longer), frame.getClass().getSimpleName() + " + 1");
             }
@@ -129,7 +147,7 @@ class RelayFrameTest {
             byte[] garbage = new byte[r.nextInt(80)];
             r.nextBytes(garbage);
             if (garbage.length > 0 && r.nextBoolean()) {
-                garbage[0] = (byte) r.nextInt(14); // mostly known types, so bodies get checked
+                garbage[0] = (byte) r.nextInt(16); // mostly known types, so bodies get checked
             }
             try {
                 RelayFrame.Frame f = RelayFrame.parse(garbage);
