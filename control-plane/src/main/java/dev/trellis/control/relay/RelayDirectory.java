@@ -114,7 +114,9 @@ public final class RelayDirectory {
             return Behaviors.<WatcherMessage>receiveMessage(m -> {
                 switch (m) {
                     case Listing l -> {
-                        var current = l.listing().getServiceInstances(KEY);
+                        // Unreachable members' relays too: a member that is briefly unreachable (a busy host)
+                        // must not make every node re-home; one that is gone leaves once it is removed.
+                        var current = l.listing().getAllServiceInstances(KEY);
                         live.keySet().retainAll(current);
                         for (ActorRef<Command> r : current) {
                             if (!live.containsKey(r)) {

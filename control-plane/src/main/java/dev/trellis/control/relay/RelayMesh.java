@@ -226,6 +226,7 @@ public final class RelayMesh {
             ctx.getSystem().receptionist().tell(Receptionist.subscribe(RelayDirectory.KEY,
                     ctx.messageAdapter(Receptionist.Listing.class, Listing::new)));
             Map<ActorRef<RelayDirectory.Command>, Peer> live = new HashMap<>();
+            boolean[] firstView = {true};
             return Behaviors.receiveMessage(m -> {
                 switch (m) {
                     case Holding h -> replicator.askUpdate(
@@ -235,21 +236,41 @@ public final class RelayMesh {
                             response -> new Ignored());
                     case HoldersChanged c -> {
                         Set<RelayKey> current = new HashSet<>();
+                        Set<String> staleOwn = new HashSet<>();
                         c.entries().forEach((node, relay) -> {
                             RelayKey k = RelayKey.of(Base64.getDecoder().decode(node));
                             current.add(k);
                             holders.put(k, relay);
+                            if (relay.equals(selfKey) && !registry.isConnected(k.bytes())) {
+                                staleOwn.add(node);
+                            }
                         });
                         holders.keySet().retainAll(current);
+                        if (firstView[0] && !staleOwn.isEmpty()) {
+                            // Left by this relay's previous run (it crashed holding them): they are not here now.
+                            replicator.askUpdate(replyTo -> new Replicator.Update<>(HOLDERS, LWWMap.empty(),
+                                    new Replicator.WriteAll(WRITE_TIMEOUT), replyTo, map -> {
+                                        LWWMap<String, String> out = map;
+                                        for (String node : staleOwn) {
+                                            if (selfKey.equals(map.getEntries().get(node))
+                                                    && !registry.isConnected(Base64.getDecoder().decode(node))) {
+                                                out = out.remove(self, node);
+                                            }
+                                        }
+                                        return out;
+                                    }), response -> new Ignored());
+                        }
+                        firstView[0] = false;
                     }
                     case Listing l -> {
-                        Set<ActorRef<RelayDirectory.Command>> current = l.listing().getServiceInstances(RelayDirectory.KEY);
+                        // All instances, reachable or not: a member that is briefly unreachable is still a peer.
+                        Set<ActorRef<RelayDirectory.Command>> current = l.listing().getAllServiceInstances(RelayDirectory.KEY);
                         for (var gone : new HashSet<>(live.keySet())) {
                             if (!current.contains(gone)) {
                                 Peer peer = live.remove(gone);
                                 // A relay that restarted with the same key may already be listed again.
                                 if (peer != null && live.values().stream().noneMatch(p -> p.key().equals(peer.key()))) {
-                                    dropPeer(peer, replicator, self);
+                                    dropPeer(peer);
                                 }
                             }
                         }
@@ -274,23 +295,15 @@ public final class RelayMesh {
         }));
     }
 
-    /** A relay left: forget it, close its link, and drop the nodes it held from the replicated map. */
-    private void dropPeer(Peer peer, org.apache.pekko.cluster.ddata.typed.javadsl.ReplicatorMessageAdapter<Command, LWWMap<String, String>> replicator,
-                          SelfUniqueAddress self) {
+    /**
+     * A relay left the cluster: forget it and close the link. The nodes it held stay in the replicated
+     * map until they connect elsewhere (a newer entry) or it comes back and clears what it no longer holds.
+     */
+    private void dropPeer(Peer peer) {
         peers.remove(peer.key());
         Link link = links.remove(peer.key());
         if (link != null) {
             link.close();
         }
-        replicator.askUpdate(replyTo -> new Replicator.Update<>(HOLDERS, LWWMap.empty(), new Replicator.WriteAll(WRITE_TIMEOUT), replyTo,
-                map -> {
-                    LWWMap<String, String> out = map;
-                    for (var e : map.getEntries().entrySet()) {
-                        if (e.getValue().equals(peer.key())) {
-                            out = out.remove(self, e.getKey());
-                        }
-                    }
-                    return out;
-                }), response -> new Ignored());
     }
 }

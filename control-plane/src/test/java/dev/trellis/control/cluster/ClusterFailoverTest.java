@@ -198,6 +198,44 @@ class ClusterFailoverTest {
         return new Session(client, received, r.self().id(), hostname);
     }
 
+    /** Three relays, nodes arriving one after another on different ones: every relay learns where each is held. */
+    @Test
+    void everyRelayLearnsWhichRelayHoldsEachNode() throws Exception {
+        startCluster(3, "holders_test");
+        String key = labUserWithReusableKey(servers.get(0));
+        int[] home = {0, 1, 2, 1};
+        List<AutoCloseable> open = new ArrayList<>();
+        List<byte[]> nodeKeys = new ArrayList<>();
+        try {
+            for (int i = 0; i < home.length; i++) {
+                byte[] priv = Curve25519.generatePrivateKey();
+                TrellisServer via = servers.get(home[i]);
+                open.add(login(via, key, "robot-" + i, List.of(), priv));
+                open.add(RelayClient.connect(URI.create(via.url()), priv, new RelayClient.Listener() {
+                    @Override
+                    public void onPacket(byte[] src, byte[] packet, int len) {}
+
+                    @Override
+                    public void onClosed(String reason) {}
+                }).get(WAIT.toSeconds(), TimeUnit.SECONDS));
+                nodeKeys.add(Curve25519.publicKey(priv));
+            }
+            for (TrellisServer s : servers) {
+                for (int i = 0; i < home.length; i++) {
+                    String holder = servers.get(home[i]).publicKeyBase64();
+                    byte[] node = nodeKeys.get(i);
+                    int n = i;
+                    await(s.url() + " placing robot-" + n + " on relay " + home[n], WAIT,
+                            () -> holder.equals(s.relay().mesh().holderOf(node)));
+                }
+            }
+        } finally {
+            for (AutoCloseable c : open) {
+                c.close();
+            }
+        }
+    }
+
     /** Creates user "lab" through {@code via}; returns a reusable auth key for it. */
     private String labUserWithReusableKey(TrellisServer via) throws Exception {
         assertTrue(ask(via, via.services().admin(), (ActorRef<Result<User>> r) -> new Admin.CreateUser("lab", r)).isOk());

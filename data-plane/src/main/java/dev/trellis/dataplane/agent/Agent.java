@@ -469,6 +469,12 @@ public final class Agent implements AgentControl, AutoCloseable {
         lastError = message;
         LOG.warning(message);
         s.answer(Outcome.failure(message));
+        if ("UNAVAILABLE".equals(r.code())) {
+            // The server could not answer yet (e.g. a replica is still taking over a lost one's
+            // shards): nothing was refused, so keep the registration and the tunnels, and try again.
+            scheduleReconnectIfWanted();
+            return;
+        }
         if (s.authKey == null) {
             // The server no longer accepts this machine without a key: expired, deleted or logged out.
             AgentState.Saved saved = state.saved();
