@@ -63,6 +63,8 @@ public final class ControlPlaneBenchmark {
     private final String serverOpts;
     private final boolean keep;
     private final Duration registerBudget;
+    /** 0: one server on its embedded defaults; N: N replicas as one cluster over PostgreSQL. */
+    private final int replicas = Integer.getInteger("bench.replicas", 0);
 
     /** The change currently being tracked; nodes count themselves in once when they see it. */
     private volatile Round round;
@@ -129,20 +131,23 @@ public final class ControlPlaneBenchmark {
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
-        Process server = startServer(home, serverOpts, dataDir, port);
+        // bench.replicas > 0: that many servers as one cluster over PostgreSQL, nodes spread over them.
+        BenchCluster cluster = replicas > 0 ? BenchCluster.start(home, serverOpts, replicas) : null;
+        Process server = cluster != null ? cluster.servers.getFirst() : startServer(home, serverOpts, dataDir, port);
         List<SimNode> nodes = new ArrayList<>();
         List<HttpClient> clients = new ArrayList<>();
         ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
         try {
-            String url = "http://127.0.0.1:" + port;
-            Admin admin = awaitServer(server, dataDir, url);
+            String url = cluster != null ? cluster.urls.getFirst() : "http://127.0.0.1:" + port;
+            Admin admin = cluster != null ? cluster.admin : awaitServer(server, dataDir, url);
+            List<URI> uris = cluster != null ? cluster.urls.stream().map(URI::create).toList() : List.of(URI.create(url));
             admin.post("users", Map.of("name", "bench"));
             String authKey = admin.post("authkeys", Map.of("user", "bench", "reusable", true)).path("secret").asText();
             for (int i = 0; i < httpClientCount; i++) {
                 clients.add(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
                         .connectTimeout(ControlClient.CONNECT_TIMEOUT).executor(executor).build());
             }
-            long heapBase = heapUsedKiB(server.pid());
+            long heapBase = cluster != null ? cluster.heapUsedKiB() : heapUsedKiB(server.pid());
             LOG.printf("server pid %d, used heap after full GC with 0 nodes: %,d KiB%n", server.pid(), heapBase);
 
             // (1) registrations
@@ -163,7 +168,7 @@ public final class ControlPlaneBenchmark {
                 }
                 SimNode node = new SimNode("bench-" + i, true);
                 nodes.add(node);
-                CompletableFuture<Void> f = node.register(clients.get(i % clients.size()), uri, authKey)
+                CompletableFuture<Void> f = node.register(clients.get(i % clients.size()), uris.get(i % uris.size()), authKey)
                         .orTimeout(WAIT.toSeconds(), TimeUnit.SECONDS)
                         .handle((ok, e) -> {
                             if (e != null) {
@@ -204,8 +209,8 @@ public final class ControlPlaneBenchmark {
                     stillOpen, deltasReceived.get(), goodbyes.get(), closedUnexpectedly.get());
 
             // (3) heap with N connected
-            long heapN = heapUsedKiB(server.pid());
-            long rss = rssKiB(server.pid());
+            long heapN = cluster != null ? cluster.heapUsedKiB() : heapUsedKiB(server.pid());
+            long rss = cluster != null ? cluster.servers.stream().mapToLong(p -> rssKiB(p.pid())).sum() : rssKiB(server.pid());
             long clientHeap = clientHeapKiB();
             LOG.printf("server used heap after full GC: %,d KiB (%.1f KiB/node), RSS %,d KiB; this JVM's heap %,d KiB%n",
                     heapN, (heapN - heapBase) / (double) Math.max(1, stillOpen), rss, clientHeap);
@@ -227,7 +232,8 @@ public final class ControlPlaneBenchmark {
                 SimNode joiner = new SimNode(name, false);
                 nodes.add(joiner);
                 HttpClient http = clients.get(k % clients.size());
-                Double ms = measureRound(name, counted.size(), () -> joiner.register(http, uri, authKey).get(WAIT.toSeconds(), TimeUnit.SECONDS));
+                URI joinVia = uris.get(k % uris.size());
+                Double ms = measureRound(name, counted.size(), () -> joiner.register(http, joinVia, authKey).get(WAIT.toSeconds(), TimeUnit.SECONDS));
                 if (ms == null) incomplete++; else joins.add(ms);
                 Thread.sleep(1000);
             }
@@ -244,10 +250,14 @@ public final class ControlPlaneBenchmark {
             for (SimNode node : nodes) {
                 node.abort();
             }
-            server.destroy();
-            if (!server.waitFor(30, TimeUnit.SECONDS)) {
-                server.destroyForcibly();
-                server.waitFor(10, TimeUnit.SECONDS);
+            if (cluster != null) {
+                cluster.close();
+            } else {
+                server.destroy();
+                if (!server.waitFor(30, TimeUnit.SECONDS)) {
+                    server.destroyForcibly();
+                    server.waitFor(10, TimeUnit.SECONDS);
+                }
             }
             clients.forEach(HttpClient::close);
             executor.shutdownNow();
@@ -416,8 +426,17 @@ public final class ControlPlaneBenchmark {
     // ---- the server process ------------------------------------------------------------------
 
     static Process startServer(Path home, String serverOpts, Path dataDir, int port) throws IOException {
-        ProcessBuilder pb = new ProcessBuilder(home.resolve("trellis").toString(), "server",
-                "--data-dir", dataDir.toString(), "--listen", "127.0.0.1:" + port);
+        return startServer(home, serverOpts, dataDir, port, null);
+    }
+
+    /** {@code trellis server} in its own JVM, with {@code config} (null: none) as its --config file. */
+    static Process startServer(Path home, String serverOpts, Path dataDir, int port, Path config) throws IOException {
+        List<String> command = new ArrayList<>(List.of(home.resolve("trellis").toString(), "server",
+                "--data-dir", dataDir.toString(), "--listen", "127.0.0.1:" + port));
+        if (config != null) {
+            command.addAll(List.of("--config", config.toString()));
+        }
+        ProcessBuilder pb = new ProcessBuilder(command);
         pb.environment().put("TRELLIS_JAVA_OPTS", serverOpts);
         pb.redirectErrorStream(true);
         pb.redirectOutput(dataDir.resolve("server.log").toFile());
@@ -535,8 +554,10 @@ public final class ControlPlaneBenchmark {
 
     static String table(List<Result> results, ControlPlaneBenchmark b) {
         StringBuilder s = new StringBuilder();
-        s.append(String.format(Locale.ROOT, "%nServer JVM: %s; %d simulated-node HttpClients; %d registrations in flight; %d changes of each kind%n%n",
-                b.serverOpts, b.httpClientCount, b.concurrency, b.changes));
+        s.append(String.format(Locale.ROOT, "%nServer JVM: %s; %s; %d simulated-node HttpClients; %d registrations in flight; %d changes of each kind%n%n",
+                b.serverOpts, b.replicas > 0 ? b.replicas + " replica(s) as one cluster over PostgreSQL, nodes and joins spread"
+                        + " over them, heap and RSS summed" : "one server on its embedded defaults (LevelDB)",
+                b.httpClientCount, b.concurrency, b.changes));
         s.append("| N | connected | register all (s) | reg/s | reg/s first 1k / last 1k | rename→all median / max (ms) | join→all median / max (ms) | heap 0 nodes (MiB) | heap N nodes (MiB) | heap/node (KiB) | server RSS (MiB) |\n");
         s.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (Result r : results) {

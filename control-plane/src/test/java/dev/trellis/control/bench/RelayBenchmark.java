@@ -62,7 +62,8 @@ public final class RelayBenchmark {
                 case "rtt" -> bench.inFreshServer(bench::rtt);
                 case "pps" -> bench.inFreshServer(bench::pps);
                 case "idle" -> bench.inFreshServer(bench::idle);
-                default -> throw new IllegalArgumentException("unknown mode " + mode + " (rtt, pps, idle)");
+                case "mesh" -> bench.mesh();
+                default -> throw new IllegalArgumentException("unknown mode " + mode + " (rtt, pps, idle, mesh)");
             }).append('\n');
         }
         System.out.println(out);
@@ -109,6 +110,8 @@ public final class RelayBenchmark {
         final byte[] nodePrivate = Curve25519.generatePrivateKey();
         final byte[] nodeKey = Curve25519.publicKey(nodePrivate);
         final AtomicLong received = new AtomicLong();
+        /** The server it registers with and whose relay it connects to. */
+        URI home = url;
         volatile RelayClient relay;
         volatile PacketHandler handler;
 
@@ -129,7 +132,7 @@ public final class RelayBenchmark {
                     done.completeExceptionally(new IOException("control session closed: " + reason));
                 }
             };
-            return ControlClient.connect(https.get(i % https.size()), url, Curve25519.generatePrivateKey(), listener)
+            return ControlClient.connect(https.get(i % https.size()), home, Curve25519.generatePrivateKey(), listener)
                     .thenCompose(c -> {
                         c.send(new ControlMessage.Login(Base64.getEncoder().encodeToString(nodeKey), authKey, "relay-bench-" + i,
                                 "linux", List.of()));
@@ -138,7 +141,7 @@ public final class RelayBenchmark {
         }
 
         CompletableFuture<SimNode> connectRelay(int i) {
-            return RelayClient.connect(https.get(i % https.size()), url, nodePrivate, null, this, TRANSPORT).thenApply(c -> {
+            return RelayClient.connect(https.get(i % https.size()), home, nodePrivate, null, this, TRANSPORT).thenApply(c -> {
                 relay = c;
                 return this;
             });
@@ -163,13 +166,18 @@ public final class RelayBenchmark {
     }
 
     private List<SimNode> nodes(int n, boolean relay) throws Exception {
-        Semaphore inFlight = new Semaphore(64);
+        return nodes(n, relay, i -> url);
+    }
+
+    private List<SimNode> nodes(int n, boolean relay, java.util.function.IntFunction<URI> homeOf) throws Exception {
+        Semaphore inFlight = new Semaphore(Integer.getInteger("bench.inFlight", 64));
         List<CompletableFuture<SimNode>> all = new ArrayList<>();
         long start = System.nanoTime();
         for (int i = 0; i < n; i++) {
             inFlight.acquire();
             int k = i;
             SimNode node = new SimNode();
+            node.home = homeOf.apply(k);
             all.add(node.register(k)
                     .thenCompose(x -> relay ? node.connectRelay(k) : CompletableFuture.completedFuture(node))
                     .orTimeout(WAIT.toSeconds(), TimeUnit.SECONDS)
@@ -191,14 +199,21 @@ public final class RelayBenchmark {
     private String rtt(Process server) throws Exception {
         int size = Integer.getInteger("bench.size", 1400);
         List<SimNode> pair = nodes(2, true);
-        SimNode a = pair.get(0);
-        SimNode b = pair.get(1);
+        int gapMillis = Integer.getInteger("bench.gapMs", 0);
+        long[] samples = roundTrips(pair.get(0), pair.get(1), size, gapMillis == 0 ? 5000 : 300, gapMillis);
+        String row = String.format(Locale.ROOT, "relay round trip (" + TRANSPORT.name().toLowerCase(Locale.ROOT) + "), %d-byte packets %s, node→relay→node and back: median %.1f µs, p90 %.1f µs, p99 %.1f µs",
+                size, gapMillis == 0 ? "back to back" : gapMillis + " ms apart", samples[samples.length / 2] / 1e3, samples[samples.length * 9 / 10] / 1e3, samples[samples.length * 99 / 100] / 1e3);
+        LOG.println(row);
+        return row;
+    }
+
+    /** {@code count} sorted round trips a → b → a (b echoes), after 2,000 unmeasured ones. */
+    private static long[] roundTrips(SimNode a, SimNode b, int size, int count, int gapMillis) throws Exception {
         byte[] packet = new byte[size];
         b.handler = (p, len) -> b.relay.send(a.nodeKey, p, 0, len);
         Semaphore back = new Semaphore(0);
         a.handler = (p, len) -> back.release();
-        int gapMillis = Integer.getInteger("bench.gapMs", 0);
-        long[] samples = new long[gapMillis == 0 ? 5000 : 300];
+        long[] samples = new long[count];
         for (int i = -2000; i < samples.length; i++) {
             if (gapMillis > 0 && i >= 0) {
                 Thread.sleep(gapMillis);
@@ -213,9 +228,84 @@ public final class RelayBenchmark {
             }
         }
         Arrays.sort(samples);
-        String row = String.format(Locale.ROOT, "relay round trip (" + TRANSPORT.name().toLowerCase(Locale.ROOT) + "), %d-byte packets %s, node→relay→node and back: median %.1f µs, p90 %.1f µs, p99 %.1f µs",
-                size, gapMillis == 0 ? "back to back" : gapMillis + " ms apart", samples[samples.length / 2] / 1e3, samples[samples.length * 9 / 10] / 1e3, samples[samples.length * 99 / 100] / 1e3);
-        LOG.println(row);
+        a.handler = null;
+        b.handler = null;
+        return samples;
+    }
+
+    // ---- mesh -----------------------------------------------------------------------------------
+
+    /**
+     * Relays as a cluster ({@link BenchCluster}: 1, 2, 3 servers, shared PostgreSQL): pairs spread over the relays,
+     * both ends on one relay ("same relay") or on neighbouring ones ("cross-relay", one mesh hop), aggregate
+     * packets/s; idle connections spread over the relays, heap per connection; with two relays, round trips
+     * same-relay vs cross-relay in the same cluster.
+     */
+    private String mesh() throws Exception {
+        int size = Integer.getInteger("bench.size", 1400);
+        int seconds = Integer.getInteger("bench.seconds", 10);
+        int pairs = Integer.getInteger("bench.meshPairs", 6);
+        int idle = Integer.getInteger("bench.meshIdle", 1500);
+        StringBuilder out = new StringBuilder("transport: " + TRANSPORT.name().toLowerCase(Locale.ROOT) + ", " + size + "-byte packets, "
+                + pairs + " pairs, " + seconds + " s per row\n\n"
+                + "| relays | pairs | forwarded pkt/s | MB/s forwarded | dropped by senders' queues |\n|---|---|---|---|---|\n");
+        StringBuilder idleRows = new StringBuilder("\n| relays | idle connections held | per relay | heap per connection (sum over relays) |\n|---|---|---|---|\n");
+        StringBuilder rttRows = new StringBuilder();
+        for (String k : System.getProperty("bench.relays", "1,2,3").split(",")) {
+            int relays = Integer.parseInt(k.strip());
+            LOG.printf("%n=== %d relay(s) ===%n", relays);
+            try (BenchCluster cluster = BenchCluster.start(home, serverOpts, relays)) {
+                cluster.admin.post("users", Map.of("name", "bench"));
+                authKey = cluster.admin.post("authkeys", Map.of("user", "bench", "reusable", true)).path("secret").asText();
+                url = URI.create(cluster.urls.getFirst());
+                for (int i = https.size(); i < 4; i++) {
+                    https.add(HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+                            .connectTimeout(ControlClient.CONNECT_TIMEOUT).executor(executor).build());
+                }
+                // Same relay: sender i and receiver i both on relay i % relays.
+                List<SimNode> same = nodes(2 * pairs, true, i -> URI.create(cluster.urls.get((i % pairs) % relays)));
+                out.append(meshRow(relays, "same relay", same.subList(0, pairs), same.subList(pairs, 2 * pairs), size, seconds));
+                if (relays >= 2) {
+                    // Cross-relay: receiver i on the next relay, so every packet crosses one mesh hop.
+                    List<SimNode> cross = nodes(2 * pairs, true, i -> URI.create(cluster.urls.get(
+                            (i < pairs ? i : i - pairs + 1) % relays)));
+                    out.append(meshRow(relays, "cross-relay", cross.subList(0, pairs), cross.subList(pairs, 2 * pairs), size, seconds));
+                    if (relays == 2) {
+                        long[] sameRtt = roundTrips(same.get(0), same.get(pairs), size, 3000, 0);
+                        long[] crossRtt = roundTrips(cross.get(0), cross.get(pairs), size, 3000, 0);
+                        rttRows.append(String.format(Locale.ROOT, "%nround trip node→relay→node and back, %d-byte packets back to back, two relays,"
+                                        + " same run: same relay median %.1f µs (p90 %.1f); cross-relay median %.1f µs (p90 %.1f)%n", size,
+                                sameRtt[sameRtt.length / 2] / 1e3, sameRtt[sameRtt.length * 9 / 10] / 1e3,
+                                crossRtt[crossRtt.length / 2] / 1e3, crossRtt[crossRtt.length * 9 / 10] / 1e3));
+                        LOG.print(rttRows);
+                    }
+                }
+                for (SimNode n : same) {
+                    n.relay.close();
+                }
+                long before = cluster.heapUsedKiB();
+                List<SimNode> held = nodes(idle, true, i -> URI.create(cluster.urls.get(i % relays)));
+                long after = cluster.heapUsedKiB();
+                long open = held.stream().filter(s -> s.relay.isOpen()).count();
+                String row = String.format(Locale.ROOT, "| %d | %,d | %,d | %.1f KiB |%n", relays, open, open / relays,
+                        (after - before) / (double) open);
+                LOG.print(row);
+                idleRows.append(row);
+                for (SimNode n : held) {
+                    n.relay.close();
+                }
+            }
+        }
+        return out.append(idleRows).append(rttRows).toString();
+    }
+
+    private String meshRow(int relays, String where, List<SimNode> senders, List<SimNode> receivers, int size, int seconds)
+            throws InterruptedException {
+        blast(senders, receivers, size, 3);
+        long[] r = blast(senders, receivers, size, seconds);
+        String row = String.format(Locale.ROOT, "| %d | %d, %s | %,.0f | %.1f | %,d |%n", relays, senders.size(), where,
+                r[1] / (double) seconds, r[1] * (double) size / seconds / 1e6, r[2]);
+        LOG.print(row);
         return row;
     }
 

@@ -165,6 +165,41 @@ class AgentTest {
         }
     }
 
+    /**
+     * A replica that cannot complete a login yet (the lost replica's shards are still moving) answers
+     * UNAVAILABLE: that is no refusal, so the agent keeps its registration and tunnels and tries again.
+     */
+    @Test
+    void aLoginTheServerCouldNotCompleteIsRetriedNotDropped() throws Exception {
+        AgentState state = startAgent();
+        var pending = agent.up(server.url(), "tskey-1", "robot");
+        TinyControlServer.Connection c = server.accept();
+        assertInstanceOf(ControlMessage.Login.class, c.receive());
+        NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+        String peerKey = Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
+        c.send(ControlMessage.LoginResult.success(self));
+        c.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)),
+                new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48")));
+        assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
+        await(() -> device.peerStatuses().size() == 1);
+
+        c.kill();
+        TinyControlServer.Connection busy = server.accept();
+        assertInstanceOf(ControlMessage.Login.class, busy.receive());
+        busy.send(ControlMessage.LoginResult.failure("UNAVAILABLE", "the server could not complete the login: ask timed out"));
+        // Tried again, with the registration still in place.
+        TinyControlServer.Connection again = server.accept();
+        ControlMessage.Login retry = assertInstanceOf(ControlMessage.Login.class, again.receive());
+        assertNull(retry.authKey());
+        assertTrue(state.saved().loggedIn());
+        assertEquals(1, device.peerStatuses().size(), "the tunnel to the peer stays while the server is busy");
+        assertEquals("robot", agent.status().self().hostname());
+        again.send(ControlMessage.LoginResult.success(self));
+        again.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
+        await(() -> agent.status().connected());
+        assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
+    }
+
     @Test
     void refusedKeyIsReportedAndNothingIsSaved() throws Exception {
         AgentState state = startAgent();
