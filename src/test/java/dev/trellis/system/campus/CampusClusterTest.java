@@ -51,14 +51,7 @@ class CampusClusterTest {
 
     @Test
     void threeBuildingsKeepRobotsConnectedThroughTheLossOfOne() throws Exception {
-        try (CampusTestbed campus = CampusTestbed.create()) {
-            try {
-                run(campus);
-            } catch (Exception | Error e) {
-                campus.dumpDiagnostics(System.out);
-                throw e;
-            }
-        }
+        CampusTestbed.run(this::run);
     }
 
     private static String config(int building, String jdbcUrl) {

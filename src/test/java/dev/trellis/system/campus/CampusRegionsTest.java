@@ -30,15 +30,8 @@ class CampusRegionsTest {
     private static final Pattern PONG = Pattern.compile("pong from \\S+ via (.+?) in ([\\d.]+) ms");
 
     @Test
-    void campusHostsHomedInDifferentRegionsTalkThroughEachOthersHome() {
-        try (CampusTestbed campus = CampusTestbed.create()) {
-            try {
-                run(campus);
-            } catch (RuntimeException | Error e) {
-                campus.dumpDiagnostics(System.out);
-                throw e;
-            }
-        }
+    void campusHostsHomedInDifferentRegionsTalkThroughEachOthersHome() throws Exception {
+        CampusTestbed.run(this::run);
     }
 
     private void run(CampusTestbed campus) {

@@ -107,6 +107,24 @@ public final class CampusTestbed implements AutoCloseable {
         return create(null);
     }
 
+    /** What a test does on a campus; may throw anything, the testbed is dumped before it propagates. */
+    @FunctionalInterface
+    public interface Scenario {
+        void run(CampusTestbed campus) throws Exception;
+    }
+
+    /** Builds a plain campus, runs {@code scenario} on it, prints the testbed's state if it fails, and tears it down. */
+    public static void run(Scenario scenario) throws Exception {
+        try (CampusTestbed campus = create()) {
+            try {
+                scenario.run(campus);
+            } catch (Exception | Error e) {
+                campus.dumpDiagnostics(System.out);
+                throw e;
+            }
+        }
+    }
+
     /** A new campus whose client links have {@code shape} (null: plain veths). */
     public static CampusTestbed create(LinkShape shape) {
         Prerequisites.check();
