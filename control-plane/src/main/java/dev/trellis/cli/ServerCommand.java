@@ -43,6 +43,7 @@ final class ServerCommand implements Callable<Integer> {
             System.out.println("STUN on UDP " + server.stunPort());
         }
         System.out.println("server URL: " + server.url());
+        System.out.println("cluster roles: " + String.join(", ", server.roles()));
         System.out.println("server public key: " + server.publicKeyBase64());
         System.out.println("data directory: " + settings.dataDir());
         System.out.flush();

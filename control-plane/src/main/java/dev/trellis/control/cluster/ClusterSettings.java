@@ -40,6 +40,11 @@ public record ClusterSettings(String host, int port, List<String> seedNodes, Set
         if (roles.isEmpty() || !Set.of(ROLE_CONTROL, ROLE_RELAY).containsAll(roles)) {
             throw new IllegalArgumentException("trellis.cluster.roles must be one or both of control, relay; got " + roles);
         }
+        if (seeds.isEmpty() && !roles.contains(ROLE_CONTROL)) {
+            // Nobody else would hold the nodes, users and keys its relay admits.
+            throw new IllegalArgumentException("trellis.cluster.roles = " + roles + " needs trellis.cluster.seed-nodes: a server "
+                    + "without seed nodes is a cluster of its own and must hold the control role");
+        }
         String strategy = c.getString("split-brain-resolver.active-strategy");
         if (!STRATEGIES.contains(strategy)) {
             throw new IllegalArgumentException("trellis.cluster.split-brain-resolver.active-strategy must be one of " + STRATEGIES
@@ -67,6 +72,25 @@ public record ClusterSettings(String host, int port, List<String> seedNodes, Set
             throw new IllegalArgumentException("trellis.cluster.seed-nodes entry '" + seed + "' has no valid port");
         }
         return "pekko://" + SYSTEM_NAME + "@" + seed;
+    }
+
+    /** Whether this member holds {@code role} ({@link #ROLE_CONTROL} or {@link #ROLE_RELAY}). */
+    public boolean holds(String role) {
+        return roles.contains(role);
+    }
+
+    /** The same member without {@code role}, e.g. without relay when {@code trellis.relay.enabled = false}. */
+    public ClusterSettings withoutRole(String role) {
+        Set<String> left = new java.util.TreeSet<>(roles);
+        left.remove(role);
+        if (left.isEmpty()) {
+            throw new IllegalArgumentException("this member would hold no role: trellis.relay.enabled = false on a member whose "
+                    + "trellis.cluster.roles are only [relay]");
+        }
+        if (standalone() && !left.contains(ROLE_CONTROL)) {
+            throw new IllegalArgumentException("a server without seed nodes must hold the control role");
+        }
+        return new ClusterSettings(host, port, seedNodes, Set.copyOf(left), splitBrainStrategy, stableAfter);
     }
 
     /** True when this server forms its own one-member cluster. */

@@ -41,23 +41,44 @@ public record ClusterStatus(String self, List<MemberInfo> members, Map<String, M
             "apikeys", EntityTypeKey.create(ApiKeyRegistry.Command.class, "apikeys"),
             "addresses", EntityTypeKey.create(AddressAllocator.Command.class, "addresses"));
 
+    /** A member's roles without Pekko's data-center role. */
+    public static java.util.SortedSet<String> trellisRoles(Member m) {
+        TreeSet<String> roles = new TreeSet<>(m.getRoles());
+        roles.removeIf(r -> r.startsWith("dc-"));
+        return roles;
+    }
+
     public static CompletionStage<ClusterStatus> collect(ActorSystem<?> system, Duration timeout) {
         Cluster cluster = Cluster.get(system);
         var state = cluster.state();
         Set<Member> unreachable = state.getUnreachable();
         List<MemberInfo> members = new ArrayList<>();
         for (Member m : state.getMembers()) {
-            TreeSet<String> roles = new TreeSet<>(m.getRoles());
-            roles.removeIf(r -> r.startsWith("dc-")); // Pekko's data-center role, not one of ours
-            members.add(new MemberInfo(m.address().toString(), roles, m.status().toString(),
+            members.add(new MemberInfo(m.address().toString(), trellisRoles(m), m.status().toString(),
                     !unreachable.contains(m)));
         }
         Map<String, Map<String, Integer>> entities = new TreeMap<>();
         List<CompletableFuture<Void>> asks = new ArrayList<>();
         ClusterSharding sharding = ClusterSharding.get(system);
+        // A member without the control role only proxies to the shards, and a proxy answers with no regions;
+        // so it asks the shard region of the oldest control member, which knows the coordinator's view.
+        Member controlMember = cluster.selfMember().hasRole(ClusterSettings.ROLE_CONTROL) ? null
+                : java.util.stream.StreamSupport.stream(state.getMembers().spliterator(), false)
+                        .filter(m -> m.hasRole(ClusterSettings.ROLE_CONTROL) && m.status() == org.apache.pekko.cluster.MemberStatus.up())
+                        .min((a, b) -> a.isOlderThan(b) ? -1 : b.isOlderThan(a) ? 1 : 0)
+                        .orElse(null);
         KINDS.forEach((name, key) -> {
-            CompletionStage<ShardRegion.ClusterShardingStats> stats = AskPattern.ask(sharding.shardState(),
-                    replyTo -> new GetClusterShardingStats(key, timeout, replyTo), timeout.plusSeconds(1), system.scheduler());
+            CompletionStage<ShardRegion.ClusterShardingStats> stats;
+            if (controlMember == null) {
+                stats = AskPattern.ask(sharding.shardState(),
+                        replyTo -> new GetClusterShardingStats(key, timeout, replyTo), timeout.plusSeconds(1), system.scheduler());
+            } else {
+                var region = system.classicSystem().actorSelection(controlMember.address() + "/system/sharding/" + key.name());
+                stats = org.apache.pekko.pattern.Patterns.ask(region,
+                                new ShardRegion.GetClusterShardingStats(scala.concurrent.duration.FiniteDuration.fromNanos(timeout.toNanos())),
+                                timeout.plusSeconds(1))
+                        .thenApply(ShardRegion.ClusterShardingStats.class::cast);
+            }
             asks.add(stats.toCompletableFuture().thenAccept(s -> {
                 Map<String, Integer> perMember = new TreeMap<>();
                 s.getRegions().forEach((address, region) -> {

@@ -11,7 +11,7 @@ import org.apache.pekko.http.javadsl.server.Route;
 /** The server's HTTP surface. */
 final class Routes extends AllDirectives {
     private final byte[] publicKey;
-    private final ControlRoute control;
+    private final ControlRoute control; // null on a member without the control role
     private final dev.trellis.control.relay.RelayServer relay;
     private final TrellisServer.Services services;
     private final ActorSystem<?> system;
@@ -38,7 +38,10 @@ final class Routes extends AllDirectives {
                     return complete(TrellisServer.json(up ? 200 : 503,
                             "{\"ready\":" + up + ",\"member\":\"" + member.status() + "\"}"));
                 })),
-                path("control", () -> handleWebSocketMessages(control.newSession())),
+                path("control", () -> control != null ? handleWebSocketMessages(control.newSession())
+                        // A relay-only member: nodes learn the control members' URLs from their map.
+                        : complete(TrellisServer.json(503, "{\"error\":\"this member runs a relay only (trellis.cluster.roles "
+                                + "has no control): log in at a control member\"}"))),
                 relay != null ? relay.route() : reject(),
                 new AdminRoutes(services.admin(), services.apiKeys(), system, Clock.systemUTC()).route());
     }

@@ -88,11 +88,21 @@ public final class TrellisServer implements AutoCloseable {
             }
         }
         dev.trellis.control.cluster.ClusterSettings cluster;
+        dev.trellis.control.relay.RelaySettings relaySettings;
         try {
-            cluster = dev.trellis.control.cluster.ClusterSettings.from(settings.config());
+            relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
+            var declared = dev.trellis.control.cluster.ClusterSettings.from(settings.config());
+            cluster = relaySettings.enabled() ? declared : declared.withoutRole(dev.trellis.control.cluster.ClusterSettings.ROLE_RELAY);
         } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
+            if (stun != null) {
+                stun.close();
+            }
             throw new IOException("bad cluster configuration: " + e.getMessage(), e);
         }
+        // The roles decide what this member runs: control = entities, control sessions, a control URL in
+        // every node's map; relay = the relay at GET /relay in the relay map and the mesh.
+        boolean controlRole = cluster.holds(dev.trellis.control.cluster.ClusterSettings.ROLE_CONTROL);
+        boolean relayRole = cluster.holds(dev.trellis.control.cluster.ClusterSettings.ROLE_RELAY);
         config = cluster.pekkoConfig().withFallback(config);
         var holder = new java.util.concurrent.atomic.AtomicReference<Services>();
         ActorSystem<Void> system = ActorSystem.create(Behaviors.setup(ctx -> {
@@ -141,9 +151,8 @@ public final class TrellisServer implements AutoCloseable {
             spawnAllNodes(system, services);
             ControlSession.Services sessionServices = new ControlSession.Services(handshake, services.authKeys(), services.users(),
                     services.allocator(), services.nodes(), services.map(), Clock.systemUTC(), system.scheduler());
-            ControlRoute control = new ControlRoute(system, sessionServices);
-            var relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
-            var relay = relaySettings.enabled()
+            ControlRoute control = controlRole ? new ControlRoute(system, sessionServices) : null;
+            var relay = relayRole
                     ? new dev.trellis.control.relay.RelayServer(system, relaySettings, privateKey, services.map()) : null;
             if (relay != null) {
                 relay.startMesh(); // forwards to and from the other members' relays
@@ -160,8 +169,10 @@ public final class TrellisServer implements AutoCloseable {
                 url = url.replaceAll(":0$", ":" + binding.localAddress().getPort());
             }
             // Nodes learn every replica's URL, to log in elsewhere when this one goes away.
-            system.systemActorOf(dev.trellis.control.cluster.ControlEndpoints.endpoint(url), "control-endpoint",
-                    org.apache.pekko.actor.typed.Props.empty());
+            if (controlRole) {
+                system.systemActorOf(dev.trellis.control.cluster.ControlEndpoints.endpoint(url), "control-endpoint",
+                        org.apache.pekko.actor.typed.Props.empty());
+            }
             system.systemActorOf(dev.trellis.control.cluster.ControlEndpoints.watcher(services.map()), "control-endpoints-watcher",
                     org.apache.pekko.actor.typed.Props.empty());
             // The relay map: this server's relay, the other members' relays as they come and go, the configured others.
@@ -176,7 +187,7 @@ public final class TrellisServer implements AutoCloseable {
                         "relay-reporter", org.apache.pekko.actor.typed.Props.empty());
             }
             system.systemActorOf(dev.trellis.control.relay.RelayDirectory.mapWatcher(services.map(), own,
-                    relay == null ? configured : configured.subList(1, configured.size())),
+                    relay == null ? relaySettings.others() : configured.subList(1, configured.size())),
                     "relay-map-watcher", org.apache.pekko.actor.typed.Props.empty());
             LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
             return new TrellisServer(settings, system, binding, handshake.publicKey(), services, relay, stun);
@@ -186,7 +197,7 @@ public final class TrellisServer implements AutoCloseable {
             }
             system.terminate();
             throw new IOException("cannot start the server on " + settings.listenHost() + ":" + settings.listenPort() + ": "
-                    + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+                    + (e instanceof IOException || e.getCause() == null ? e.getMessage() : e.getCause().getMessage()), e);
         }
     }
 
@@ -243,7 +254,14 @@ public final class TrellisServer implements AutoCloseable {
     private static void spawnAllNodes(ActorSystem<Void> system, Services services) throws Exception {
         CompletionStage<List<AddressAllocator.Allocation>> all = AskPattern.ask(services.allocator(),
                 AddressAllocator.ListAllocations::new, Duration.ofSeconds(60), system.scheduler());
-        List<Long> ids = all.toCompletableFuture().get(60, TimeUnit.SECONDS).stream().map(AddressAllocator.Allocation::nodeId).toList();
+        List<Long> ids;
+        try {
+            ids = all.toCompletableFuture().get(60, TimeUnit.SECONDS).stream().map(AddressAllocator.Allocation::nodeId).toList();
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            // A relay-only member starting before any control member is up ends here.
+            throw new IOException("no member with the control role answered within 60 s; start one, or check "
+                    + "trellis.cluster.seed-nodes", e);
+        }
         services.nodes().tell(new NodeDirectory.SpawnAll(ids));
     }
 
@@ -259,6 +277,11 @@ public final class TrellisServer implements AutoCloseable {
         return binding.localAddress().getPort();
     }
 
+    /** This member's cluster roles (control, relay). */
+    public java.util.SortedSet<String> roles() {
+        return dev.trellis.control.cluster.ClusterStatus.trellisRoles(org.apache.pekko.cluster.typed.Cluster.get(system).selfMember());
+    }
+
     /** The STUN server's UDP port, or -1 when trellis.stun.enabled is false. */
     public int stunPort() {
         return stun == null ? -1 : stun.port();
@@ -272,7 +295,7 @@ public final class TrellisServer implements AutoCloseable {
         return services;
     }
 
-    /** The relay at GET /relay, or null when {@code trellis.relay.enabled = false}. */
+    /** The relay at GET /relay, or null on a member without the relay role (or with {@code trellis.relay.enabled = false}). */
     public dev.trellis.control.relay.RelayServer relay() {
         return relay;
     }

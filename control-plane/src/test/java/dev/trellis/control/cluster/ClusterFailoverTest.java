@@ -2,6 +2,8 @@ package dev.trellis.control.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.trellis.control.Result;
@@ -21,6 +23,9 @@ import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.net.ServerSocket;
 import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -33,6 +38,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -57,6 +63,14 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(240)
 class ClusterFailoverTest {
     private static final Duration WAIT = Duration.ofSeconds(30);
+    /** For relay connections whose packets and closing the test does not look at. */
+    private static final RelayClient.Listener NOT_LISTENING = new RelayClient.Listener() {
+        @Override
+        public void onPacket(byte[] src, byte[] packet, int len) {}
+
+        @Override
+        public void onClosed(String reason) {}
+    };
 
     @TempDir
     Path dir;
@@ -127,6 +141,12 @@ class ClusterFailoverTest {
     }
 
     private void startCluster(int n, String database, String extraConfig) throws Exception {
+        startCluster(database, java.util.Collections.nCopies(n, extraConfig));
+    }
+
+    /** One member per entry of {@code memberConfigs}, each with that extra config. */
+    private void startCluster(String database, List<String> memberConfigs) throws Exception {
+        int n = memberConfigs.size();
         postgres = LocalPostgres.start();
         String url = postgres.createDatabase(database);
         int[] ports = new int[n];
@@ -147,7 +167,7 @@ class ClusterFailoverTest {
                     # Stopping this system is a crash: no graceful leave, the others must notice and down it.
                     pekko.coordinated-shutdown.run-by-actor-system-terminate = off
                     %s
-                    """.formatted(url, LocalPostgres.USER, ports[i], seeds, extraConfig));
+                    """.formatted(url, LocalPostgres.USER, ports[i], seeds, memberConfigs.get(i)));
             servers.add(TrellisServer.start(ServerSettings.load(conf, dir.resolve("data-" + i), "127.0.0.1:0")));
         }
         await(n + " Up members", WAIT, () -> servers.stream().allMatch(s -> {
@@ -211,13 +231,7 @@ class ClusterFailoverTest {
                 byte[] priv = Curve25519.generatePrivateKey();
                 TrellisServer via = servers.get(home[i]);
                 open.add(login(via, key, "robot-" + i, List.of(), priv));
-                open.add(RelayClient.connect(URI.create(via.url()), priv, new RelayClient.Listener() {
-                    @Override
-                    public void onPacket(byte[] src, byte[] packet, int len) {}
-
-                    @Override
-                    public void onClosed(String reason) {}
-                }).get(WAIT.toSeconds(), TimeUnit.SECONDS));
+                open.add(RelayClient.connect(URI.create(via.url()), priv, NOT_LISTENING).get(WAIT.toSeconds(), TimeUnit.SECONDS));
                 nodeKeys.add(Curve25519.publicKey(priv));
             }
             for (TrellisServer s : servers) {
@@ -234,6 +248,74 @@ class ClusterFailoverTest {
                 c.close();
             }
         }
+    }
+
+    /**
+     * Roles decide what a member runs: a control-only member holds the entities and the control sessions but no
+     * relay; a relay-only member holds no entity, refuses control logins, is no control URL in the map, and
+     * relays for the nodes the control member registered.
+     */
+    @Test
+    void rolesDecideWhatEachMemberRuns() throws Exception {
+        startCluster("roles_test", List.of("trellis.cluster.roles = [control]", "trellis.cluster.roles = [relay]"));
+        TrellisServer control = servers.get(0);
+        TrellisServer relay = servers.get(1);
+        assertNull(control.relay(), "a control-only member runs no relay");
+        assertNotNull(relay.relay());
+        HttpClient http = HttpClient.newHttpClient();
+        assertEquals(404, http.send(HttpRequest.newBuilder(URI.create(control.url() + "/relay")).build(),
+                HttpResponse.BodyHandlers.ofString()).statusCode());
+        HttpResponse<String> refused = http.send(HttpRequest.newBuilder(URI.create(relay.url() + "/control")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(503, refused.statusCode());
+        assertTrue(refused.body().contains("relay only"), refused.body());
+
+        String key = labUserWithReusableKey(relay); // the admin API works from any member
+        byte[] xKey = Curve25519.generatePrivateKey();
+        byte[] yKey = Curve25519.generatePrivateKey();
+        BlockingQueue<byte[]> atY = new LinkedBlockingQueue<>();
+        try (Session x = login(control, key, "robot-x", List.of("198.51.100.1:41641"), xKey);
+             Session y = login(control, key, "robot-y", List.of("198.51.100.2:41641"), yKey)) {
+            // The map names the control member only as a control URL and the relay member only as a relay.
+            await("robot-x's map: one control URL, one relay (the relay member's)", WAIT, () -> {
+                sees(x, "robot-y", "198.51.100.2:41641");
+                ControlMessage.NetworkInfo n = networks.get(x);
+                return n != null && List.of(control.url()).equals(n.controlUrls()) && n.relays().size() == 1
+                        && relay.url().equals(n.relays().getFirst().url()) && relay.publicKeyBase64().equals(n.relays().getFirst().key());
+            });
+            // The relay member admits the registered nodes and carries their packets.
+            try (RelayClient fromX = RelayClient.connect(URI.create(relay.url()), xKey, NOT_LISTENING).get(WAIT.toSeconds(), TimeUnit.SECONDS);
+                 RelayClient toY = RelayClient.connect(URI.create(relay.url()), yKey, new RelayClient.Listener() {
+                     @Override
+                     public void onPacket(byte[] src, byte[] packet, int len) {
+                         atY.add(java.util.Arrays.copyOf(packet, len));
+                     }
+
+                     @Override
+                     public void onClosed(String reason) {}
+                 }).get(WAIT.toSeconds(), TimeUnit.SECONDS)) {
+                byte[] payload = "via a relay-only member".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                assertTrue(fromX.send(Curve25519.publicKey(yKey), payload, 0, payload.length));
+                byte[] got = atY.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+                assertNotNull(got, "robot-y heard nothing through the relay-only member");
+                assertTrue(java.util.Arrays.equals(payload, got));
+            }
+            // A key nobody registered is refused there too.
+            ExecutionException e = assertThrows(ExecutionException.class, () -> RelayClient.connect(URI.create(relay.url()),
+                    Curve25519.generatePrivateKey(), NOT_LISTENING).get(WAIT.toSeconds(), TimeUnit.SECONDS));
+            assertTrue(e.getCause().getMessage().contains("not registered"), e.getCause().getMessage());
+        }
+
+        ClusterStatus status = ask(relay, relay.services().admin(),
+                (ActorRef<Result<ClusterStatus>> r) -> new Admin.GetClusterStatus(r)).orElseThrow();
+        Map<String, Set<String>> roles = new HashMap<>();
+        status.members().forEach(m -> roles.put(m.address(), m.roles()));
+        assertEquals(Map.of(control.system().address().toString(), Set.of("control"),
+                relay.system().address().toString(), Set.of("relay")), roles);
+        for (Map<String, Integer> perMember : status.entities().values()) {
+            assertEquals(0, perMember.getOrDefault(relay.system().address().toString(), 0), "entities on the relay member: " + status);
+        }
+        assertEquals(2, status.entities().get("node").getOrDefault(control.system().address().toString(), 0), status.toString());
     }
 
     /** Creates user "lab" through {@code via}; returns a reusable auth key for it. */

@@ -1,6 +1,7 @@
 package dev.trellis.control.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -49,6 +50,22 @@ class ClusterSettingsTest {
         assertTrue(e.getMessage().contains("roles"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> parse("trellis.cluster.split-brain-resolver.active-strategy = hope"));
         assertTrue(e.getMessage().contains("active-strategy"), e.getMessage());
+    }
+
+    @Test
+    void aServerAloneMustHoldControlAndEveryMemberSomeRole() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> parse("trellis.cluster.roles = [relay]"));
+        assertTrue(e.getMessage().contains("must hold the control role"), e.getMessage());
+        ClusterSettings relayOnly = parse("trellis.cluster { port = 25520, seed-nodes = [\"10.0.1.5:25520\"], roles = [relay] }");
+        assertTrue(relayOnly.holds("relay"));
+        assertFalse(relayOnly.holds("control"));
+        e = assertThrows(IllegalArgumentException.class, () -> relayOnly.withoutRole("relay"));
+        assertTrue(e.getMessage().contains("no role"), e.getMessage());
+        ClusterSettings both = parse("");
+        assertEquals(Set.of("control"), both.withoutRole("relay").roles());
+        assertEquals(List.of("control"), both.withoutRole("relay").pekkoConfig().getStringList("pekko.cluster.roles"));
+        e = assertThrows(IllegalArgumentException.class, () -> both.withoutRole("control"));
+        assertTrue(e.getMessage().contains("must hold the control role"), e.getMessage());
     }
 
     @Test
