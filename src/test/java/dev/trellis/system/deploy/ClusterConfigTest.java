@@ -85,9 +85,9 @@ class ClusterConfigTest {
         assertEquals(List.of("pekko://trellis@10.10.1.10:25520", "pekko://trellis@10.10.2.10:25520", "pekko://trellis@10.10.3.10:25520"),
                 cluster.seedNodes(), file.toString());
         RelaySettings relay = RelaySettings.from(s.config());
-        List<ControlMessage.RelayInfo> map = relay.relayMap("KEY", 3478);
         // Only its own relay is configured: the other buildings' come from live cluster membership (and leave with it).
-        assertEquals(List.of("building-" + building), map.stream().map(ControlMessage.RelayInfo::region).toList());
-        assertEquals("http://" + address + ":8080", map.getFirst().url());
+        assertEquals(List.of(), relay.others(), file.toString());
+        assertEquals("building-" + building, relay.ownEntry("KEY", 3478).region());
+        assertEquals("http://" + address + ":8080", relay.ownEntry("KEY", 3478).url());
     }
 }

@@ -36,9 +36,16 @@ public record ClusterSettings(String host, int port, List<String> seedNodes, Set
             throw new IllegalArgumentException("trellis.cluster.port must be fixed (e.g. 25520) when trellis.cluster.seed-nodes are set: "
                     + "the other members reach this one there");
         }
-        Set<String> roles = Set.copyOf(c.getStringList("roles"));
+        Set<String> roles = new java.util.TreeSet<>(c.getStringList("roles"));
         if (roles.isEmpty() || !Set.of(ROLE_CONTROL, ROLE_RELAY).containsAll(roles)) {
             throw new IllegalArgumentException("trellis.cluster.roles must be one or both of control, relay; got " + roles);
+        }
+        if (!config.getBoolean("trellis.relay.enabled")) {
+            roles.remove(ROLE_RELAY);
+            if (roles.isEmpty()) {
+                throw new IllegalArgumentException("this member would hold no role: trellis.relay.enabled = false and "
+                        + "trellis.cluster.roles = [relay]");
+            }
         }
         if (seeds.isEmpty() && !roles.contains(ROLE_CONTROL)) {
             // Nobody else would hold the nodes, users and keys its relay admits.
@@ -50,7 +57,7 @@ public record ClusterSettings(String host, int port, List<String> seedNodes, Set
             throw new IllegalArgumentException("trellis.cluster.split-brain-resolver.active-strategy must be one of " + STRATEGIES
                     + ", not " + strategy);
         }
-        return new ClusterSettings(host.isEmpty() ? "127.0.0.1" : host, port, List.copyOf(seeds), roles, strategy,
+        return new ClusterSettings(host.isEmpty() ? "127.0.0.1" : host, port, List.copyOf(seeds), Set.copyOf(roles), strategy,
                 c.getDuration("split-brain-resolver.stable-after"));
     }
 
@@ -74,23 +81,9 @@ public record ClusterSettings(String host, int port, List<String> seedNodes, Set
         return "pekko://" + SYSTEM_NAME + "@" + seed;
     }
 
-    /** Whether this member holds {@code role} ({@link #ROLE_CONTROL} or {@link #ROLE_RELAY}). */
+    /** Whether this member holds {@code role} ({@link #ROLE_CONTROL} or {@link #ROLE_RELAY}); {@code trellis.relay.enabled = false} takes relay away. */
     public boolean holds(String role) {
         return roles.contains(role);
-    }
-
-    /** The same member without {@code role}, e.g. without relay when {@code trellis.relay.enabled = false}. */
-    public ClusterSettings withoutRole(String role) {
-        Set<String> left = new java.util.TreeSet<>(roles);
-        left.remove(role);
-        if (left.isEmpty()) {
-            throw new IllegalArgumentException("this member would hold no role: trellis.relay.enabled = false on a member whose "
-                    + "trellis.cluster.roles are only [relay]");
-        }
-        if (standalone() && !left.contains(ROLE_CONTROL)) {
-            throw new IllegalArgumentException("a server without seed nodes must hold the control role");
-        }
-        return new ClusterSettings(host, port, seedNodes, Set.copyOf(left), splitBrainStrategy, stableAfter);
     }
 
     /** True when this server forms its own one-member cluster. */

@@ -16,11 +16,8 @@ import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.sharding.ShardRegion;
-import org.apache.pekko.cluster.sharding.typed.GetClusterShardingStats;
-import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.cluster.typed.Cluster;
 
@@ -59,29 +56,23 @@ public record ClusterStatus(String self, List<MemberInfo> members, Map<String, M
         }
         Map<String, Map<String, Integer>> entities = new TreeMap<>();
         List<CompletableFuture<Void>> asks = new ArrayList<>();
-        ClusterSharding sharding = ClusterSharding.get(system);
-        // A member without the control role only proxies to the shards, and a proxy answers with no regions;
-        // so it asks the shard region of the oldest control member, which knows the coordinator's view.
-        Member controlMember = cluster.selfMember().hasRole(ClusterSettings.ROLE_CONTROL) ? null
-                : java.util.stream.StreamSupport.stream(state.getMembers().spliterator(), false)
-                        .filter(m -> m.hasRole(ClusterSettings.ROLE_CONTROL) && m.status() == org.apache.pekko.cluster.MemberStatus.up())
-                        .min((a, b) -> a.isOlderThan(b) ? -1 : b.isOlderThan(a) ? 1 : 0)
-                        .orElse(null);
+        // Asked of the shard region on the oldest control member: a member without the control role only has a
+        // proxy, which answers with no regions; every control region forwards to the coordinator.
+        Member controlMember = java.util.stream.StreamSupport.stream(state.getMembers().spliterator(), false)
+                .filter(m -> m.hasRole(ClusterSettings.ROLE_CONTROL) && m.status() == org.apache.pekko.cluster.MemberStatus.up())
+                .min(Member.ageOrdering())
+                .orElse(null);
         KINDS.forEach((name, key) -> {
-            CompletionStage<ShardRegion.ClusterShardingStats> stats;
             if (controlMember == null) {
-                stats = AskPattern.ask(sharding.shardState(),
-                        replyTo -> new GetClusterShardingStats(key, timeout, replyTo), timeout.plusSeconds(1), system.scheduler());
-            } else {
-                var region = system.classicSystem().actorSelection(controlMember.address() + "/system/sharding/" + key.name());
-                stats = org.apache.pekko.pattern.Patterns.ask(region,
-                                new ShardRegion.GetClusterShardingStats(scala.concurrent.duration.FiniteDuration.fromNanos(timeout.toNanos())),
-                                timeout.plusSeconds(1))
-                        .thenApply(ShardRegion.ClusterShardingStats.class::cast);
+                return; // no control member up: nothing is placed anywhere
             }
-            asks.add(stats.toCompletableFuture().thenAccept(s -> {
+            CompletionStage<Object> stats = org.apache.pekko.pattern.Patterns.ask(
+                    system.classicSystem().actorSelection(controlMember.address() + "/system/sharding/" + key.name()),
+                    new ShardRegion.GetClusterShardingStats(scala.concurrent.duration.FiniteDuration.fromNanos(timeout.toNanos())),
+                    timeout.plusSeconds(1));
+            asks.add(stats.toCompletableFuture().thenAccept(reply -> {
                 Map<String, Integer> perMember = new TreeMap<>();
-                s.getRegions().forEach((address, region) -> {
+                ((ShardRegion.ClusterShardingStats) reply).getRegions().forEach((address, region) -> {
                     int total = 0;
                     for (Object count : region.getStats().values()) {
                         total += ((Number) count).intValue();

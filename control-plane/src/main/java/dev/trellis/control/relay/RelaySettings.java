@@ -64,17 +64,12 @@ public record RelaySettings(boolean enabled, String region, String url, int maxQ
     }
 
     /**
-     * The relay map: this server's relay (when enabled) pinned to {@code key}, with STUN on
-     * {@code stunPort} (null: none), then the others. Without a configured {@code url} its URL is
-     * null, which nodes read as "the login server you use": the server's own idea of its address
-     * (e.g. 0.0.0.0 or a name only resolvable inside the building) may not be what nodes reach.
+     * This server's relay as a relay map entry, pinned to {@code key}, with STUN on {@code stunPort}
+     * (null: none). Without a configured {@code url} its URL is null, which nodes read as "the login
+     * server you use": the server's own idea of its address (e.g. 0.0.0.0 or a name only resolvable
+     * inside the building) may not be what nodes reach.
      */
-    public List<ControlMessage.RelayInfo> relayMap(String key, Integer stunPort) {
-        List<ControlMessage.RelayInfo> map = new ArrayList<>();
-        if (enabled) {
-            map.add(new ControlMessage.RelayInfo(region, url.isEmpty() ? null : url, key, stunPort));
-        }
-        map.addAll(others);
-        return List.copyOf(map);
+    public ControlMessage.RelayInfo ownEntry(String key, Integer stunPort) {
+        return new ControlMessage.RelayInfo(region, url.isEmpty() ? null : url, key, stunPort);
     }
 }

@@ -91,8 +91,7 @@ public final class TrellisServer implements AutoCloseable {
         dev.trellis.control.relay.RelaySettings relaySettings;
         try {
             relaySettings = dev.trellis.control.relay.RelaySettings.from(settings.config());
-            var declared = dev.trellis.control.cluster.ClusterSettings.from(settings.config());
-            cluster = relaySettings.enabled() ? declared : declared.withoutRole(dev.trellis.control.cluster.ClusterSettings.ROLE_RELAY);
+            cluster = dev.trellis.control.cluster.ClusterSettings.from(settings.config());
         } catch (IllegalArgumentException | com.typesafe.config.ConfigException e) {
             if (stun != null) {
                 stun.close();
@@ -178,8 +177,7 @@ public final class TrellisServer implements AutoCloseable {
             // The relay map: this server's relay, the other members' relays as they come and go, the configured others.
             String serverKey = java.util.Base64.getEncoder().encodeToString(handshake.publicKey());
             Integer stunPort = stun == null ? null : stun.localAddress().getPort();
-            List<ControlMessage.RelayInfo> configured = relaySettings.relayMap(serverKey, stunPort);
-            ControlMessage.RelayInfo own = relay == null ? null : configured.getFirst().withMesh(true);
+            ControlMessage.RelayInfo own = relay == null ? null : relaySettings.ownEntry(serverKey, stunPort).withMesh(true);
             if (relay != null) {
                 // Other members reach nodes to this relay at its configured URL, or this server's URL.
                 system.systemActorOf(dev.trellis.control.relay.RelayDirectory.reporter(relay,
@@ -187,7 +185,7 @@ public final class TrellisServer implements AutoCloseable {
                         "relay-reporter", org.apache.pekko.actor.typed.Props.empty());
             }
             system.systemActorOf(dev.trellis.control.relay.RelayDirectory.mapWatcher(services.map(), own,
-                    relay == null ? relaySettings.others() : configured.subList(1, configured.size())),
+                    relaySettings.others()),
                     "relay-map-watcher", org.apache.pekko.actor.typed.Props.empty());
             LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
             return new TrellisServer(settings, system, binding, handshake.publicKey(), services, relay, stun);

@@ -59,13 +59,14 @@ class ClusterSettingsTest {
         ClusterSettings relayOnly = parse("trellis.cluster { port = 25520, seed-nodes = [\"10.0.1.5:25520\"], roles = [relay] }");
         assertTrue(relayOnly.holds("relay"));
         assertFalse(relayOnly.holds("control"));
-        e = assertThrows(IllegalArgumentException.class, () -> relayOnly.withoutRole("relay"));
+        e = assertThrows(IllegalArgumentException.class, () -> parse(
+                "trellis.relay.enabled = false\ntrellis.cluster { port = 25520, seed-nodes = [\"10.0.1.5:25520\"], roles = [relay] }"));
         assertTrue(e.getMessage().contains("no role"), e.getMessage());
-        ClusterSettings both = parse("");
-        assertEquals(Set.of("control"), both.withoutRole("relay").roles());
-        assertEquals(List.of("control"), both.withoutRole("relay").pekkoConfig().getStringList("pekko.cluster.roles"));
-        e = assertThrows(IllegalArgumentException.class, () -> both.withoutRole("control"));
-        assertTrue(e.getMessage().contains("must hold the control role"), e.getMessage());
+        ClusterSettings noRelay = parse("trellis.relay.enabled = false");
+        assertEquals(Set.of("control"), noRelay.roles());
+        assertEquals(List.of("control"), noRelay.pekkoConfig().getStringList("pekko.cluster.roles"));
+        e = assertThrows(IllegalArgumentException.class, () -> parse("trellis.relay.enabled = false\ntrellis.cluster.roles = [relay]"));
+        assertTrue(e.getMessage().contains("no role"), e.getMessage());
     }
 
     @Test
