@@ -38,7 +38,7 @@ public interface AgentControl {
     }
 
     /** A path-discovery ping to a peer (hostname or overlay address) over its current path. */
-    default CompletableFuture<PathDiscovery.PingResult> ping(String peer) {
+    default CompletableFuture<PeerPaths.PingResult> ping(String peer) {
         return CompletableFuture.failedFuture(new IllegalStateException("ping is not supported here"));
     }
 }

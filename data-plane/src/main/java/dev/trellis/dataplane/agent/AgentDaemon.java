@@ -62,11 +62,10 @@ public final class AgentDaemon {
         }
         HttpClient http = ControlClient.newHttpClient();
         String name = tun.name();
-        PathDiscovery discovery = new PathDiscovery(device, state.nodePrivateKey(), () -> HostEndpoints.scan(name, device.listenPort()));
-        device.setDiscoHandler(discovery);
+        PeerPaths paths = new PeerPaths(device, state.nodePrivateKey(), () -> HostEndpoints.scan(name, device.listenPort()));
         Agent agent = new Agent(state, device, name, new IpCommandNetwork(name),
                 (server, key, listener) -> ControlClient.connect(http, server, key, listener),
-                () -> HostEndpoints.scan(name, device.listenPort()), discovery);
+                () -> HostEndpoints.scan(name, device.listenPort()), paths, http);
         LocalApi api;
         try {
             api = LocalApi.start(state.socketPath(), agent);

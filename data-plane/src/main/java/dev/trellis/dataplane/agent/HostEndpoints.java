@@ -26,7 +26,7 @@ public final class HostEndpoints {
     public static List<String> scan(String trellisInterface, int port) {
         TreeSet<String> out = new TreeSet<>();
         for (InetAddress address : addresses(trellisInterface)) {
-            out.add(PeerReconciler.formatEndpoint(address, port));
+            out.add(Endpoints.format(address, port));
         }
         return List.copyOf(out);
     }

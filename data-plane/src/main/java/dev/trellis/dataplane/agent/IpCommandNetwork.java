@@ -27,7 +27,7 @@ public final class IpCommandNetwork implements NetworkConfigurator {
     public synchronized void apply(List<InetAddress> wanted, List<String> wantedRoutes) throws IOException {
         Set<String> nextAddresses = new LinkedHashSet<>();
         for (InetAddress a : wanted) {
-            nextAddresses.add(PeerReconciler.formatAddress(a) + (a instanceof Inet4Address ? "/32" : "/128"));
+            nextAddresses.add(Endpoints.address(a) + (a instanceof Inet4Address ? "/32" : "/128"));
         }
         for (String old : new ArrayList<>(addresses)) {
             if (!nextAddresses.contains(old)) {

@@ -207,7 +207,7 @@ public final class LocalApi implements AutoCloseable {
             return error("ping needs a peer (hostname or address)");
         }
         try {
-            PathDiscovery.PingResult result = agent.ping(peer).get(6, TimeUnit.SECONDS);
+            PeerPaths.PingResult result = agent.ping(peer).get(6, TimeUnit.SECONDS);
             return JSON.createObjectNode().put("ok", true).put("path", result.path()).put("rttNanos", result.rttNanos());
         } catch (java.util.concurrent.ExecutionException e) {
             Throwable cause = e.getCause();

@@ -3,8 +3,6 @@ package dev.trellis.dataplane.agent;
 import dev.trellis.dataplane.wireguard.Device;
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
 import dev.trellis.proto.wireguard.AllowedIps;
-import java.net.Inet4Address;
-import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
@@ -26,7 +24,6 @@ import java.util.logging.Logger;
  * Not thread-safe: the agent calls it from its one loop thread.
  */
 public final class PeerReconciler {
-    public static final int PERSISTENT_KEEPALIVE_SECONDS = 25;
     private static final Logger LOG = Logger.getLogger(PeerReconciler.class.getName());
 
     /** What we last configured for one peer, to tell what a new map changes. */
@@ -101,7 +98,7 @@ public final class PeerReconciler {
             if (endpoint != null) {
                 device.setPeerEndpoint(key, endpoint);
             }
-            device.setPeerPersistentKeepalive(key, PERSISTENT_KEEPALIVE_SECONDS);
+            device.setPeerPersistentKeepalive(key, AgentTiming.PERSISTENT_KEEPALIVE_SECONDS);
             applied.put(node.id(), new Applied(node.nodeKey(), allowed, endpoint));
             return;
         }
@@ -171,7 +168,7 @@ public final class PeerReconciler {
     InetSocketAddress chooseEndpoint(List<String> endpoints) {
         InetSocketAddress first = null;
         for (String text : endpoints == null ? List.<String>of() : endpoints) {
-            InetSocketAddress candidate = parseEndpoint(text);
+            InetSocketAddress candidate = Endpoints.parse(text);
             if (candidate == null) {
                 continue;
             }
@@ -183,52 +180,5 @@ public final class PeerReconciler {
             }
         }
         return first;
-    }
-
-    /** "IP:port" or "[IPv6]:port", numeric only (no DNS); null if malformed. */
-    public static InetSocketAddress parseEndpoint(String text) {
-        if (text == null) {
-            return null;
-        }
-        String s = text.strip();
-        String host;
-        String port;
-        if (s.startsWith("[")) {
-            int close = s.indexOf("]:");
-            if (close < 0) {
-                return null;
-            }
-            host = s.substring(1, close);
-            port = s.substring(close + 2);
-        } else {
-            int colon = s.lastIndexOf(':');
-            if (colon < 0 || s.indexOf(':') != colon) {
-                return null;
-            }
-            host = s.substring(0, colon);
-            port = s.substring(colon + 1);
-        }
-        try {
-            int p = Integer.parseInt(port);
-            if (p < 1 || p > 65535) {
-                return null;
-            }
-            InetAddress address = AllowedIps.Prefix.parse(host).address();
-            return new InetSocketAddress(address, p);
-        } catch (IllegalArgumentException e) {
-            return null;
-        }
-    }
-
-    /** "IP:port" / "[IPv6]:port" as the control protocol writes endpoints. */
-    public static String formatEndpoint(InetAddress address, int port) {
-        String host = formatAddress(address);
-        return address instanceof Inet6Address ? "[" + host + "]:" + port : host + ":" + port;
-    }
-
-    /** Canonical text (compressed IPv6, no zone), as the server writes addresses. */
-    public static String formatAddress(InetAddress address) {
-        String prefix = new AllowedIps.Prefix(address, address instanceof Inet4Address ? 32 : 128).toString();
-        return prefix.substring(0, prefix.indexOf('/'));
     }
 }

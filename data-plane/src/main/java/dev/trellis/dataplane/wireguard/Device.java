@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
@@ -23,6 +24,8 @@ import java.util.logging.Logger;
  * and the peers between them. Threads: one reads the tunnel and seals (the outbound path), one
  * reads the socket and opens (the inbound path), and one control thread runs handshakes, timers
  * and anything else that is not per-packet. Configuration calls are synchronized on the device.
+ * How a peer is reached is the {@link PeerTransport}'s business: the device knows peers by key
+ * and endpoint only, never relays or path discovery.
  */
 public final class Device implements AutoCloseable {
     static final Logger LOG = Logger.getLogger(Device.class.getName());
@@ -47,10 +50,11 @@ public final class Device implements AutoCloseable {
     private volatile UdpBind bind;
     private volatile int requestedPort;
     private volatile int fwmark;
-    private volatile RelayTransport relay;
-    private volatile DiscoHandler discoHandler;
-    /** Packets that came through the relay are opened here, on the relay client's thread. */
-    private final InboundPath relayInbound;
+    /** Null: every message goes by UDP to the peer's endpoint. */
+    private volatile PeerTransport transport;
+    private volatile DatagramTap tap;
+    /** Messages from {@link #receive} (another transport) are opened here, on the caller's thread. */
+    private final InboundPath externalInbound;
     private volatile boolean running;
     private Thread outboundThread;
     private Thread inboundThread;
@@ -65,7 +69,7 @@ public final class Device implements AutoCloseable {
         });
         this.controlSealer = new PacketSealer(this);
         this.handshakes = new HandshakeProcessor(this);
-        this.relayInbound = new InboundPath(this);
+        this.externalInbound = new InboundPath(this);
     }
 
     /** Opens the UDP socket (random port until one is set) and starts the packet threads. */
@@ -138,15 +142,12 @@ public final class Device implements AutoCloseable {
         }
     }
 
-    /**
-     * Sends to the peer by its direct UDP endpoint, or through the relay when the peer is set to
-     * use it or has no endpoint. False when neither is available or the relay dropped it.
-     */
+    /** Sends to the peer through the transport, or by UDP to its endpoint when there is none. */
     boolean sendToPeer(Peer peer, byte[] wire, int length) {
         InetSocketAddress to = peer.endpoint();
-        RelayTransport r = relay;
-        if (r != null && (peer.usesRelay() || to == null)) {
-            return r.send(peer.publicKeyRaw(), wire, length);
+        PeerTransport t = transport;
+        if (t != null) {
+            return t.send(peer.publicKeyRaw(), to, wire, length);
         }
         if (to == null) {
             return false;
@@ -155,18 +156,20 @@ public final class Device implements AutoCloseable {
         return true;
     }
 
-    boolean sendViaRelay(Peer peer, byte[] wire, int length) {
-        RelayTransport r = relay;
-        return r != null && r.send(peer.publicKeyRaw(), wire, length);
+    /** Answers a message that came in through {@link #receive}, the way it came. */
+    boolean replyExternal(Peer peer, byte[] wire, int length) {
+        PeerTransport t = transport;
+        return t != null && t.reply(peer.publicKeyRaw(), wire, length);
     }
 
     /** Whether {@link #sendToPeer} has anywhere to send this peer's packets. */
     boolean reachable(Peer peer) {
-        return peer.endpoint() != null || relay != null;
+        PeerTransport t = transport;
+        return t != null ? t.canReach(peer.publicKeyRaw(), peer.endpoint()) : peer.endpoint() != null;
     }
 
-    DiscoHandler discoHandler() {
-        return discoHandler;
+    DatagramTap tap() {
+        return tap;
     }
 
     /** The inbound or outbound path ended because the tunnel went away: the device goes down. */
@@ -228,38 +231,33 @@ public final class Device implements AutoCloseable {
         return b == null ? requestedPort : b.port();
     }
 
-    /** The relay for peers without a working direct path (null: UDP only). */
-    public void setRelayTransport(RelayTransport transport) {
-        relay = transport;
+    /** Where peers' messages go (null: by UDP to each peer's endpoint). */
+    public void setTransport(PeerTransport transport) {
+        this.transport = transport;
     }
 
-    /** Path-discovery messages on the WireGuard socket go to this handler (null: dropped as malformed). */
-    public void setDiscoHandler(DiscoHandler handler) {
-        discoHandler = handler;
+    /** Takes the non-WireGuard datagrams on the socket (null: they count as malformed). */
+    public void setDatagramTap(DatagramTap tap) {
+        this.tap = tap;
     }
 
-    /** Sends a non-WireGuard datagram (path discovery) from the WireGuard socket. */
-    public void sendRawDatagram(byte[] datagram, InetSocketAddress to) {
-        sendDatagram(datagram, datagram.length, to);
+    /** Sends a datagram from the WireGuard socket (what a transport uses for a direct path). */
+    public void sendUdp(byte[] datagram, int length, InetSocketAddress to) {
+        sendDatagram(datagram, length, to);
     }
 
     /**
-     * A WireGuard message that arrived through the relay. Runs on the caller's thread (one relay
-     * client), with its own buffers; the UDP endpoint does not roam to the relay.
+     * A WireGuard message that arrived some other way than the UDP socket (e.g. a relay). Runs on
+     * the caller's thread, with its own buffers; the peer's UDP endpoint does not roam to it.
      */
-    public void receiveFromRelay(byte[] message, int length) {
+    public void receive(byte[] message, int length) {
         try {
-            relayInbound.handleExternal(message, length);
+            externalInbound.handleExternal(message, length);
         } catch (IOException e) {
             tunnelGone();
         } catch (RuntimeException e) {
             counters.malformed.increment();
         }
-    }
-
-    /** True: send this peer's packets through the relay even though it has a UDP endpoint. */
-    public synchronized void setPeerUsesRelay(byte[] peerKey, boolean useRelay) {
-        requirePeer(peerKey).setUsesRelay(useRelay);
     }
 
     public void setFwmark(int mark) {
@@ -279,7 +277,7 @@ public final class Device implements AutoCloseable {
         if (peerKey.length != Curve25519.KEY_LENGTH) {
             throw new IllegalArgumentException("public key must be 32 bytes");
         }
-        if (publicKey != null && java.util.Arrays.equals(publicKey, peerKey)) {
+        if (publicKey != null && Arrays.equals(publicKey, peerKey)) {
             return false;
         }
         peers.computeIfAbsent(HexFormat.of().formatHex(peerKey), k -> new Peer(this, peerKey, privateKey, timing));

@@ -25,7 +25,7 @@ final class HandshakeProcessor {
 
     /**
      * From an inbound path: {@code message} is a private copy of a handshake-type message;
-     * {@code source} is null when it came through the relay.
+     * {@code source} is null when it came through another transport (a relay).
      */
     void enqueue(byte[] message, InetSocketAddress source) {
         int waiting = backlog.incrementAndGet();
@@ -117,7 +117,7 @@ final class HandshakeProcessor {
         if (source != null) {
             device.sendDatagram(wire, wire.length, source);
         } else {
-            device.sendViaRelay(peer, wire, wire.length);
+            device.replyExternal(peer, wire, wire.length);
         }
     }
 

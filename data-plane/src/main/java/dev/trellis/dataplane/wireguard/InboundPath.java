@@ -63,7 +63,7 @@ final class InboundPath implements Runnable {
         }
     }
 
-    /** A message from outside the socket (the relay): copied in, then handled with no UDP source. */
+    /** A message from outside the socket (another transport): copied in, then handled with no UDP source. */
     synchronized void handleExternal(byte[] message, int length) throws IOException {
         if (length < 0 || length > datagram.length) {
             device.counters().malformed.increment();
@@ -73,7 +73,7 @@ final class InboundPath implements Runnable {
         handle(length, null);
     }
 
-    /** Process one message of {@code length} bytes in {@link #datagram}; {@code source} null = relayed. */
+    /** Process one message of {@code length} bytes in {@link #datagram}; {@code source} null = from another transport. */
     void handle(int length, InetSocketAddress source) throws IOException {
         int type = Message.typeOf(datagram, 0, length);
         switch (type) {
@@ -81,11 +81,8 @@ final class InboundPath implements Runnable {
             case Message.TYPE_INITIATION, Message.TYPE_RESPONSE, Message.TYPE_COOKIE_REPLY ->
                     device.handshakes().enqueue(Arrays.copyOf(datagram, length), source);
             default -> {
-                DiscoHandler disco = device.discoHandler();
-                if (disco != null && source != null
-                        && (DiscoHandler.isDisco(datagram, length) || DiscoHandler.isStun(datagram, length))) {
-                    disco.onDisco(Arrays.copyOf(datagram, length), source);
-                } else {
+                DatagramTap tap = device.tap();
+                if (tap == null || source == null || !tap.offer(datagram, length, source)) {
                     device.counters().malformed.increment();
                 }
             }

@@ -28,7 +28,6 @@ final class Peer {
     private volatile Handshake handshake;
     private volatile InetSocketAddress endpoint;
     private volatile int persistentKeepaliveSeconds;
-    private volatile boolean usesRelay;
 
     private final Object keypairLock = new Object();
     private Keypair previous;
@@ -53,10 +52,8 @@ final class Peer {
     }
 
     byte[] publicKey() { return publicKey.clone(); }
-    /** The key itself, for the per-packet relay path; never modified. */
+    /** The key itself, for the per-packet transport; never modified. */
     byte[] publicKeyRaw() { return publicKey; }
-    boolean usesRelay() { return usesRelay; }
-    void setUsesRelay(boolean relay) { usesRelay = relay; }
     String publicKeyHex() { return publicKeyHex; }
     Handshake handshake() { return handshake; }
     InetSocketAddress endpoint() { return endpoint; }

@@ -61,7 +61,7 @@ class AgentTest {
         NetworkConfigurator recording = new NetworkConfigurator() {
             @Override
             public void apply(List<InetAddress> addresses, List<String> routes) {
-                network.add("apply " + addresses.stream().map(PeerReconciler::formatAddress).toList() + " " + routes);
+                network.add("apply " + addresses.stream().map(Endpoints::address).toList() + " " + routes);
             }
 
             @Override

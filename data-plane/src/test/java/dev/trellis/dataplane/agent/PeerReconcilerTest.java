@@ -92,7 +92,7 @@ class PeerReconcilerTest {
         Device.PeerStatus b = peers.get(k1);
         assertEquals(Set.of("100.64.0.2/32", "fd7a:115c:a1e0::2/128"), allowed(b));
         assertEquals(new InetSocketAddress("192.0.2.7", 41641), b.endpoint(), "prefers an endpoint in a family we can use");
-        assertEquals(PeerReconciler.PERSISTENT_KEEPALIVE_SECONDS, b.persistentKeepaliveSeconds());
+        assertEquals(AgentTiming.PERSISTENT_KEEPALIVE_SECONDS, b.persistentKeepaliveSeconds());
         assertEquals(null, peers.get(k2).endpoint(), "no endpoint known: waits for the peer to call");
     }
 
@@ -184,13 +184,13 @@ class PeerReconcilerTest {
 
     @Test
     void parsesAndFormatsEndpoints() throws Exception {
-        assertEquals(new InetSocketAddress(InetAddress.getByName("192.0.2.1"), 41641), PeerReconciler.parseEndpoint("192.0.2.1:41641"));
-        assertEquals(new InetSocketAddress(InetAddress.getByName("2001:db8::1"), 5), PeerReconciler.parseEndpoint("[2001:db8::1]:5"));
+        assertEquals(new InetSocketAddress(InetAddress.getByName("192.0.2.1"), 41641), Endpoints.parse("192.0.2.1:41641"));
+        assertEquals(new InetSocketAddress(InetAddress.getByName("2001:db8::1"), 5), Endpoints.parse("[2001:db8::1]:5"));
         for (String bad : new String[] {"", "host:1", "192.0.2.1", "192.0.2.1:0", "192.0.2.1:70000", "2001:db8::1:5", "[2001:db8::1]"}) {
-            assertEquals(null, PeerReconciler.parseEndpoint(bad), bad);
+            assertEquals(null, Endpoints.parse(bad), bad);
         }
-        assertEquals("[2001:db8::1]:5", PeerReconciler.formatEndpoint(InetAddress.getByName("2001:db8:0:0:0:0:0:1"), 5));
-        assertEquals("192.0.2.1:5", PeerReconciler.formatEndpoint(InetAddress.getByName("192.0.2.1"), 5));
+        assertEquals("[2001:db8::1]:5", Endpoints.format(InetAddress.getByName("2001:db8:0:0:0:0:0:1"), 5));
+        assertEquals("192.0.2.1:5", Endpoints.format(InetAddress.getByName("192.0.2.1"), 5));
     }
 
     private static void sendAndExpect(Node from, Node to, byte[] packet) throws InterruptedException {

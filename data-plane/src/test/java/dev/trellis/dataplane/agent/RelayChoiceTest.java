@@ -21,14 +21,14 @@ class RelayChoiceTest {
     void takesTheRelayHoldingFewestNodes() {
         Map<String, Integer> loads = Map.of("http://10.0.0.1:8080", 7, "http://10.0.0.2:8080", 3, "http://10.0.0.3:8080", 5);
         for (int i = 0; i < 20; i++) {
-            assertEquals("http://10.0.0.2:8080", RelayLink.leastLoaded(REGION, loads, Curve25519.publicKey(Curve25519.generatePrivateKey())).url());
+            assertEquals("http://10.0.0.2:8080", HomeRelayPolicy.leastLoaded(REGION, loads, Curve25519.publicKey(Curve25519.generatePrivateKey())).url());
         }
     }
 
     @Test
     void aRelayThatDidNotSayItsLoadComesLast() {
         Map<String, Integer> loads = Map.of("http://10.0.0.1:8080", 40, "http://10.0.0.3:8080", 41);
-        assertEquals("http://10.0.0.1:8080", RelayLink.leastLoaded(REGION, loads, Curve25519.publicKey(Curve25519.generatePrivateKey())).url());
+        assertEquals("http://10.0.0.1:8080", HomeRelayPolicy.leastLoaded(REGION, loads, Curve25519.publicKey(Curve25519.generatePrivateKey())).url());
     }
 
     /** Robots enrolled one after another: each sees the others' choices, so the relays stay within one node of each other. */
@@ -37,7 +37,7 @@ class RelayChoiceTest {
         Map<String, Integer> loads = new HashMap<>();
         REGION.forEach(r -> loads.put(r.url(), 0));
         for (int i = 0; i < 100; i++) {
-            RelayInfo pick = RelayLink.leastLoaded(REGION, loads, Curve25519.publicKey(Curve25519.generatePrivateKey()));
+            RelayInfo pick = HomeRelayPolicy.leastLoaded(REGION, loads, Curve25519.publicKey(Curve25519.generatePrivateKey()));
             loads.merge(pick.url(), 1, Integer::sum);
         }
         int max = loads.values().stream().mapToInt(Integer::intValue).max().orElseThrow();
@@ -52,7 +52,7 @@ class RelayChoiceTest {
         Map<String, Integer> allZero = new HashMap<>();
         REGION.forEach(r -> allZero.put(r.url(), 0));
         for (int i = 0; i < 300; i++) {
-            picks.merge(RelayLink.leastLoaded(REGION, allZero, Curve25519.publicKey(Curve25519.generatePrivateKey())).url(), 1, Integer::sum);
+            picks.merge(HomeRelayPolicy.leastLoaded(REGION, allZero, Curve25519.publicKey(Curve25519.generatePrivateKey())).url(), 1, Integer::sum);
         }
         assertEquals(3, picks.size(), picks.toString());
         // Expected 100 each; 60 is more than five standard deviations below.

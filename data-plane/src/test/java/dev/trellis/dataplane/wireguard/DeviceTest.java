@@ -353,14 +353,32 @@ class DeviceTest {
         closeables.add(delivery::shutdownNow);
         Map<String, Device> byKey = Map.of(a.publicHex(), a.device(), b.publicHex(), b.device());
         // An in-process stand-in for the HTTP relay: delivers by destination key on its own thread.
-        RelayTransport relay = (key, message, length) -> {
-            relayed.incrementAndGet();
-            byte[] copy = java.util.Arrays.copyOf(message, length);
-            delivery.execute(() -> byKey.get(HEX.formatHex(key)).receiveFromRelay(copy, copy.length));
-            return true;
-        };
-        a.device().setRelayTransport(relay);
-        b.device().setRelayTransport(relay);
+        java.util.concurrent.atomic.AtomicBoolean preferRelay = new java.util.concurrent.atomic.AtomicBoolean();
+        for (Device self : List.of(a.device(), b.device())) {
+            self.setTransport(new PeerTransport() {
+                @Override
+                public boolean send(byte[] key, InetSocketAddress endpoint, byte[] message, int length) {
+                    if (endpoint != null && !preferRelay.get()) {
+                        self.sendUdp(message, length, endpoint);
+                        return true;
+                    }
+                    return reply(key, message, length);
+                }
+
+                @Override
+                public boolean canReach(byte[] key, InetSocketAddress endpoint) {
+                    return true;
+                }
+
+                @Override
+                public boolean reply(byte[] key, byte[] message, int length) {
+                    relayed.incrementAndGet();
+                    byte[] copy = Arrays.copyOf(message, length);
+                    delivery.execute(() -> byKey.get(HEX.formatHex(key)).receive(copy, copy.length));
+                    return true;
+                }
+            });
+        }
 
         assertPassesBothWays(a, b, 1);
         assertTrue(relayed.get() >= 4, "handshake and data went through the relay: " + relayed.get());
@@ -374,8 +392,7 @@ class DeviceTest {
         assertEquals(before, relayed.get(), "direct packets must not use the relay");
 
         // Told to prefer the relay again (the direct path stopped working): back through it.
-        a.device().setPeerUsesRelay(b.publicKey(), true);
-        b.device().setPeerUsesRelay(a.publicKey(), true);
+        preferRelay.set(true);
         assertPassesBothWays(a, b, 5);
         assertTrue(relayed.get() > before);
     }

@@ -26,7 +26,7 @@ import org.junit.jupiter.api.Timeout;
 
 /** Two devices on loopback UDP, an in-process relay, and path discovery choosing between them. */
 @Timeout(60)
-class PathDiscoveryTest {
+class PeerPathsTest {
     private final List<AutoCloseable> closeables = new ArrayList<>();
 
     @AfterEach
@@ -36,7 +36,7 @@ class PathDiscoveryTest {
         }
     }
 
-    private record Side(Device device, byte[] privateKey, byte[] publicKey, PathDiscovery discovery) {
+    private record Side(Device device, byte[] privateKey, byte[] publicKey, PeerPaths discovery) {
         String key() {
             return Base64.getEncoder().encodeToString(publicKey);
         }
@@ -52,14 +52,14 @@ class PathDiscoveryTest {
         device.start();
         byte[] priv = Curve25519.generatePrivateKey();
         UapiProtocol.set(device, List.of("private_key=" + HexFormat.of().formatHex(priv)));
-        PathDiscovery discovery = new PathDiscovery(device, priv, () -> List.of("127.0.0.1:" + device.listenPort()));
+        PeerPaths discovery = new PeerPaths(device, priv, () -> List.of("127.0.0.1:" + device.listenPort()));
         closeables.add(discovery);
-        device.setDiscoHandler(discovery);
+        discovery.attach();
         return new Side(device, priv, Curve25519.publicKey(priv), discovery);
     }
 
     private static boolean direct(Side on, Side peer) throws Exception {
-        PathDiscovery.PathStatus s = on.discovery().statuses().get(5, TimeUnit.SECONDS).get(peer.key());
+        PeerPath.Status s = on.discovery().statuses().get(peer.key());
         return s != null && s.direct();
     }
 
@@ -82,10 +82,19 @@ class PathDiscoveryTest {
         Map<String, Side> byKey = Map.of(a.key(), a, b.key(), b);
         // The relay stand-in delivers disco messages to the addressee's discovery.
         for (Side s : List.of(a, b)) {
-            s.discovery().setRelay((key, message) -> {
-                Side to = byKey.get(Base64.getEncoder().encodeToString(key));
-                delivery.execute(() -> to.discovery().onRelayedDisco(s.publicKey(), message));
-                return true;
+            s.discovery().setRelay(new PeerPaths.Relay() {
+                @Override
+                public boolean canSend(byte[] key) {
+                    return true;
+                }
+
+                @Override
+                public boolean send(byte[] key, byte[] message, int offset, int length) {
+                    Side to = byKey.get(Base64.getEncoder().encodeToString(key));
+                    byte[] copy = java.util.Arrays.copyOfRange(message, offset, offset + length);
+                    delivery.execute(() -> to.discovery().receiveRelayed(s.publicKey(), copy, copy.length));
+                    return true;
+                }
             });
         }
         UapiProtocol.set(a.device(), List.of("public_key=" + HexFormat.of().formatHex(b.publicKey()), "allowed_ip=100.64.0.2/32"));
@@ -95,19 +104,19 @@ class PathDiscoveryTest {
         b.discovery().setPeers(Map.of(a.key(), List.of()));
 
         await(() -> { try { return direct(a, b) && direct(b, a); } catch (Exception e) { return false; } }, 10, "direct paths both ways");
-        PathDiscovery.PingResult ping = a.discovery().ping(b.key()).get(5, TimeUnit.SECONDS);
+        PeerPaths.PingResult ping = a.discovery().ping(b.key()).get(5, TimeUnit.SECONDS);
         assertEquals(b.address().getAddress().getHostAddress() + ":" + b.address().getPort(), ping.path());
         assertTrue(ping.rttNanos() > 0);
         assertTrue(UapiProtocol.get(a.device()).contains("endpoint=127.0.0.1:" + b.device().listenPort()));
 
         // B stops answering directly: A falls back to the relay within the timeout.
-        b.device().setDiscoHandler(null);
+        b.device().setDatagramTap(null);
         long lost = System.nanoTime();
         await(() -> { try { return !direct(a, b); } catch (Exception e) { return false; } }, 15, "fallback to the relay");
         long fallbackMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lost);
         System.out.println("[trellis-metric] direct path lost -> relay after " + fallbackMillis + " ms");
         assertFalse(direct(a, b));
-        PathDiscovery.PingResult viaRelay = a.discovery().ping(b.key()).get(5, TimeUnit.SECONDS);
+        PeerPaths.PingResult viaRelay = a.discovery().ping(b.key()).get(5, TimeUnit.SECONDS);
         assertEquals("relay", viaRelay.path());
     }
 
