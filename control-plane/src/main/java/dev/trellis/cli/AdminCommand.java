@@ -1,5 +1,7 @@
 package dev.trellis.cli;
 
+import dev.trellis.dataplane.cli.TextTable;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.trellis.proto.control.ControlJson;
 import java.io.PrintWriter;
@@ -47,19 +49,7 @@ abstract class AdminCommand implements Callable<Integer> {
 
     /** Aligned columns, two spaces apart; the first row is the header. */
     static void printTable(PrintWriter out, List<String[]> rows) {
-        int[] widths = new int[rows.getFirst().length];
-        for (String[] row : rows) {
-            for (int i = 0; i < row.length; i++) {
-                widths[i] = Math.max(widths[i], row[i].length());
-            }
-        }
-        for (String[] row : rows) {
-            StringBuilder line = new StringBuilder();
-            for (int i = 0; i < row.length; i++) {
-                line.append(i == row.length - 1 ? row[i] : String.format("%-" + (widths[i] + 2) + "s", row[i]));
-            }
-            out.println(line.toString().stripTrailing());
-        }
+        out.print(TextTable.render(rows));
     }
 
     static String text(JsonNode node, String field) {

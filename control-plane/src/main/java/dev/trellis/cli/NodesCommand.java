@@ -1,5 +1,7 @@
 package dev.trellis.cli;
 
+import dev.trellis.dataplane.cli.TextTable;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.PrintWriter;
 import java.time.Instant;
@@ -37,7 +39,7 @@ final class NodesCommand extends AdminCommand.Group {
             for (JsonNode n : nodes) {
                 rows.add(new String[] {text(n, "id"), text(n, "hostname"), text(n, "user"), text(n, "ipv4"), text(n, "ipv6"),
                         joined(n.path("tags")), yesNo(n, "online"),
-                        n.path("online").asBoolean() ? "now" : StatusCommand.ago(n.get("lastSeen"), now),
+                        n.path("online").asBoolean() ? "now" : TextTable.ago(n.get("lastSeen"), now),
                         state(n, now), n.hasNonNull("expiry") ? time(n, "expiry") : "never"});
             }
             printTable(out, rows);

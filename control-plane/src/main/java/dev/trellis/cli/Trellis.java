@@ -1,13 +1,27 @@
 package dev.trellis.cli;
 
+import dev.trellis.dataplane.cli.AgentCommand;
+import dev.trellis.dataplane.cli.DownCommand;
+import dev.trellis.dataplane.cli.IpCommand;
+import dev.trellis.dataplane.cli.LogoutCommand;
+import dev.trellis.dataplane.cli.NetcheckCommand;
+import dev.trellis.dataplane.cli.PingCommand;
+import dev.trellis.dataplane.cli.StatusCommand;
+import dev.trellis.dataplane.cli.UpCommand;
+import dev.trellis.dataplane.cli.WgCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** The `trellis` command. Each subcommand is its own class next to this one. */
+/**
+ * The full `trellis` command: the server's subcommands (each its own class next to this one) and
+ * the node's (in {@code dev.trellis.dataplane.cli}, which also has the node-only root command).
+ */
 @Command(name = "trellis", mixinStandardHelpOptions = true, version = "trellis 0.1.0",
         description = "Self-hosted WireGuard overlay network for robot fleets.",
-        subcommands = {ServerCommand.class, RelayCommand.class, PingCommand.class, NetcheckCommand.class, UsersCommand.class, AuthKeysCommand.class, NodesCommand.class, ApiKeysCommand.class, ClusterCommand.class, RelaysCommand.class, WgCommand.class,
+        subcommands = {ServerCommand.class, RelayCommand.class, UsersCommand.class, AuthKeysCommand.class, NodesCommand.class,
+                ApiKeysCommand.class, ClusterCommand.class, RelaysCommand.class,
                 AgentCommand.class, UpCommand.class, DownCommand.class, LogoutCommand.class, IpCommand.class, StatusCommand.class,
+                PingCommand.class, NetcheckCommand.class, WgCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Trellis implements Runnable {
     @CommandLine.Spec

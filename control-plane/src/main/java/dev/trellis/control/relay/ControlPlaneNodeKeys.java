@@ -17,7 +17,8 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The node-key check of a relay running on its own ({@code trellis relay}): asks the coordination
@@ -30,7 +31,7 @@ public final class ControlPlaneNodeKeys implements NodeKeyAuthority, AutoCloseab
     public static final Duration RECHECK = Duration.ofSeconds(10);
     private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(5);
     private static final int CHUNK = 1000;
-    private static final Logger LOG = Logger.getLogger(ControlPlaneNodeKeys.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(ControlPlaneNodeKeys.class);
 
     private final HttpClient http;
     private final URI endpoint;
@@ -105,7 +106,7 @@ public final class ControlPlaneNodeKeys implements NodeKeyAuthority, AutoCloseab
                     healthProblem = problem;
                     registry.broadcast(new dev.trellis.proto.relay.RelayFrame.Health(problem));
                 }
-                LOG.warning("cannot re-check node keys with " + endpoint + ": " + e.getMessage() + "; keeping the connections");
+                LOG.warn("cannot re-check node keys with " + endpoint + ": " + e.getMessage() + "; keeping the connections");
                 return;
             }
         }

@@ -14,7 +14,8 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -46,7 +47,7 @@ public final class RelayMesh {
     static final Duration WRITE_TIMEOUT = Duration.ofSeconds(3);
     /** A link that failed is not dialled again for this long (packets for it are dropped meanwhile). */
     static final long REDIAL_NANOS = Duration.ofSeconds(1).toNanos();
-    private static final Logger LOG = Logger.getLogger(RelayMesh.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(RelayMesh.class);
 
     /** Another relay of the cluster: where to reach it and who it is. */
     record Peer(String key, String url, String member) {}

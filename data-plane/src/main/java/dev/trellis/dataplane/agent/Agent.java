@@ -24,8 +24,8 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The node agent: carries out the local API's commands (up, down, logout, status, netcheck, ping)
@@ -43,7 +43,7 @@ import java.util.logging.Logger;
  * they arrived. {@link #status()} reads the path and relay threads' published snapshots only.
  */
 public final class Agent implements AgentControl, AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(Agent.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
 
     private final AgentState state;
     private final Device device;
@@ -261,7 +261,7 @@ public final class Agent implements AgentControl, AutoCloseable {
                 try {
                     task.run();
                 } catch (RuntimeException e) {
-                    LOG.log(Level.WARNING, "agent command failed", e);
+                    LOG.warn("agent command failed", e);
                     result.complete(Outcome.failure("internal error: " + e));
                 }
             });
@@ -336,7 +336,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         String message = ControlConnection.rejection(s.server, r.code(), r.error());
         control.refused(s);
         lastError = message;
-        LOG.warning(message);
+        LOG.warn(message);
         s.answer(Outcome.failure(message));
         if ("UNAVAILABLE".equals(r.code())) {
             // The server could not answer yet (e.g. a replica is still taking over a lost one's
@@ -385,9 +385,9 @@ public final class Agent implements AgentControl, AutoCloseable {
             }
             case ControlMessage.Goodbye g -> {
                 lastError = "the server ended the session: " + g.reason();
-                LOG.warning(lastError);
+                LOG.warn(lastError);
             }
-            default -> LOG.fine("ignoring " + message.getClass().getSimpleName());
+            default -> LOG.debug("ignoring " + message.getClass().getSimpleName());
         }
     }
 
@@ -422,7 +422,7 @@ public final class Agent implements AgentControl, AutoCloseable {
             try {
                 addresses.add(AllowedIps.Prefix.parse(PeerReconciler.stripLength(a)).address());
             } catch (IllegalArgumentException e) {
-                LOG.warning("ignoring unusable own address '" + a + "'");
+                LOG.warn("ignoring unusable own address '" + a + "'");
             }
         }
         List<String> routes = new ArrayList<>();
@@ -437,7 +437,7 @@ public final class Agent implements AgentControl, AutoCloseable {
             network.apply(addresses, routes);
         } catch (IOException e) {
             lastError = "cannot configure " + interfaceName + ": " + e.getMessage();
-            LOG.warning(lastError);
+            LOG.warn(lastError);
         }
     }
 
@@ -493,7 +493,7 @@ public final class Agent implements AgentControl, AutoCloseable {
             state.save(saved);
         } catch (IOException e) {
             lastError = "cannot write state: " + e.getMessage();
-            LOG.log(Level.WARNING, lastError, e);
+            LOG.warn(lastError, e);
         }
     }
 

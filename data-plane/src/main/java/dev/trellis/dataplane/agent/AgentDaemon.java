@@ -7,7 +7,8 @@ import dev.trellis.dataplane.wireguard.Timing;
 import java.io.IOException;
 import java.net.http.HttpClient;
 import java.nio.file.Path;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * `trellis agent` in the foreground: state directory, TUN interface, WireGuard device (private key
@@ -17,7 +18,7 @@ import java.util.logging.Logger;
 public final class AgentDaemon {
     public static final String DEFAULT_INTERFACE = "trellis0";
     public static final int DEFAULT_PORT = 41641;
-    private static final Logger LOG = Logger.getLogger(AgentDaemon.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(AgentDaemon.class);
 
     /** {@code listenPort} 0 picks a random free port. */
     public record Options(Path stateDirectory, String interfaceName, int listenPort) {}

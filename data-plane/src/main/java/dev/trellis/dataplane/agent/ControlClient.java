@@ -27,8 +27,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The node's end of the control channel: fetches the server's key ({@code GET /key}), opens the
@@ -39,7 +39,7 @@ import java.util.logging.Logger;
 public final class ControlClient implements AutoCloseable {
     public static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
     public static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
-    private static final Logger LOG = Logger.getLogger(ControlClient.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(ControlClient.class);
 
     /** Receives what the server says; {@link #onClosed} is called exactly once, last. */
     public interface Listener {
@@ -302,7 +302,7 @@ public final class ControlClient implements AutoCloseable {
             try {
                 listener.onMessage(message);
             } catch (RuntimeException e) {
-                LOG.log(Level.WARNING, "control listener failed on " + message.getClass().getSimpleName(), e);
+                LOG.warn("control listener failed on " + message.getClass().getSimpleName(), e);
             }
         }
 
@@ -337,7 +337,7 @@ public final class ControlClient implements AutoCloseable {
                 try {
                     listener.onClosed(why);
                 } catch (RuntimeException e) {
-                    LOG.log(Level.WARNING, "control listener failed on close", e);
+                    LOG.warn("control listener failed on close", e);
                 }
             }
         }

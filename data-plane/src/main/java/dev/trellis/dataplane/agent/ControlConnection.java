@@ -13,8 +13,8 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The agent's connection to the coordination server (compare tailscale's
@@ -28,7 +28,7 @@ import java.util.logging.Logger;
  * the control client are queued onto it, and callbacks of a replaced session are ignored.
  */
 final class ControlConnection {
-    private static final Logger LOG = Logger.getLogger(ControlConnection.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(ControlConnection.class);
 
     /** Opens a control connection; {@link ControlClient#connect} in production. */
     public interface Connector {
@@ -255,7 +255,7 @@ final class ControlConnection {
         }
         String message = s.loggedIn ? "lost connection to " + display(s.server) + ": " + reason
                 : reason.contains(display(s.server)) ? reason : "cannot reach login server " + display(s.server) + ": " + reason;
-        LOG.warning(message);
+        LOG.warn(message);
         listener.onFailed(s, message);
         s.answer(Outcome.failure(message));
         reconnectIfWanted();
@@ -325,7 +325,7 @@ final class ControlConnection {
                     all.add(other);
                 }
             } catch (IllegalArgumentException malformed) {
-                LOG.fine("ignoring control URL " + u);
+                LOG.debug("ignoring control URL " + u);
             }
         }
         return all;
@@ -344,7 +344,7 @@ final class ControlConnection {
             try {
                 task.run();
             } catch (RuntimeException e) {
-                LOG.log(Level.WARNING, "agent task failed", e);
+                LOG.warn("agent task failed", e);
             }
         };
     }

@@ -9,8 +9,8 @@ import java.net.SocketException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The UDP endpoints other nodes may reach this one at: every non-loopback address of the host's
@@ -18,7 +18,7 @@ import java.util.logging.Logger;
  * (useless without a zone), each with the WireGuard listen port.
  */
 public final class HostEndpoints {
-    private static final Logger LOG = Logger.getLogger(HostEndpoints.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(HostEndpoints.class);
 
     private HostEndpoints() {}
 
@@ -57,7 +57,7 @@ public final class HostEndpoints {
                 }
             }
         } catch (SocketException e) {
-            LOG.log(Level.WARNING, "cannot list network interfaces", e);
+            LOG.warn("cannot list network interfaces", e);
         }
         return out;
     }

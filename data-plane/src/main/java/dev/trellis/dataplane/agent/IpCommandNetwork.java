@@ -4,27 +4,38 @@ import java.io.IOException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
-/** Configures the interface with iproute2's `ip` (needs CAP_NET_ADMIN). */
+/** Configures the interface with iproute2's `ip` (needs CAP_NET_ADMIN). Called on the agent's loop thread; synchronized for the shutdown hook's {@link #clear}. */
 public final class IpCommandNetwork implements NetworkConfigurator {
-    private static final Logger LOG = Logger.getLogger(IpCommandNetwork.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(IpCommandNetwork.class);
 
     private final String interfaceName;
     private final Set<String> addresses = new LinkedHashSet<>();
     private final Set<String> routes = new LinkedHashSet<>();
+    private boolean ipv6OffLogged;
 
     public IpCommandNetwork(String interfaceName) {
         this.interfaceName = interfaceName;
     }
 
+    /**
+     * Applies every address and route it can: one that fails is reported and the rest still go in,
+     * so a host with IPv6 disabled (common on lab machines) gets full IPv4 service. IPv6 entries
+     * are skipped, with one log line, when IPv6 is off on the interface.
+     */
     @Override
     public synchronized void apply(List<InetAddress> wanted, List<String> wantedRoutes) throws IOException {
+        boolean ipv6 = ipv6Enabled();
+        List<String> failures = new ArrayList<>();
         Set<String> nextAddresses = new LinkedHashSet<>();
         for (InetAddress a : wanted) {
             nextAddresses.add(Endpoints.address(a) + (a instanceof Inet4Address ? "/32" : "/128"));
@@ -36,11 +47,14 @@ public final class IpCommandNetwork implements NetworkConfigurator {
             }
         }
         for (String address : nextAddresses) {
-            run(address.contains(":") ? List.of("ip", "-6", "addr", "replace", address, "dev", interfaceName)
-                    : List.of("ip", "addr", "replace", address, "dev", interfaceName));
-            addresses.add(address);
+            boolean v6 = address.contains(":");
+            if (v6 && !ipv6) {
+                continue;
+            }
+            attempt(failures, v6 ? List.of("ip", "-6", "addr", "replace", address, "dev", interfaceName)
+                    : List.of("ip", "addr", "replace", address, "dev", interfaceName), () -> addresses.add(address));
         }
-        run(List.of("ip", "link", "set", interfaceName, "up"));
+        attempt(failures, List.of("ip", "link", "set", interfaceName, "up"), () -> {});
         Set<String> nextRoutes = new LinkedHashSet<>(wantedRoutes);
         for (String old : new ArrayList<>(routes)) {
             if (!nextRoutes.contains(old)) {
@@ -49,10 +63,45 @@ public final class IpCommandNetwork implements NetworkConfigurator {
             }
         }
         for (String route : nextRoutes) {
-            run(route.contains(":") ? List.of("ip", "-6", "route", "replace", route, "dev", interfaceName)
-                    : List.of("ip", "route", "replace", route, "dev", interfaceName));
-            routes.add(route);
+            boolean v6 = route.contains(":");
+            if (v6 && !ipv6) {
+                continue;
+            }
+            attempt(failures, v6 ? List.of("ip", "-6", "route", "replace", route, "dev", interfaceName)
+                    : List.of("ip", "route", "replace", route, "dev", interfaceName), () -> routes.add(route));
         }
+        if (!failures.isEmpty()) {
+            throw new IOException(String.join("; ", failures));
+        }
+    }
+
+    /** Runs one step; a failure is collected (and logged) instead of stopping the steps after it. */
+    private static void attempt(List<String> failures, List<String> command, Runnable onSuccess) {
+        try {
+            run(command);
+            onSuccess.run();
+        } catch (IOException e) {
+            LOG.warn(e.getMessage());
+            failures.add(e.getMessage());
+        }
+    }
+
+    /** Whether the interface can carry IPv6; says so once when it cannot. */
+    private boolean ipv6Enabled() {
+        Path flag = Path.of("/proc/sys/net/ipv6/conf", interfaceName, "disable_ipv6");
+        boolean on;
+        try {
+            on = Files.readString(flag).strip().equals("0");
+        } catch (IOException | RuntimeException e) {
+            on = false; // no IPv6 in this kernel at all
+        }
+        if (!on && !ipv6OffLogged) {
+            ipv6OffLogged = true;
+            LOG.info("IPv6 is off on " + interfaceName + " (" + flag + "): overlay IPv6 addresses and routes skipped, IPv4 only");
+        } else if (on) {
+            ipv6OffLogged = false;
+        }
+        return on;
     }
 
     @Override
@@ -71,7 +120,7 @@ public final class IpCommandNetwork implements NetworkConfigurator {
         try {
             run(List.of(command));
         } catch (IOException e) {
-            LOG.fine(e.getMessage());
+            LOG.debug(e.getMessage());
         }
     }
 

@@ -20,8 +20,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The agent's local control socket, {@code <state-dir>/agent.sock} (mode 0600, so only root or
@@ -40,7 +40,7 @@ public final class LocalApi implements AutoCloseable {
     static final int MAX_LINE = 64 * 1024;
     static final long UP_TIMEOUT_SECONDS = 30;
     private static final ObjectMapper JSON = ControlJson.MAPPER;
-    private static final Logger LOG = Logger.getLogger(LocalApi.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(LocalApi.class);
 
     private final AgentControl agent;
     private final Path path;
@@ -81,7 +81,7 @@ public final class LocalApi implements AutoCloseable {
                 Thread.ofVirtual().start(() -> serve(client));
             } catch (IOException e) {
                 if (open) {
-                    LOG.log(Level.WARNING, "local API accept failed", e);
+                    LOG.warn("local API accept failed", e);
                 }
                 return;
             }
@@ -102,7 +102,7 @@ public final class LocalApi implements AutoCloseable {
                 out.flush();
             }
         } catch (IOException e) {
-            LOG.log(Level.FINE, "local API client went away", e);
+            LOG.debug("local API client went away", e);
         }
     }
 
@@ -154,7 +154,7 @@ public final class LocalApi implements AutoCloseable {
             Thread.currentThread().interrupt();
             return error("interrupted");
         } catch (Exception e) {
-            LOG.log(Level.WARNING, "local API command failed", e);
+            LOG.warn("local API command failed", e);
             return error("internal error: " + e.getMessage());
         }
     }
@@ -284,7 +284,7 @@ public final class LocalApi implements AutoCloseable {
         try {
             Files.deleteIfExists(path);
         } catch (IOException e) {
-            LOG.log(Level.WARNING, "could not remove " + path, e);
+            LOG.warn("could not remove " + path, e);
         }
     }
 }

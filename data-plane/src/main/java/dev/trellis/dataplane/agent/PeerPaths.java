@@ -21,8 +21,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Every peer's {@link PeerPath}, and the device's {@link PeerTransport} (compare tailscale's
@@ -38,7 +38,7 @@ import java.util.logging.Logger;
  * {@link #receiveRelayed} on their own threads.
  */
 public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(PeerPaths.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(PeerPaths.class);
     static final int STUN_MAGIC_COOKIE = 0x2112A442;
 
     /** Sends through the relay connections; implemented by {@link RelayConnections}. */
@@ -315,7 +315,7 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
                 }
             }
         } catch (RuntimeException e) {
-            LOG.log(Level.WARNING, "path discovery tick failed", e);
+            LOG.warn("path discovery tick failed", e);
         }
     }
 

@@ -15,7 +15,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.function.Predicate;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Keeps the WireGuard device's peers equal to the network map, touching only what changed: an
@@ -24,7 +25,7 @@ import java.util.logging.Logger;
  * Not thread-safe: the agent calls it from its one loop thread.
  */
 public final class PeerReconciler {
-    private static final Logger LOG = Logger.getLogger(PeerReconciler.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(PeerReconciler.class);
 
     /** What we last configured for one peer, to tell what a new map changes. */
     private record Applied(String nodeKey, Set<AllowedIps.Prefix> allowedIps, InetSocketAddress endpoint) {}
@@ -81,14 +82,14 @@ public final class PeerReconciler {
         }
         nodes.put(node.id(), node);
         if (key == null) {
-            LOG.warning("map lists node " + node.id() + " (" + node.hostname() + ") with an unusable key '" + node.nodeKey() + "'; skipped");
+            LOG.warn("map lists node " + node.id() + " (" + node.hostname() + ") with an unusable key '" + node.nodeKey() + "'; skipped");
             return;
         }
         Set<AllowedIps.Prefix> allowed = hostPrefixes(node.addresses());
         InetSocketAddress endpoint = chooseEndpoint(node.endpoints());
         if (before == null || !device.hasPeer(key)) {
             if (!device.addPeer(key)) {
-                LOG.warning("map lists our own node key as peer " + node.hostname() + "; skipped");
+                LOG.warn("map lists our own node key as peer " + node.hostname() + "; skipped");
                 return;
             }
             device.replacePeerAllowedIps(key);
@@ -150,7 +151,7 @@ public final class PeerReconciler {
             try {
                 out.add(AllowedIps.Prefix.parse(stripLength(address)));
             } catch (IllegalArgumentException e) {
-                LOG.warning("ignoring unusable address '" + address + "': " + e.getMessage());
+                LOG.warn("ignoring unusable address '" + address + "': " + e.getMessage());
             }
         }
         return out;

@@ -16,7 +16,8 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The node's relay connections, one per region it needs (compare tailscale's magicsock
@@ -34,7 +35,7 @@ import java.util.logging.Logger;
 final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
     /** The region a login server without a relay map stands for. */
     static final String DEFAULT_REGION = "default";
-    private static final Logger LOG = Logger.getLogger(RelayConnections.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(RelayConnections.class);
 
     /** Where relayed packets go; called on a relay client's thread. */
     interface Inbound {
@@ -312,7 +313,7 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
             }
             long silent = client.silentNanos();
             if (silent > AgentTiming.RELAY_SILENT_DEAD.toNanos()) {
-                LOG.warning("relay region " + c.info.region() + " silent for " + TimeUnit.NANOSECONDS.toSeconds(silent) + " s: reconnecting");
+                LOG.warn("relay region " + c.info.region() + " silent for " + TimeUnit.NANOSECONDS.toSeconds(silent) + " s: reconnecting");
                 client.close();
             } else if (silent > AgentTiming.RELAY_SILENT_PING.toNanos()) {
                 client.ping();
@@ -358,7 +359,7 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
                     if (problem.isEmpty()) {
                         LOG.info("relay region " + info.region() + " is healthy again");
                     } else {
-                        LOG.warning("relay region " + info.region() + ": " + problem);
+                        LOG.warn("relay region " + info.region() + ": " + problem);
                     }
                 }
 
@@ -398,7 +399,7 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
             long backoff = announcedRestart ? restartDelayMillis
                     : Math.min(AgentTiming.RELAY_MAX_BACKOFF.toMillis(), AgentTiming.RELAY_FIRST_BACKOFF.toMillis() << Math.min(attempt++, 5));
             backoff += ThreadLocalRandom.current().nextLong(backoff / 5 + 1);
-            LOG.warning("relay region " + info.region() + ": connection lost (" + reason + "); retrying in " + backoff + " ms");
+            LOG.warn("relay region " + info.region() + ": connection lost (" + reason + "); retrying in " + backoff + " ms");
             loop.schedule(this::dial, backoff, TimeUnit.MILLISECONDS);
         }
 

@@ -18,8 +18,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A node's connection to the relay at {@code <login server>/relay} (frame format and handshake:
@@ -33,7 +33,7 @@ public final class RelayClient implements AutoCloseable {
     public static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
     /** Packets that may wait for the socket before new ones are dropped. */
     public static final int DEFAULT_SEND_QUEUE = 1024;
-    private static final Logger LOG = Logger.getLogger(RelayClient.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(RelayClient.class);
 
     /** What the relay says. {@link #onClosed} is called exactly once, last, and only after connect succeeded. */
     public interface Listener {
@@ -452,7 +452,7 @@ public final class RelayClient implements AutoCloseable {
         try {
             r.run();
         } catch (RuntimeException e) {
-            LOG.log(Level.WARNING, "relay listener failed", e);
+            LOG.warn("relay listener failed", e);
         }
     }
 
@@ -495,7 +495,7 @@ public final class RelayClient implements AutoCloseable {
             try {
                 listener.onClosed(closeReason);
             } catch (RuntimeException e) {
-                LOG.log(Level.WARNING, "relay listener failed on close", e);
+                LOG.warn("relay listener failed on close", e);
             }
         }
     }

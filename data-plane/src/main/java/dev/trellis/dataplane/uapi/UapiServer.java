@@ -16,8 +16,8 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Serves {@link UapiProtocol} on /var/run/wireguard/NAME.sock, where `wg` looks for userspace
@@ -27,7 +27,7 @@ public final class UapiServer implements AutoCloseable {
     public static final Path SOCKET_DIRECTORY = Path.of("/var/run/wireguard");
     /** Longest request line we accept; a longer one is malformed. */
     private static final int MAX_LINE = 4096;
-    private static final Logger LOG = Logger.getLogger(UapiServer.class.getName());
+    private static final Logger LOG = LoggerFactory.getLogger(UapiServer.class);
 
     private final Device device;
     private final Path socketPath;
@@ -77,7 +77,7 @@ public final class UapiServer implements AutoCloseable {
                 Thread.ofVirtual().start(() -> serve(client));
             } catch (IOException e) {
                 if (open) {
-                    LOG.log(Level.WARNING, "uapi accept failed", e);
+                    LOG.warn("uapi accept failed", e);
                 }
                 return;
             }
@@ -109,7 +109,7 @@ public final class UapiServer implements AutoCloseable {
                 out.flush();
             }
         } catch (IOException e) {
-            LOG.log(Level.FINE, "uapi client went away", e);
+            LOG.debug("uapi client went away", e);
         }
     }
 
@@ -118,10 +118,10 @@ public final class UapiServer implements AutoCloseable {
             UapiProtocol.set(device, body);
             return "errno=0\n\n";
         } catch (UapiProtocol.UapiException e) {
-            LOG.warning("uapi set refused: " + e.getMessage());
+            LOG.warn("uapi set refused: " + e.getMessage());
             return "errno=-" + e.errno() + "\n\n";
         } catch (RuntimeException e) {
-            LOG.log(Level.WARNING, "uapi set failed", e);
+            LOG.warn("uapi set failed", e);
             return "errno=-" + UapiProtocol.EIO + "\n\n";
         }
     }
@@ -154,7 +154,7 @@ public final class UapiServer implements AutoCloseable {
         try {
             Files.deleteIfExists(socketPath);
         } catch (IOException e) {
-            LOG.log(Level.WARNING, "could not remove " + socketPath, e);
+            LOG.warn("could not remove " + socketPath, e);
         }
     }
 }

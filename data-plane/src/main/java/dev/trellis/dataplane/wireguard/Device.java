@@ -16,8 +16,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A userspace WireGuard interface: a packet tunnel (TUN) on one side, a UDP socket on the other,
@@ -28,7 +28,7 @@ import java.util.logging.Logger;
  * and endpoint only, never relays or path discovery.
  */
 public final class Device implements AutoCloseable {
-    static final Logger LOG = Logger.getLogger(Device.class.getName());
+    static final Logger LOG = LoggerFactory.getLogger(Device.class);
     /** Largest IP packet we handle. */
     static final int MAX_PACKET = 65535;
     static final long TICK_MILLIS = 50;
@@ -90,7 +90,7 @@ public final class Device implements AutoCloseable {
             try {
                 peer.timers.tick(now);
             } catch (RuntimeException e) {
-                LOG.log(Level.WARNING, "timer of peer " + peer.publicKeyHex() + " failed", e);
+                LOG.warn("timer of peer " + peer.publicKeyHex() + " failed", e);
             }
         }
     }
@@ -121,7 +121,7 @@ public final class Device implements AutoCloseable {
                 try {
                     task.run();
                 } catch (RuntimeException e) {
-                    LOG.log(Level.WARNING, "control task failed", e);
+                    LOG.warn("control task failed", e);
                 }
             });
         } catch (RejectedExecutionException e) {
@@ -138,7 +138,7 @@ public final class Device implements AutoCloseable {
             b.send(ByteBuffer.wrap(wire, 0, length), to);
         } catch (IOException e) {
             // Unreachable networks and closed sockets during rebinds are routine; the timers retry.
-            LOG.log(Level.FINE, "send to " + to + " failed", e);
+            LOG.debug("send to " + to + " failed", e);
         }
     }
 

@@ -9,7 +9,6 @@ import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.util.Arrays;
-import java.util.logging.Level;
 
 /**
  * The receive loop: datagrams from the UDP socket. Transport data is opened here, on this thread,
@@ -46,7 +45,7 @@ final class InboundPath implements Runnable {
             } catch (ClosedChannelException e) {
                 continue; // rebinding to a new port, or shutting down
             } catch (IOException e) {
-                Device.LOG.log(Level.FINE, "receive failed", e);
+                Device.LOG.debug("receive failed", e);
                 continue;
             }
             if (source instanceof InetSocketAddress from) {
@@ -57,7 +56,7 @@ final class InboundPath implements Runnable {
                     return;
                 } catch (RuntimeException e) {
                     device.counters().malformed.increment();
-                    Device.LOG.log(Level.WARNING, "dropped a datagram that broke the inbound path", e);
+                    Device.LOG.warn("dropped a datagram that broke the inbound path", e);
                 }
             }
         }

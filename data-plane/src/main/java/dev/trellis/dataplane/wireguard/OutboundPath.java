@@ -3,7 +3,6 @@ package dev.trellis.dataplane.wireguard;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
-import java.util.logging.Level;
 
 /**
  * The send loop: IP packets from the tunnel, routed to a peer by destination (allowed IPs), sealed
@@ -29,7 +28,7 @@ final class OutboundPath implements Runnable {
                 fromTunnel.clear();
                 length = device.tunnel().read(fromTunnel);
             } catch (IOException e) {
-                Device.LOG.log(Level.WARNING, "reading the tunnel failed", e);
+                Device.LOG.warn("reading the tunnel failed", e);
                 length = -1;
             }
             if (length < 0) {

@@ -1,10 +1,7 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import dev.trellis.dataplane.agent.AgentDaemon;
 import java.util.concurrent.Callable;
-import java.util.logging.ConsoleHandler;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -14,7 +11,7 @@ import picocli.CommandLine.Option;
         description = {"Run the Trellis node agent in the foreground: creates the WireGuard interface, "
                 + "logs in to the coordination server (see trellis up) and keeps peers, addresses and routes in sync.",
                 "Environment: TRELLIS_STATE_DIR, LOG_LEVEL=debug|info|error (default info)."})
-final class AgentCommand implements Callable<Integer> {
+public final class AgentCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 
@@ -36,7 +33,7 @@ final class AgentCommand implements Callable<Integer> {
             System.err.println("trellis agent: port must be 0-65535, got " + port);
             return 1;
         }
-        configureLogging();
+        NodeLogging.configure("info");
         try {
             AgentDaemon.run(new AgentDaemon.Options(agent.directory(), interfaceName, port));
             return 0;
@@ -44,22 +41,5 @@ final class AgentCommand implements Callable<Integer> {
             System.err.println("trellis agent: " + e.getMessage());
             return 1;
         }
-    }
-
-    private static void configureLogging() {
-        Level level = switch (System.getenv().getOrDefault("LOG_LEVEL", "info").toLowerCase()) {
-            case "debug", "verbose" -> Level.FINE;
-            case "error" -> Level.WARNING;
-            case "silent" -> Level.OFF;
-            default -> Level.INFO;
-        };
-        Logger root = Logger.getLogger("");
-        for (var handler : root.getHandlers()) {
-            root.removeHandler(handler);
-        }
-        ConsoleHandler handler = new ConsoleHandler();
-        handler.setLevel(level);
-        root.addHandler(handler);
-        Logger.getLogger("dev.trellis").setLevel(level);
     }
 }

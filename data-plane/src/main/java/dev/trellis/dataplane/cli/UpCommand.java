@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
 @Command(name = "up", mixinStandardHelpOptions = true,
         description = "Log this node in to a Trellis coordination server and connect. Without --authkey, "
                 + "resumes an existing registration (after trellis down, or a restart).")
-final class UpCommand implements Callable<Integer> {
+public final class UpCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 

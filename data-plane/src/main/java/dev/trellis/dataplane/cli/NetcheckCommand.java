@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.concurrent.Callable;
@@ -9,7 +9,7 @@ import picocli.CommandLine.Option;
 /** `trellis netcheck`: does UDP work, what is our reflexive address, how far is the relay. */
 @Command(name = "netcheck", mixinStandardHelpOptions = true,
         description = "Report whether UDP reaches the server (STUN), this host's reflexive address, and the latency to each relay region.")
-final class NetcheckCommand implements Callable<Integer> {
+public final class NetcheckCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 

@@ -1,11 +1,9 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.trellis.proto.control.ControlJson;
-import java.time.Duration;
 import java.time.Instant;
-import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -16,7 +14,7 @@ import picocli.CommandLine.Option;
 /** `trellis status`: this node and its peers, as a table or as JSON. */
 @Command(name = "status", mixinStandardHelpOptions = true,
         description = "Show this node's state and its peers: addresses, online, last seen, endpoint, last handshake.")
-final class StatusCommand implements Callable<Integer> {
+public final class StatusCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 
@@ -64,22 +62,10 @@ final class StatusCommand implements Callable<Integer> {
                     : peer.path("endpoints").isEmpty() ? "-" : peer.path("endpoints").get(0).asText();
             rows.add(new String[] {peer.path("hostname").asText("-"), join(peer.path("addresses")),
                     peer.path("online").asBoolean() ? "yes" : "no",
-                    peer.path("online").asBoolean() ? "now" : ago(peer.path("lastSeen"), now),
-                    endpoint, ago(peer.path("lastHandshake"), now)});
+                    peer.path("online").asBoolean() ? "now" : TextTable.ago(peer.path("lastSeen"), now),
+                    endpoint, TextTable.ago(peer.path("lastHandshake"), now)});
         }
-        int[] widths = new int[rows.getFirst().length];
-        for (String[] row : rows) {
-            for (int i = 0; i < row.length; i++) {
-                widths[i] = Math.max(widths[i], row[i].length());
-            }
-        }
-        for (String[] row : rows) {
-            StringBuilder line = new StringBuilder();
-            for (int i = 0; i < row.length; i++) {
-                line.append(i == row.length - 1 ? row[i] : String.format("%-" + (widths[i] + 2) + "s", row[i]));
-            }
-            out.append(line.toString().stripTrailing()).append('\n');
-        }
+        out.append(TextTable.render(rows));
         return out.toString();
     }
 
@@ -87,25 +73,5 @@ final class StatusCommand implements Callable<Integer> {
         List<String> parts = new ArrayList<>();
         array.forEach(a -> parts.add(a.asText()));
         return parts.isEmpty() ? "-" : String.join(",", parts);
-    }
-
-    /** "12s ago", "5m ago", "3h ago", "2d ago"; "-" when never. */
-    static String ago(JsonNode timestamp, Instant now) {
-        if (timestamp == null || !timestamp.isTextual()) {
-            return "-";
-        }
-        try {
-            long seconds = Math.max(0, Duration.between(Instant.parse(timestamp.asText()), now).toSeconds());
-            if (seconds < 60) {
-                return seconds + "s ago";
-            } else if (seconds < 3600) {
-                return seconds / 60 + "m ago";
-            } else if (seconds < 86400) {
-                return seconds / 3600 + "h ago";
-            }
-            return seconds / 86400 + "d ago";
-        } catch (DateTimeParseException e) {
-            return "-";
-        }
     }
 }

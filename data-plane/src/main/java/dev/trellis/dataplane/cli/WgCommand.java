@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import dev.trellis.dataplane.tun.TunDevice;
 import dev.trellis.dataplane.uapi.UapiServer;
@@ -13,11 +13,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import org.slf4j.LoggerFactory;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.ConsoleHandler;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -32,7 +30,7 @@ import picocli.CommandLine.Parameters;
                 + "/var/run/wireguard/NAME.sock, like wireguard-go. Configure it with wg(8) and ip(8).",
                 "Environment: LOG_LEVEL=debug|info|error, TRELLIS_WG_LOG=FILE (background log, default "
                         + "/tmp/trellis-wg-NAME.log), TRELLIS_WG_MTU (default 1420)."})
-final class WgCommand implements Callable<Integer> {
+public final class WgCommand implements Callable<Integer> {
     private static final long STARTUP_TIMEOUT_SECONDS = 30;
 
     @Option(names = {"-f", "--foreground"}, description = "Stay in the foreground.")
@@ -64,7 +62,7 @@ final class WgCommand implements Callable<Integer> {
     }
 
     private int runForeground(int mtu) throws InterruptedException {
-        configureLogging();
+        NodeLogging.configure("warn");
         Timing timing;
         try {
             timing = Timing.fromEnvironment();
@@ -93,28 +91,10 @@ final class WgCommand implements Callable<Integer> {
             uapi.close();
             device.close();
         }, "trellis-wg-shutdown"));
-        Logger.getLogger("dev.trellis").info("interface " + tun.name() + " is up; UAPI at " + uapi.path());
+        LoggerFactory.getLogger(WgCommand.class).info("interface " + tun.name() + " is up; UAPI at " + uapi.path());
         device.awaitClosed();
         uapi.close();
         return 0;
-    }
-
-    private static void configureLogging() {
-        String level = System.getenv().getOrDefault("LOG_LEVEL", "error");
-        Level jul = switch (level.toLowerCase()) {
-            case "debug", "verbose" -> Level.FINE;
-            case "info" -> Level.INFO;
-            case "silent" -> Level.OFF;
-            default -> Level.WARNING;
-        };
-        Logger root = Logger.getLogger("");
-        for (var handler : root.getHandlers()) {
-            root.removeHandler(handler);
-        }
-        ConsoleHandler handler = new ConsoleHandler();
-        handler.setLevel(jul);
-        root.addHandler(handler);
-        Logger.getLogger("dev.trellis").setLevel(jul);
     }
 
     /** Starts this same program with -f in a new session and waits for its control socket. */
@@ -122,7 +102,7 @@ final class WgCommand implements Callable<Integer> {
         String java = ProcessHandle.current().info().command().orElse(System.getProperty("java.home") + "/bin/java");
         List<String> command = new ArrayList<>(List.of("setsid", java));
         command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"), Trellis.class.getName(), "wg", "-f", name));
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), TrellisNode.class.getName(), "wg", "-f", name));
         File log = new File(System.getenv().getOrDefault("TRELLIS_WG_LOG", "/tmp/trellis-wg-" + name + ".log"));
         Process child = new ProcessBuilder(command)
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))

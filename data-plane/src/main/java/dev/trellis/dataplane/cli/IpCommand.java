@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -12,7 +12,7 @@ import picocli.CommandLine.Parameters;
 /** `trellis ip [-4|-6] [PEER]`: this node's overlay addresses, or a peer's. */
 @Command(name = "ip", mixinStandardHelpOptions = true,
         description = "Print this node's Trellis addresses, or those of the peer with hostname PEER, one per line.")
-final class IpCommand implements Callable<Integer> {
+public final class IpCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 

@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.concurrent.Callable;
@@ -8,7 +8,7 @@ import picocli.CommandLine.Mixin;
 /** `trellis logout`: give up the registration; coming back needs an auth key. */
 @Command(name = "logout", mixinStandardHelpOptions = true,
         description = "Disconnect and log this node out; logging in again needs an auth key.")
-final class LogoutCommand implements Callable<Integer> {
+public final class LogoutCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 

@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -7,7 +7,7 @@ import picocli.CommandLine.Mixin;
 /** `trellis down`: disconnect, keep the registration (trellis up resumes without a key). */
 @Command(name = "down", mixinStandardHelpOptions = true,
         description = "Disconnect from the network: removes peers, addresses and routes, keeps this node's registration.")
-final class DownCommand implements Callable<Integer> {
+public final class DownCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 

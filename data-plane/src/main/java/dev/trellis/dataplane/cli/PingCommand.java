@@ -1,4 +1,4 @@
-package dev.trellis.cli;
+package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -13,7 +13,7 @@ import picocli.CommandLine.Parameters;
 /** `trellis ping PEER`: path-discovery pings, each reply with the path it took and its RTT. */
 @Command(name = "ping", mixinStandardHelpOptions = true,
         description = "Ping a peer at the Trellis level and show the path each reply took (via relay or via IP:PORT).")
-final class PingCommand implements Callable<Integer> {
+public final class PingCommand implements Callable<Integer> {
     @Mixin
     AgentOptions agent;
 
