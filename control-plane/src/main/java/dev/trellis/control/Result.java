@@ -3,15 +3,6 @@ package dev.trellis.control;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonSubTypes;
 import com.fasterxml.jackson.annotation.JsonTypeInfo;
-import dev.trellis.control.admin.Admin;
-import dev.trellis.control.apikey.ApiKeyRegistry.ApiKey;
-import dev.trellis.control.apikey.ApiKeyRegistry.CreatedApiKey;
-import dev.trellis.control.authkey.AuthKeyRegistry.AuthKey;
-import dev.trellis.control.authkey.AuthKeyRegistry.AuthKeyGrant;
-import dev.trellis.control.authkey.AuthKeyRegistry.CreatedAuthKey;
-import dev.trellis.control.node.AddressAllocator.Allocation;
-import dev.trellis.control.node.NodeRecord;
-import dev.trellis.control.user.User;
 import dev.trellis.persistence.CborSerializable;
 import java.util.Objects;
 
@@ -28,27 +19,11 @@ public sealed interface Result<T> extends CborSerializable {
 
   /**
    * The value's type is named, not its class: an open {@code Id.CLASS} would let a peer pick any
-   * class to instantiate. A new kind of value must be listed here.
+   * class to instantiate. The names, a closed list, are registered outside this core type, in
+   * {@code dev.trellis.control.server.ResultTypes}: a new kind of value is listed there.
    */
   record Ok<T>(
       @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
-      @JsonSubTypes({
-        @JsonSubTypes.Type(value = User.class, name = "user"),
-        @JsonSubTypes.Type(value = AuthKey.class, name = "auth-key"),
-        @JsonSubTypes.Type(value = CreatedAuthKey.class, name = "created-auth-key"),
-        @JsonSubTypes.Type(value = AuthKeyGrant.class, name = "auth-key-grant"),
-        @JsonSubTypes.Type(value = ApiKey.class, name = "api-key"),
-        @JsonSubTypes.Type(value = CreatedApiKey.class, name = "created-api-key"),
-        @JsonSubTypes.Type(value = Allocation.class, name = "allocation"),
-        @JsonSubTypes.Type(value = NodeRecord.class, name = "node"),
-        @JsonSubTypes.Type(value = Admin.UserList.class, name = "user-list"),
-        @JsonSubTypes.Type(value = Admin.AuthKeyList.class, name = "auth-key-list"),
-        @JsonSubTypes.Type(value = Admin.NodeList.class, name = "node-list"),
-        @JsonSubTypes.Type(value = Admin.ApiKeyList.class, name = "api-key-list"),
-        @JsonSubTypes.Type(value = Admin.LiveKeys.class, name = "live-keys"),
-        @JsonSubTypes.Type(value = dev.trellis.control.cluster.ClusterStatus.class, name = "cluster-status"),
-        @JsonSubTypes.Type(value = dev.trellis.control.relay.RelayDirectory.RelayList.class, name = "relay-list")
-      })
       T value)
       implements Result<T> {
     public Ok {

@@ -19,11 +19,7 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.http.impl.engine.server.UpgradeToOtherProtocolResponseHeader;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
-import org.apache.pekko.http.javadsl.model.StatusCodes;
-import org.apache.pekko.http.javadsl.model.headers.Connection;
-import org.apache.pekko.http.javadsl.model.headers.RawHeader;
 import org.apache.pekko.http.javadsl.model.ws.BinaryMessage;
 import org.apache.pekko.http.javadsl.model.ws.Message;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
@@ -145,15 +141,8 @@ public final class RelayServer extends AllDirectives {
     }
 
     /** 101 Switching Protocols, after which the connection carries {@link #newRawConnection()}. */
-    @SuppressWarnings({"unchecked", "rawtypes"})
     private HttpResponse rawUpgrade() {
-        org.apache.pekko.stream.scaladsl.Flow handler = newRawConnection().asScala();
-        return HttpResponse.create()
-                .withStatus(StatusCodes.SWITCHING_PROTOCOLS)
-                .addHeader(Connection.create("Upgrade"))
-                .addHeader(RawHeader.create("Upgrade", RelayFrame.RAW_UPGRADE))
-                // Pekko HTTP's (internal) hook for handing the connection's bytes to another protocol.
-                .addHeader(new UpgradeToOtherProtocolResponseHeader(handler));
+        return RawUpgrade.switchingProtocols(RelayFrame.RAW_UPGRADE, newRawConnection());
     }
 
     /** The raw transport: each frame preceded by its length (4 bytes, big-endian). */
