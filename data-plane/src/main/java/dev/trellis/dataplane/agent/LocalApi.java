@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.trellis.dataplane.socket.UnixLineServer;
 import dev.trellis.proto.control.ControlJson;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -43,83 +44,34 @@ public final class LocalApi implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(LocalApi.class);
 
     private final AgentControl agent;
-    private final Path path;
-    private final ServerSocketChannel server;
-    private volatile boolean open = true;
+    private final UnixLineServer server;
 
-    private LocalApi(AgentControl agent, Path path, ServerSocketChannel server) {
+    private LocalApi(AgentControl agent, Path path) throws IOException {
         this.agent = agent;
-        this.path = path;
-        this.server = server;
+        this.server = UnixLineServer.start(path, AgentState.FILE_MODE, "trellis-local-api", MAX_LINE,
+                "another agent is already running at " + path, this::converse);
     }
 
-    /** Binds the socket, replacing a stale one; fails if another agent is listening on it. */
+    /** Binds the socket, replacing a stale one; fails ({@link UnixLineServer.InUse}) if another agent is listening on it. */
     public static LocalApi start(Path path, AgentControl agent) throws IOException {
-        if (Files.exists(path)) {
-            try (SocketChannel probe = SocketChannel.open(UnixDomainSocketAddress.of(path))) {
-                throw new IllegalStateException("another agent is already running at " + path);
-            } catch (IOException stale) {
-                Files.deleteIfExists(path);
-            }
-        }
-        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        server.bind(UnixDomainSocketAddress.of(path));
-        Files.setPosixFilePermissions(path, AgentState.FILE_MODE);
-        LocalApi api = new LocalApi(agent, path, server);
-        Thread.ofPlatform().daemon().name("trellis-local-api").start(api::acceptLoop);
-        return api;
+        return new LocalApi(agent, path);
     }
 
     public Path path() {
-        return path;
+        return server.path();
     }
 
-    private void acceptLoop() {
-        while (open) {
-            try {
-                SocketChannel client = server.accept();
-                Thread.ofVirtual().start(() -> serve(client));
-            } catch (IOException e) {
-                if (open) {
-                    LOG.warn("local API accept failed", e);
-                }
-                return;
+    /** One JSON request per line, one reply line each. */
+    private void converse(UnixLineServer.Lines in, OutputStream out) throws IOException {
+        String line;
+        while ((line = in.next()) != null) {
+            if (line.isBlank()) {
+                continue;
             }
+            ObjectNode reply = handle(line);
+            out.write((JSON.writeValueAsString(reply) + "\n").getBytes(StandardCharsets.UTF_8));
+            out.flush();
         }
-    }
-
-    private void serve(SocketChannel client) {
-        try (client;
-             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(client), StandardCharsets.UTF_8));
-             OutputStream out = Channels.newOutputStream(client)) {
-            String line;
-            while ((line = readLine(in)) != null) {
-                if (line.isBlank()) {
-                    continue;
-                }
-                ObjectNode reply = handle(line);
-                out.write((JSON.writeValueAsString(reply) + "\n").getBytes(StandardCharsets.UTF_8));
-                out.flush();
-            }
-        } catch (IOException e) {
-            LOG.debug("local API client went away", e);
-        }
-    }
-
-    /** Reads one line, refusing (and ending the connection on) absurdly long ones. */
-    private static String readLine(BufferedReader in) throws IOException {
-        StringBuilder line = new StringBuilder();
-        int c;
-        while ((c = in.read()) >= 0) {
-            if (c == '\n') {
-                return line.toString();
-            }
-            if (line.length() >= MAX_LINE) {
-                throw new IOException("local API request longer than " + MAX_LINE);
-            }
-            line.append((char) c);
-        }
-        return line.isEmpty() ? null : line.toString();
     }
 
     /** One request line to one reply; never throws. */
@@ -275,16 +227,6 @@ public final class LocalApi implements AutoCloseable {
 
     @Override
     public void close() {
-        open = false;
-        try {
-            server.close();
-        } catch (IOException ignored) {
-            // nothing to flush
-        }
-        try {
-            Files.deleteIfExists(path);
-        } catch (IOException e) {
-            LOG.warn("could not remove " + path, e);
-        }
+        server.close();
     }
 }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.trellis.dataplane.socket.UnixLineServer;
 import dev.trellis.proto.control.ControlJson;
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
 import java.io.BufferedReader;
@@ -160,7 +161,7 @@ class LocalApiTest {
 
     @Test
     void secondServerOnALiveSocketIsRefused() {
-        assertThrows(IllegalStateException.class, () -> LocalApi.start(api.path(), agent));
+        assertThrows(UnixLineServer.InUse.class, () -> LocalApi.start(api.path(), agent));
     }
 
     private static JsonNode exchange(SocketChannel channel, BufferedReader in, String line) throws IOException {
