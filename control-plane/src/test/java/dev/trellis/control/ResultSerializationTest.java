@@ -62,8 +62,8 @@ class ResultSerializationTest {
     var apiKey = new ApiKey("mnopqrstuvwx", T, T.plusSeconds(60), false);
     var node = new NodeRecord(3, "m", "n", "alice", "robot", "100.64.0.3", "fd7a:115c:a1e0::3", Set.of("tag:a"), false, T,
         null, false, true);
-    var summary = new Admin.NodeSummary(3, "m", "n", "alice", "robot", "100.64.0.3", null, Set.of("tag:a"), true, T,
-        T.plusSeconds(3600), false, false, true, T.plusSeconds(5), List.of("192.0.2.1:41641"));
+    var summary = new Admin.NodeSummary(new NodeRecord(3, "m", "n", "alice", "robot", "100.64.0.3", null, Set.of("tag:a"),
+        true, T, T.plusSeconds(3600), false, false), true, T.plusSeconds(5), List.of("192.0.2.1:41641"));
     String member = "pekko://trellis@10.0.0.1:25520";
     Map<Class<?>, Object> samples = new LinkedHashMap<>();
     for (Object sample : List.of(

@@ -1,5 +1,6 @@
 package dev.trellis.control.admin;
 
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
 import dev.trellis.control.Result;
 import dev.trellis.control.Result.Code;
 import dev.trellis.control.Tags;
@@ -116,32 +117,14 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
   public record ApiKeyList(List<ApiKey> apiKeys) implements CborSerializable {}
 
   /**
-   * A node as admins see it: its persisted record plus presence from the network map.
-   * {@code lastSeen} is null if the node has not connected since the server started.
+   * A node as admins see it: its persisted record (its fields inline in JSON) plus presence from
+   * the network map. {@code lastSeen} is null if the node has not connected since the server started.
    */
-  public record NodeSummary(
-      long id,
-      String machineKey,
-      String nodeKey,
-      String user,
-      String hostname,
-      String ipv4,
-      String ipv6,
-      Set<String> tags,
-      boolean ephemeral,
-      Instant createdAt,
-      Instant expiry,
-      boolean expired,
-      boolean loggedOut,
-      boolean online,
-      Instant lastSeen,
-      List<String> endpoints)
+  public record NodeSummary(@JsonUnwrapped NodeRecord node, boolean online, Instant lastSeen, List<String> endpoints)
       implements CborSerializable {
 
     static NodeSummary of(NodeRecord r, NetworkMap.Presence p) {
-      return new NodeSummary(r.id(), r.machineKey(), r.nodeKey(), r.user(), r.hostname(), r.ipv4(), r.ipv6(), r.tags(),
-          r.ephemeral(), r.createdAt(), r.expiry(), r.expired(), r.loggedOut(),
-          p != null && p.online(), p == null ? null : p.lastSeen(), p == null ? List.of() : p.endpoints());
+      return new NodeSummary(r, p != null && p.online(), p == null ? null : p.lastSeen(), p == null ? List.of() : p.endpoints());
     }
   }
 

@@ -163,11 +163,11 @@ class AdminTest {
     session.receiveMessage(TIMEOUT);
 
     List<Admin.NodeSummary> all = ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes();
-    assertEquals(List.of(one.id(), two.id()), all.stream().map(Admin.NodeSummary::id).toList());
+    assertEquals(List.of(one.id(), two.id()), all.stream().map(n -> n.node().id()).toList());
     Admin.NodeSummary first = all.getFirst();
-    assertEquals(one.hostname(), first.hostname());
-    assertEquals(one.ipv4(), first.ipv4());
-    assertEquals(one.machineKey(), first.machineKey());
+    assertEquals(one.hostname(), first.node().hostname());
+    assertEquals(one.ipv4(), first.node().ipv4());
+    assertEquals(one.machineKey(), first.node().machineKey());
     assertTrue(first.online());
     assertNotNull(first.lastSeen());
     assertEquals(List.of("192.0.2.1:41641"), first.endpoints());
@@ -175,7 +175,7 @@ class AdminTest {
     assertNull(all.get(1).lastSeen());
 
     assertEquals(List.of(two.id()), ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes("bob", r))).nodes().stream()
-        .map(Admin.NodeSummary::id).toList());
+        .map(n -> n.node().id()).toList());
     assertEquals(Code.NOT_FOUND, code(this.<Admin.NodeList>ask(r -> new Admin.ListNodes("carol", r))));
   }
 
@@ -188,7 +188,7 @@ class AdminTest {
     Result<NodeRecord> taken = this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "alpha", r));
     assertEquals(Code.ALREADY_EXISTS, code(taken));
     assertTrue(((Result.Rejected<?>) taken).message().contains("alpha"), taken.toString());
-    assertEquals("beta", ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().get(1).hostname());
+    assertEquals("beta", ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().get(1).node().hostname());
 
     assertEquals(Code.INVALID, code(this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "-bad-", r))));
     assertEquals("gamma", ok(this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "Gamma", r))).hostname());
@@ -206,10 +206,10 @@ class AdminTest {
     assertEquals(Set.of("tag:a", "tag:b"), tagged.tags());
     assertEquals(Code.INVALID, code(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of("tag:OK", "x"), r))));
     assertEquals(Set.of("tag:a", "tag:b"),
-        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst().tags());
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst().node().tags());
 
     assertTrue(ok(this.<NodeRecord>ask(r -> new Admin.ExpireNode(node.id(), r))).expired());
-    assertTrue(ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst().expired());
+    assertTrue(ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst().node().expired());
 
     assertEquals(1, user("alice").nodeCount());
     assertEquals(node.id(), ok(this.<NodeRecord>ask(r -> new Admin.DeleteNode(node.id(), r))).id());
@@ -249,8 +249,8 @@ class AdminTest {
     testKit.restart();
     spawn();
     Admin.NodeSummary after = ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst();
-    assertEquals("renamed", after.hostname());
-    assertEquals(Set.of("tag:x"), after.tags());
+    assertEquals("renamed", after.node().hostname());
+    assertEquals(Set.of("tag:x"), after.node().tags());
     assertEquals(Code.ALREADY_EXISTS, code(this.<User>ask(r -> new Admin.CreateUser("alice", r))));
   }
 
@@ -261,8 +261,8 @@ class AdminTest {
     @SuppressWarnings({"unchecked", "rawtypes"})
     ActorRef replyTo = probe.ref();
     Instant t = Instant.parse("2025-01-02T03:04:05Z");
-    var summary = new Admin.NodeSummary(3, "m", "n", "alice", "robot", "100.64.0.3", "fd7a:115c:a1e0::3", Set.of("tag:a"),
-        false, t, null, false, false, true, t, List.of("192.0.2.1:41641"));
+    var summary = new Admin.NodeSummary(new NodeRecord(3, "m", "n", "alice", "robot", "100.64.0.3", "fd7a:115c:a1e0::3",
+        Set.of("tag:a"), false, t, null, false, false), true, t, List.of("192.0.2.1:41641"));
     @SuppressWarnings("unchecked")
     List<Object> messages = List.of(
         new Admin.CreateUser("alice", replyTo),

@@ -113,9 +113,9 @@ class PostgresServerTest {
             Admin.NodeList nodes = ask(server, server.services().admin(),
                     (ActorRef<Result<Admin.NodeList>> r) -> new Admin.ListNodes(null, r)).orElseThrow();
             assertEquals(1, nodes.nodes().size(), nodes.toString());
-            assertEquals(nodeId, nodes.nodes().getFirst().id());
-            assertEquals("robot-1", nodes.nodes().getFirst().hostname());
-            assertEquals(address.replaceAll("/\\d+$", ""), nodes.nodes().getFirst().ipv4().replaceAll("/\\d+$", ""));
+            assertEquals(nodeId, nodes.nodes().getFirst().node().id());
+            assertEquals("robot-1", nodes.nodes().getFirst().node().hostname());
+            assertEquals(address.replaceAll("/\\d+$", ""), nodes.nodes().getFirst().node().ipv4().replaceAll("/\\d+$", ""));
         }
     }
 
