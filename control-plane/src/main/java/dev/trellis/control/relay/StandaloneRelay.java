@@ -2,7 +2,7 @@ package dev.trellis.control.relay;
 
 import com.typesafe.config.ConfigFactory;
 import dev.trellis.control.server.ServerKey;
-import dev.trellis.dataplane.stun.StunServer;
+import dev.trellis.control.stun.StunServer;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
 import java.net.InetSocketAddress;

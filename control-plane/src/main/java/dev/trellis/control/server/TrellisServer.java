@@ -11,7 +11,7 @@ import dev.trellis.control.node.NodeEntity;
 import org.apache.pekko.actor.typed.pubsub.Topic;
 import dev.trellis.control.session.ControlSession;
 import dev.trellis.control.user.UserRegistry;
-import dev.trellis.dataplane.stun.StunServer;
+import dev.trellis.control.stun.StunServer;
 import dev.trellis.persistence.PersistenceSettings;
 import dev.trellis.proto.control.ControlHandshake;
 import dev.trellis.proto.control.ControlMessage;
