@@ -85,34 +85,29 @@ public final class TrellisServer implements AutoCloseable {
         ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
         ListeningPorts ports = openStun(settings);
 
-        Config config = journalConfig(settings).withFallback(settings.config());
-        if (settings.journal().postgres()) {
-            // The tables must exist before the first entity recovers.
-            ActorSystem<Void> bootstrap = ActorSystem.create(Behaviors.empty(), "trellis-schema", config);
-            try {
-                PostgresSchema.ensure(bootstrap, Duration.ofSeconds(60));
-            } catch (IllegalStateException e) {
-                throw new IOException(e.getMessage(), e);
-            } finally {
-                bootstrap.terminate();
-                bootstrap.getWhenTerminated().toCompletableFuture().join();
-            }
-        }
         ClusterSettings cluster;
-        RelaySettings relaySettings;
+        ActorSystem<ServerGuardian.Command> system;
         try {
-            relaySettings = RelaySettings.from(settings.config());
-            cluster = ClusterSettings.from(settings.config());
-        } catch (IllegalArgumentException | ConfigException e) {
+            Config config = journalConfig(settings).withFallback(settings.config());
+            if (settings.journal().postgres()) {
+                ensureSchema(config);
+            }
+            RelaySettings relaySettings;
+            try {
+                relaySettings = RelaySettings.from(settings.config());
+                cluster = ClusterSettings.from(settings.config());
+            } catch (IllegalArgumentException | ConfigException e) {
+                throw new IOException("bad cluster configuration: " + e.getMessage(), e);
+            }
+            String serverKey = Base64.getEncoder().encodeToString(handshake.publicKey());
+            Integer stunPort = ports.stunPort() < 0 ? null : ports.stunPort();
+            system = ActorSystem.create(ServerGuardian.create(new ServerGuardian.Setup(
+                    settings, cluster, relaySettings, privateKey, serverKey, stunPort, Clock.systemUTC())),
+                    ClusterSettings.SYSTEM_NAME, cluster.pekkoConfig().withFallback(config));
+        } catch (IOException | RuntimeException e) {
             ports.close();
-            throw new IOException("bad cluster configuration: " + e.getMessage(), e);
+            throw e;
         }
-        config = cluster.pekkoConfig().withFallback(config);
-        String serverKey = Base64.getEncoder().encodeToString(handshake.publicKey());
-        Integer stunPort = ports.stunPort() < 0 ? null : ports.stunPort();
-        ActorSystem<ServerGuardian.Command> system = ActorSystem.create(ServerGuardian.create(new ServerGuardian.Setup(
-                settings, cluster, relaySettings, privateKey, serverKey, stunPort, Clock.systemUTC())),
-                ClusterSettings.SYSTEM_NAME, config);
         try {
             ServerGuardian.Wiring wiring = awaitWiring(system);
             Services services = wiring.services();
@@ -131,6 +126,19 @@ public final class TrellisServer implements AutoCloseable {
             ports.close();
             system.terminate();
             throw ListeningPorts.startFailure("server", settings.listenHost(), settings.listenPort(), e);
+        }
+    }
+
+    /** The tables must exist before the first entity recovers. */
+    private static void ensureSchema(Config config) throws IOException {
+        ActorSystem<Void> bootstrap = ActorSystem.create(Behaviors.empty(), "trellis-schema", config);
+        try {
+            PostgresSchema.ensure(bootstrap, Duration.ofSeconds(60));
+        } catch (IllegalStateException e) {
+            throw new IOException(e.getMessage(), e);
+        } finally {
+            bootstrap.terminate();
+            bootstrap.getWhenTerminated().toCompletableFuture().join();
         }
     }
 
