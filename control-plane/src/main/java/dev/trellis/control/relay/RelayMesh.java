@@ -1,6 +1,5 @@
 package dev.trellis.control.relay;
 
-import dev.trellis.dataplane.agent.ControlClient;
 import dev.trellis.dataplane.relay.RelayClient;
 import dev.trellis.proto.relay.RelayFrame;
 import java.net.URI;
@@ -17,9 +16,8 @@ import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.apache.pekko.actor.typed.ActorRef;
-import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.ddata.LWWMap;
@@ -38,8 +36,10 @@ import org.apache.pekko.util.ByteString;
  * on different relays reach each other with one extra hop, and each node needs only its home
  * connection.
  *
- * <p>The packet path reads two concurrent maps and writes to a link's queue; only the
- * bookkeeping (who holds what, which relays are alive) goes through the actor.
+ * <p>Threads: the packet path (the relay's stream threads) reads the concurrent maps and writes
+ * to a link's queue; the bookkeeping actor, spawned by {@link #start}, alone writes {@code holders}
+ * and {@code peers} (who holds what, which relays are alive). Links are dialled and closed by
+ * whichever thread first needs them, guarded by their own atomics.
  */
 public final class RelayMesh {
     static final LWWMapKey<String, String> HOLDERS = new LWWMapKey<>("trellis-relay-holders");
@@ -47,6 +47,8 @@ public final class RelayMesh {
     static final Duration WRITE_TIMEOUT = Duration.ofSeconds(3);
     /** A link that failed is not dialled again for this long (packets for it are dropped meanwhile). */
     static final long REDIAL_NANOS = Duration.ofSeconds(1).toNanos();
+    /** How long dialling another relay may take before the link counts as failed. */
+    static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
     private static final Logger LOG = LoggerFactory.getLogger(RelayMesh.class);
 
     /** Another relay of the cluster: where to reach it and who it is. */
@@ -55,7 +57,12 @@ public final class RelayMesh {
     private final RelayRegistry registry;
     private final byte[] privateKey;
     private final String selfKey;
-    private final HttpClient http = ControlClient.newHttpClient();
+    /** Links dial like nodes do: HTTP/1.1, for the raw upgrade. */
+    private final HttpClient http = HttpClient.newBuilder()
+            .version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(CONNECT_TIMEOUT)
+            .followRedirects(HttpClient.Redirect.NORMAL)
+            .build();
     /** Node key → the key of the relay holding its connection (others' nodes and, briefly, stale own entries). */
     private final ConcurrentHashMap<RelayKey, String> holders = new ConcurrentHashMap<>();
     /** Relay key → the live relay it belongs to (not this one). */
@@ -64,7 +71,6 @@ public final class RelayMesh {
     final LongAdder forwarded = new LongAdder();
     final LongAdder forwardDropped = new LongAdder();
     final LongAdder received = new LongAdder();
-    private volatile ActorRef<Command> actor;
 
     public RelayMesh(RelayRegistry registry, byte[] privateKey, String selfKey) {
         this.registry = registry;
@@ -72,9 +78,9 @@ public final class RelayMesh {
         this.selfKey = selfKey;
     }
 
-    /** Starts the bookkeeping actor and hooks the registry's connects and disconnects. */
-    public RelayMesh start(ActorSystem<?> system) {
-        actor = system.systemActorOf(behavior(), "relay-mesh", Props.empty());
+    /** Spawns the bookkeeping actor as a child of {@code parent} and hooks the registry's connects and disconnects. */
+    public RelayMesh start(ActorContext<?> parent) {
+        ActorRef<Command> actor = parent.spawn(behavior(), "relay-mesh");
         registry.onHolding(new RelayRegistry.HoldingListener() {
             @Override
             public void holding(RelayKey node) {

@@ -5,6 +5,7 @@ import dev.trellis.proto.relay.RelayFrame;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.nio.ByteOrder;
 import java.time.Duration;
+import java.util.Base64;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -17,6 +18,7 @@ import org.apache.pekko.NotUsed;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
@@ -46,6 +48,10 @@ import org.apache.pekko.util.ByteString;
  *
  * <p>The relay's static key is the server's key (the one {@code GET /key} returns), so a node
  * can check the ServerHello against it.
+ *
+ * <p>Threads: the connection streams (Pekko HTTP's) share the registry, a concurrent structure;
+ * each connection's lifecycle state is its {@link RelayConnection} actor's; {@code mesh} is set
+ * once, by whoever wires the server, before connections arrive.
  */
 public final class RelayServer extends AllDirectives {
     private static final CompletionStage<Done> DONE = CompletableFuture.completedStage(Done.getInstance());
@@ -85,9 +91,12 @@ public final class RelayServer extends AllDirectives {
         registry.broadcast(new RelayFrame.Restarting(reconnectIn.toMillis(), tryFor.toMillis()));
     }
 
-    /** Joins this relay to the cluster's relay mesh (a relay of {@code trellis server} in a cluster). */
-    public RelayMesh startMesh() {
-        RelayMesh m = new RelayMesh(registry, privateKey, java.util.Base64.getEncoder().encodeToString(publicKey)).start(system);
+    /**
+     * Joins this relay to the cluster's relay mesh (a relay of {@code trellis server} in a cluster), its
+     * bookkeeping actor a child of {@code parent}. Call before the route serves connections.
+     */
+    public RelayMesh startMesh(ActorContext<?> parent) {
+        RelayMesh m = new RelayMesh(registry, privateKey, Base64.getEncoder().encodeToString(publicKey)).start(parent);
         mesh = m;
         return m;
     }

@@ -1,22 +1,22 @@
 package dev.trellis.control.relay;
 
 import com.typesafe.config.ConfigFactory;
+import dev.trellis.control.server.ListeningPorts;
 import dev.trellis.control.server.ServerKey;
-import dev.trellis.dataplane.stun.StunServer;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.Base64;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.http.javadsl.Http;
-import org.apache.pekko.http.javadsl.ServerBinding;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
@@ -25,12 +25,18 @@ import org.apache.pekko.http.javadsl.server.Route;
 /**
  * A relay on its own ({@code trellis relay}), for a building that should not depend on the
  * coordination server's host for its relayed traffic: {@code GET /relay} (raw upgrade or
- * WebSocket), {@code GET /key}, {@code GET /health} and, optionally, STUN. It keeps its own static
- * key in its data directory and admits the node keys the coordination server says are live
+ * WebSocket), {@code GET /key}, {@code GET /health} and, optionally, STUN, on the same
+ * {@link ListeningPorts} as {@code trellis server}. It keeps its own static key in its data
+ * directory and admits the node keys the coordination server says are live
  * ({@link ControlPlaneNodeKeys}). The coordination server advertises it in the relay map through
  * {@code trellis.relay.others}.
+ *
+ * <p>Threads: {@link #start} runs on the caller's thread; the fields are final and set before it
+ * returns. Its actor system has no actors of its own to wire (an empty guardian): the relay's
+ * connection actors are the {@link RelayServer}'s, the node-key re-check runs on the authority's
+ * timer thread. {@link #close()} is called once, by the owner or its shutdown hook.
  */
-public final class StandaloneRelay extends AllDirectives implements AutoCloseable {
+public final class StandaloneRelay implements AutoCloseable {
     /** What {@code trellis relay} was asked to run. {@code stunPort} null: no STUN. */
     public record Settings(String listenHost, int listenPort, Path dataDir, String region, URI loginServer, String apiKey,
                            Integer stunPort, int maxQueue) {
@@ -47,19 +53,22 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
         }
     }
 
+    /** What a clean shutdown tells relay clients: come back in a second, and keep trying for a minute. */
+    private static final Duration RESTART_RECONNECT = Duration.ofSeconds(1);
+    private static final Duration RESTART_TRY_FOR = Duration.ofMinutes(1);
+    private static final Duration TERMINATE_TIMEOUT = Duration.ofSeconds(30);
+
     private final ActorSystem<Void> system;
-    private final ServerBinding binding;
+    private final ListeningPorts ports;
     private final RelayServer relay;
-    private final StunServer stun;
     private final ControlPlaneNodeKeys authority;
     private final byte[] publicKey;
 
-    private StandaloneRelay(ActorSystem<Void> system, ServerBinding binding, RelayServer relay, StunServer stun,
-                            ControlPlaneNodeKeys authority, byte[] publicKey) {
+    private StandaloneRelay(ActorSystem<Void> system, ListeningPorts ports, RelayServer relay, ControlPlaneNodeKeys authority,
+                            byte[] publicKey) {
         this.system = system;
-        this.binding = binding;
+        this.ports = ports;
         this.relay = relay;
-        this.stun = stun;
         this.authority = authority;
         this.publicKey = publicKey;
     }
@@ -67,16 +76,17 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
     public static StandaloneRelay start(Settings settings) throws IOException {
         byte[] privateKey;
         try {
-            if (!java.nio.file.Files.isDirectory(settings.dataDir())) {
-                java.nio.file.Files.createDirectories(settings.dataDir(), java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                        java.nio.file.attribute.PosixFilePermissions.fromString("rwx------")));
+            if (!Files.isDirectory(settings.dataDir())) {
+                Files.createDirectories(settings.dataDir(), PosixFilePermissions.asFileAttribute(
+                        PosixFilePermissions.fromString("rwx------")));
             }
             privateKey = ServerKey.loadOrCreate(settings.dataDir());
         } catch (IOException e) {
             throw new IOException("cannot read or create the relay key in " + settings.dataDir() + ": " + e, e);
         }
         byte[] publicKey = Curve25519.publicKey(privateKey);
-        StunServer stun = settings.stunPort() == null ? null : StunServer.start(new InetSocketAddress(settings.listenHost(), settings.stunPort()));
+        ListeningPorts ports = ListeningPorts.open(
+                settings.stunPort() == null ? null : new InetSocketAddress(settings.listenHost(), settings.stunPort()));
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "trellis-relay", ConfigFactory.load());
         ControlPlaneNodeKeys authority = new ControlPlaneNodeKeys(
                 HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build(),
@@ -84,18 +94,14 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
         try {
             RelayServer relay = new RelayServer(system, new RelaySettings(true, settings.region(), "", settings.maxQueue(), List.of()),
                     privateKey, authority);
-            Route routes = new Routes(relay, publicKey).routes();
-            ServerBinding binding = Http.get(system).newServerAt(settings.listenHost(), settings.listenPort()).bind(routes)
-                    .toCompletableFuture().get(30, TimeUnit.SECONDS);
-            return new StandaloneRelay(system, binding, relay, stun, authority, publicKey);
+            ports.bind(system, new Routes(relay, publicKey).routes(),
+                    ListeningPorts.HttpPort.plain(settings.listenHost(), settings.listenPort()));
+            return new StandaloneRelay(system, ports, relay, authority, publicKey);
         } catch (Exception e) {
             authority.close();
-            if (stun != null) {
-                stun.close();
-            }
+            ports.close();
             system.terminate();
-            throw new IOException("cannot start the relay on " + settings.listenHost() + ":" + settings.listenPort() + ": "
-                    + (e.getCause() != null ? e.getCause().getMessage() : e.getMessage()), e);
+            throw ListeningPorts.startFailure("relay", settings.listenHost(), settings.listenPort(), e);
         }
     }
 
@@ -121,12 +127,12 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
     }
 
     public int port() {
-        return binding.localAddress().getPort();
+        return ports.port();
     }
 
     /** The STUN server's UDP port, or -1 without one. */
     public int stunPort() {
-        return stun == null ? -1 : stun.port();
+        return ports.stunPort();
     }
 
     public String publicKeyBase64() {
@@ -144,12 +150,10 @@ public final class StandaloneRelay extends AllDirectives implements AutoCloseabl
     @Override
     public void close() {
         authority.close();
-        relay.announceRestart(Duration.ofSeconds(1), Duration.ofMinutes(1));
-        if (stun != null) {
-            stun.close();
-        }
-        binding.terminate(Duration.ofSeconds(1)).toCompletableFuture().orTimeout(5, TimeUnit.SECONDS).exceptionally(e -> null).join();
+        relay.announceRestart(RESTART_RECONNECT, RESTART_TRY_FOR);
+        ports.close();
         system.terminate();
-        system.getWhenTerminated().toCompletableFuture().orTimeout(30, TimeUnit.SECONDS).exceptionally(e -> null).join();
+        system.getWhenTerminated().toCompletableFuture().orTimeout(TERMINATE_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+                .exceptionally(e -> null).join();
     }
 }

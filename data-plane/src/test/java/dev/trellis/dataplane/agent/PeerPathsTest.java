@@ -124,7 +124,7 @@ class PeerPathsTest {
     @Test
     void reflexiveAddressIsAskedFromTheDeviceSocket() throws Exception {
         Side a = side("pdStun");
-        dev.trellis.dataplane.stun.StunServer stun = dev.trellis.dataplane.stun.StunServer.start(new InetSocketAddress("127.0.0.1", 0));
+        dev.trellis.dataplane.stun.StunResponder stun = dev.trellis.dataplane.stun.StunResponder.start(new InetSocketAddress("127.0.0.1", 0));
         closeables.add(stun);
         InetSocketAddress reflexive = a.discovery().reflexiveAddress(new InetSocketAddress("127.0.0.1", stun.port()),
                 java.time.Duration.ofSeconds(5)).get(10, TimeUnit.SECONDS);

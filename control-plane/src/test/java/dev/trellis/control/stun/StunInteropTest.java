@@ -1,9 +1,10 @@
-package dev.trellis.dataplane.stun;
+package dev.trellis.control.stun;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.trellis.dataplane.stun.StunClient;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.StandardProtocolFamily;

@@ -1,13 +1,15 @@
-package dev.trellis.dataplane.stun;
+package dev.trellis.control.stun;
 
 import dev.trellis.proto.stun.StunMessage;
 import dev.trellis.proto.stun.StunMessage.Attribute;
 import dev.trellis.proto.stun.StunMessage.MessageClass;
 import java.io.IOException;
+import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
+import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.DatagramChannel;
@@ -35,6 +37,11 @@ import java.util.function.Consumer;
  *
  * <p>Bound to a wildcard address (0.0.0.0 or ::), the socket is dual-stack where the host has IPv6,
  * answering IPv4 and IPv6 clients on the one port.
+ *
+ * <p>Served by {@code trellis server} and {@code trellis relay} (nodes only ask, with
+ * {@code dev.trellis.dataplane.stun.StunClient}). Threads: one daemon thread per server owns the
+ * socket and does all receiving and answering; the counters are atomics any thread may read, and
+ * {@link #close()} may be called from any thread.
  */
 public final class StunServer implements AutoCloseable {
     public static final int DEFAULT_PORT = 3478;
@@ -94,7 +101,7 @@ public final class StunServer implements AutoCloseable {
             channel = DatagramChannel.open();
             target = new InetSocketAddress(bind.getPort());
         } else {
-            channel = DatagramChannel.open(address instanceof java.net.Inet6Address
+            channel = DatagramChannel.open(address instanceof Inet6Address
                     ? StandardProtocolFamily.INET6 : StandardProtocolFamily.INET);
             target = new InetSocketAddress(address, bind.getPort());
         }
@@ -245,7 +252,7 @@ public final class StunServer implements AutoCloseable {
         if (address.isAnyLocalAddress() || !address.getClass().equals(client.getAddress().getClass())) {
             try {
                 address = InetAddress.getByAddress(new byte[client.getAddress().getAddress().length]);
-            } catch (java.net.UnknownHostException e) {
+            } catch (UnknownHostException e) {
                 throw new AssertionError(e);
             }
         }
