@@ -2,9 +2,9 @@ package dev.trellis.system.campus;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.trellis.system.campus.CampusTestbed.Agent;
 import dev.trellis.system.campus.CampusTestbed.LinkShape;
 import dev.trellis.system.campus.CampusTestbed.Zone;
+import dev.trellis.system.harness.TrellisAgentProcess;
 import dev.trellis.system.netns.Await;
 import dev.trellis.system.netns.Iperf;
 import dev.trellis.system.netns.Metrics;
@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
@@ -77,9 +78,9 @@ class CampusBenchmark {
         try (CampusTestbed campus = CampusTestbed.create(shape)) {
             campus.server().start();
             String key = campus.server().userWithReusableKey("bench");
-            Agent a = campus.newCampusAgent("a", "bench-a");
-            Agent b = campus.newCampusAgent("b", "bench-b");
-            for (Agent agent : List.of(a, b)) {
+            TrellisAgentProcess a = campus.newCampusAgent("a", "bench-a");
+            TrellisAgentProcess b = campus.newCampusAgent("b", "bench-b");
+            for (TrellisAgentProcess agent : List.of(a, b)) {
                 agent.start();
                 agent.up(campus.server().url(), key);
             }
@@ -112,7 +113,7 @@ class CampusBenchmark {
         }
     }
 
-    private Sample measure(CampusTestbed campus, Agent a, Agent b, Mode mode, int seconds) {
+    private Sample measure(CampusTestbed campus, TrellisAgentProcess a, TrellisAgentProcess b, Mode mode, int seconds) {
         campus.moveTo(a, mode.zone);
         campus.moveTo(b, mode.zone);
         String target = mode == Mode.RAW ? b.address() : b.overlay();
@@ -135,7 +136,7 @@ class CampusBenchmark {
 
     static double median(double[] values) {
         double[] sorted = values.clone();
-        java.util.Arrays.sort(sorted);
+        Arrays.sort(sorted);
         int n = sorted.length;
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }

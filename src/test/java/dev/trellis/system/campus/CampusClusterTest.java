@@ -6,9 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.trellis.persistence.postgres.LocalPostgres;
-import dev.trellis.proto.control.ControlJson;
-import dev.trellis.system.campus.CampusTestbed.Agent;
-import dev.trellis.system.campus.CampusTestbed.Server;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.Await;
 import dev.trellis.system.netns.HostProcess;
 import dev.trellis.system.netns.Metrics;
@@ -70,8 +69,8 @@ class CampusClusterTest {
     }
 
     private void run(CampusTestbed campus) throws Exception {
-        Server[] building = {campus.server(), campus.newServerHost("sb", ADDRESS[1]), campus.newServerHost("sc", ADDRESS[2])};
-        Server dbHost = campus.newServerHost("db", DB_ADDRESS);
+        TrellisServerProcess[] building = {campus.server(), campus.newServerHost("sb", ADDRESS[1]), campus.newServerHost("sc", ADDRESS[2])};
+        TrellisServerProcess dbHost = campus.newServerHost("db", DB_ADDRESS);
         try (LocalPostgres postgres = LocalPostgres.start(List.of(Tools.ip(), "netns", "exec", dbHost.namespace().name()), DB_ADDRESS)) {
             String jdbc = postgres.createDatabase("campus");
             String[] config = new String[3];
@@ -83,10 +82,10 @@ class CampusClusterTest {
             String key = building[0].userWithReusableKey("lab");
 
             // Four robots on campus networks, each homed (pinned) on a building's relay and logged in there.
-            Agent a1 = robot(campus, "a1", "robot-a1", 0, building, key);
-            Agent b1 = robot(campus, "b1", "robot-b1", 1, building, key);
-            Agent c1 = robot(campus, "c1", "robot-c1", 2, building, key);
-            Agent b2 = robot(campus, "b2", "robot-b2", 1, building, key);
+            TrellisAgentProcess a1 = robot(campus, "a1", "robot-a1", 0, building, key);
+            TrellisAgentProcess b1 = robot(campus, "b1", "robot-b1", 1, building, key);
+            TrellisAgentProcess c1 = robot(campus, "c1", "robot-c1", 2, building, key);
+            TrellisAgentProcess b2 = robot(campus, "b2", "robot-b2", 1, building, key);
             awaitPing(a1, b1);
             awaitPing(c1, b2);
             JsonNode relays = relays(building[1]);
@@ -113,7 +112,7 @@ class CampusClusterTest {
 
             // Nothing registered is lost, and a new robot joins through a surviving building.
             Await.until("the survivors serving the node list", WAIT, () -> nodes(building[1]).equals(nodesBefore));
-            Agent n1 = campus.newCampusAgent("n1", "robot-n1");
+            TrellisAgentProcess n1 = campus.newCampusAgent("n1", "robot-n1");
             n1.start();
             n1.up(building[1].url(), key);
             awaitPing(n1, a1);
@@ -122,7 +121,7 @@ class CampusClusterTest {
             // 2. A comes back: it rejoins, and a robot homed on it is served by its relay again.
             building[0].start(config[0]);
             awaitUpMembers(building[1], 3);
-            Agent n2 = robot(campus, "n2", "robot-n2", 0, building, key);
+            TrellisAgentProcess n2 = robot(campus, "n2", "robot-n2", 0, building, key);
             awaitPing(n2, c1);
             Await.until("building-a's relay holding robot-n2 again", WAIT,
                     () -> connectedNodes(relays(building[1]), REGION[0]) >= 1);
@@ -146,20 +145,20 @@ class CampusClusterTest {
     }
 
     /** A campus robot homed on {@code home}'s relay, logged in through that building. */
-    private static Agent robot(CampusTestbed campus, String suffix, String hostname, int home, Server[] building, String key) {
-        Agent a = campus.newCampusAgent(suffix, hostname);
+    private static TrellisAgentProcess robot(CampusTestbed campus, String suffix, String hostname, int home, TrellisServerProcess[] building, String key) {
+        TrellisAgentProcess a = campus.newCampusAgent(suffix, hostname);
         a.start(Map.of("TRELLIS_HOME_RELAY", REGION[home]));
         a.up(building[home].url(), key);
         return a;
     }
 
-    private static void awaitPing(Agent from, Agent to) {
+    private static void awaitPing(TrellisAgentProcess from, TrellisAgentProcess to) {
         Await.until(from.hostname() + " pinging " + to.hostname(), WAIT,
                 () -> Ping.ping(from.namespace(), to.overlay(), 2, 1, null, "0.2").received() > 0);
     }
 
     /** Pings every 100 ms for {@code seconds}, with each reply's arrival time. */
-    private static HostProcess continuousPing(Agent from, Agent to, int seconds) {
+    private static HostProcess continuousPing(TrellisAgentProcess from, TrellisAgentProcess to, int seconds) {
         return from.namespace().start("ping-" + from.hostname() + "-" + to.hostname(), Map.of(),
                 Tools.require("ping"), "-D", "-n", "-i", "0.1", "-W", "1", "-w", Integer.toString(seconds), to.overlay());
     }
@@ -190,22 +189,11 @@ class CampusClusterTest {
         return gap;
     }
 
-    private static JsonNode json(Server via, String group, String verb, String... more) {
-        String[] args = new String[more.length + 1];
-        System.arraycopy(more, 0, args, 0, more.length);
-        args[more.length] = "--json";
-        try {
-            return ControlJson.MAPPER.readTree(via.admin(group, verb, args).orThrow().stdout());
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e); // unchecked: Await treats it as "not yet"
-        }
+    private static JsonNode members(TrellisServerProcess via) {
+        return via.json("cluster", "status").path("members");
     }
 
-    private static JsonNode members(Server via) {
-        return json(via, "cluster", "status").path("members");
-    }
-
-    private static void awaitUpMembers(Server via, int n) {
+    private static void awaitUpMembers(TrellisServerProcess via, int n) {
         Await.until(n + " Up members seen from " + via.address(), WAIT, () -> {
             JsonNode members = members(via);
             int up = 0;
@@ -216,8 +204,8 @@ class CampusClusterTest {
         });
     }
 
-    private static JsonNode relays(Server via) {
-        return json(via, "relays", "list");
+    private static JsonNode relays(TrellisServerProcess via) {
+        return via.json("relays", "list");
     }
 
     private static int connectedNodes(JsonNode relays, String region) {
@@ -231,9 +219,9 @@ class CampusClusterTest {
     }
 
     /** Every registered node as "hostname ipv4 ipv6 nodeKey". */
-    private static Set<String> nodes(Server via) {
+    private static Set<String> nodes(TrellisServerProcess via) {
         Set<String> out = new TreeSet<>();
-        for (JsonNode n : json(via, "nodes", "list")) {
+        for (JsonNode n : via.json("nodes", "list")) {
             out.add(n.path("hostname").asText() + " " + n.path("ipv4").asText() + " " + n.path("ipv6").asText() + " "
                     + n.path("nodeKey").asText());
         }

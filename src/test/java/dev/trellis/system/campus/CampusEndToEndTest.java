@@ -5,8 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.trellis.system.campus.CampusTestbed.Agent;
 import dev.trellis.system.campus.CampusTestbed.Zone;
+import dev.trellis.system.harness.FailureDump;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisPing;
 import dev.trellis.system.netns.Await;
 import dev.trellis.system.netns.CommandResult;
 import dev.trellis.system.netns.HostProcess;
@@ -15,6 +17,7 @@ import dev.trellis.system.netns.Metrics;
 import dev.trellis.system.netns.Netns;
 import dev.trellis.system.netns.NetworkNamespace;
 import dev.trellis.system.netns.Ping;
+import dev.trellis.system.netns.Tools;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
@@ -26,12 +29,14 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.MethodOrderer;
@@ -40,9 +45,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
-import org.junit.jupiter.api.extension.ExtensionContext;
-import org.junit.jupiter.api.extension.LifecycleMethodExecutionExceptionHandler;
-import org.junit.jupiter.api.extension.TestExecutionExceptionHandler;
 
 /**
  * Trellis on the reference campus ({@link CampusTestbed}): two lab hosts (UDP among them and to the server) and two
@@ -51,7 +53,7 @@ import org.junit.jupiter.api.extension.TestExecutionExceptionHandler;
  * campus and lab under a ping loop, and that the relay only ever carries ciphertext. Needs root; skipped visibly
  * otherwise. Figures are printed with the {@link Metrics} prefix.
  */
-@ExtendWith(CampusEndToEndTest.Diagnostics.class)
+@ExtendWith(FailureDump.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @Timeout(value = 180, unit = TimeUnit.SECONDS)
 class CampusEndToEndTest {
@@ -59,16 +61,15 @@ class CampusEndToEndTest {
     private static final Duration DIRECT_TIMEOUT = Duration.ofSeconds(30);
     /** The brief: back on the relay within 5 s of direct probes going unanswered. */
     private static final Duration FALLBACK_BOUND = Duration.ofSeconds(5);
-    private static final Pattern PONG = Pattern.compile("pong from \\S+ via (.+?) in ([\\d.]+) ms");
     private static final Pattern SEQ = Pattern.compile("bytes from .*icmp_seq=(\\d+)");
     /** "TRLL": the marker the ciphertext test looks for. */
     private static final String MARKER_HEX = "54524c4c";
 
     private static CampusTestbed campus;
-    private static Agent lab1;
-    private static Agent lab2;
-    private static Agent campus1;
-    private static Agent campus2;
+    private static TrellisAgentProcess lab1;
+    private static TrellisAgentProcess lab2;
+    private static TrellisAgentProcess campus1;
+    private static TrellisAgentProcess campus2;
     private final List<HostProcess> testProcesses = new ArrayList<>();
 
     @BeforeAll
@@ -81,7 +82,7 @@ class CampusEndToEndTest {
         lab2 = campus.newLabAgent("l2", "lab-2");
         campus1 = campus.newCampusAgent("c1", "campus-1");
         campus2 = campus.newCampusAgent("c2", "campus-2");
-        List<Agent> all = List.of(lab1, lab2, campus1, campus2);
+        List<TrellisAgentProcess> all = List.of(lab1, lab2, campus1, campus2);
         CompletableFuture.allOf(all.stream().map(a -> CompletableFuture.runAsync(() -> {
             a.start();
             a.up(campus.server().url(), key);
@@ -99,9 +100,9 @@ class CampusEndToEndTest {
 
     @BeforeEach
     void everyoneOnline() {
-        List<Agent> all = List.of(lab1, lab2, campus1, campus2);
-        for (Agent a : all) {
-            for (Agent b : all) {
+        List<TrellisAgentProcess> all = List.of(lab1, lab2, campus1, campus2);
+        for (TrellisAgentProcess a : all) {
+            for (TrellisAgentProcess b : all) {
                 if (a != b) {
                     Await.until(a.hostname() + " seeing " + b.hostname() + " online", ONLINE_TIMEOUT, () -> {
                         JsonNode p = a.peer(b.hostname());
@@ -112,7 +113,7 @@ class CampusEndToEndTest {
         }
     }
 
-    @org.junit.jupiter.api.AfterEach
+    @AfterEach
     void stopTestProcesses() {
         testProcesses.forEach(HostProcess::stop);
         testProcesses.clear();
@@ -152,8 +153,8 @@ class CampusEndToEndTest {
     @Order(4)
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     void movingFromCampusToLabUpgradesAndMovingBackFallsBack() {
-        Agent mover = campus2;
-        Agent peer = lab1;
+        TrellisAgentProcess mover = campus2;
+        TrellisAgentProcess peer = lab1;
         awaitPath(peer, mover, "relay", Duration.ofSeconds(15));
         try {
             // Up: campus -> lab while a 10 Hz ping loop runs from the lab host to the mover.
@@ -198,8 +199,8 @@ class CampusEndToEndTest {
     @Test
     @Order(5)
     void relaySeesOnlyCiphertext() throws IOException {
-        Agent src = campus1;
-        Agent dst = campus2;
+        TrellisAgentProcess src = campus1;
+        TrellisAgentProcess dst = campus2;
         awaitPath(src, dst, "relay", Duration.ofSeconds(15));
         awaitPath(dst, src, "relay", Duration.ofSeconds(15));
         Path serverPcap = campus.bed().workDir().resolve("server-eth0.pcap");
@@ -232,8 +233,8 @@ class CampusEndToEndTest {
     @Test
     @Order(6)
     void ros1TopicCrossesTheRelayedOverlay() {
-        Agent master = campus1;
-        Agent subscriber = campus2;
+        TrellisAgentProcess master = campus1;
+        TrellisAgentProcess subscriber = campus2;
         awaitPath(master, subscriber, "relay", Duration.ofSeconds(15));
         String roscore = requireTool("roscore", "ros-core");
         String rostopic = requireTool("rostopic", "python3-rostopic");
@@ -243,12 +244,8 @@ class CampusEndToEndTest {
         Map<String, String> subscriberEnv = rosEnv(masterUri, subscriber.overlay(), rosHome.resolve("subscriber"));
         HostProcess core = master.namespace().start("roscore", masterEnv, roscore, "-p", "11311");
         testProcesses.add(core);
-        Await.until("roscore started on " + masterUri, Duration.ofSeconds(60), () -> {
-            if (!core.isAlive()) {
-                throw new AssertionError("roscore exited:\n" + core.output());
-            }
-            return core.output().contains("started core service");
-        });
+        core.awaitReady("roscore started on " + masterUri, Duration.ofSeconds(60),
+                () -> core.output().contains("started core service"));
         String payload = "TRLL-ros-" + Netns.random(6);
         HostProcess pub = master.namespace().start("rostopic-pub", masterEnv, rostopic, "pub", "-r", "5", "/trellis_chatter",
                 "std_msgs/String", "data: '" + payload + "'");
@@ -271,7 +268,7 @@ class CampusEndToEndTest {
     }
 
     private static String requireTool(String name, String debianPackage) {
-        String found = dev.trellis.system.netns.Tools.find(name);
+        String found = Tools.find(name);
         if (found == null) {
             throw new AssertionError(name + " is missing: apt-get install " + debianPackage
                     + " (ros-core python3-rospy python3-rostopic python3-std-msgs); CI's .ci/run installs them");
@@ -281,7 +278,7 @@ class CampusEndToEndTest {
 
     // ---------------------------------------------------------------------------------------------------
 
-    private void checkRelayed(Agent a, Agent b, String label) {
+    private void checkRelayed(TrellisAgentProcess a, TrellisAgentProcess b, String label) {
         // Give path discovery its chance (it upgrades within ~1-3 s when it can): the path must stay relayed.
         Await.sleep(Duration.ofSeconds(4));
         awaitPath(a, b, "relay", Duration.ofSeconds(10));
@@ -295,7 +292,7 @@ class CampusEndToEndTest {
     }
 
     /** Ping RTT and a 3 s iperf3 TCP transfer from a to b's overlay address; prints the figures. */
-    private void measure(String label, Agent a, Agent b) {
+    private void measure(String label, TrellisAgentProcess a, TrellisAgentProcess b) {
         Ping.Result ping = Ping.ping(a.namespace(), b.overlay(), 10, 2, null, "0.2");
         assertTrue(ping.allReplied(), label + ": ping over the overlay failed:\n" + ping.raw().stdout() + ping.raw().stderr());
         Iperf.Result iperf = Iperf.tcp(b.namespace(), a.namespace(), b.overlay(), 3, false);
@@ -304,34 +301,23 @@ class CampusEndToEndTest {
                 iperf.mbps(), iperf.retransmits());
     }
 
-    /** "relay default" or "IP:PORT" from the first pong of {@code trellis ping -c 3}. */
-    private static String trellisPingVia(Agent from, Agent to) {
-        CommandResult r = from.trellisPing(to.hostname(), 3);
-        Matcher m = PONG.matcher(r.stdout());
-        assertTrue(r.ok() && m.find(), "trellis ping " + to.hostname() + " failed (exit " + r.exitCode() + "):\n" + r.stdout() + r.stderr());
-        String via = m.group(1);
-        String last = via;
-        while (m.find()) {
-            last = m.group(1);
-        }
-        return last;
+    /** "relay default" or "IP:PORT" from the last pong of {@code trellis ping -c 3}. */
+    private static String trellisPingVia(TrellisAgentProcess from, TrellisAgentProcess to) {
+        TrellisPing ping = from.ping(to.hostname(), 3);
+        assertTrue(ping.answered(), "trellis ping " + to.hostname() + " failed: " + ping);
+        return ping.last().via();
     }
 
-    private static void awaitPath(Agent from, Agent to, String path, Duration timeout) {
+    private static void awaitPath(TrellisAgentProcess from, TrellisAgentProcess to, String path, Duration timeout) {
         Await.until(from.hostname() + "'s path to " + to.hostname() + " being " + path, timeout,
                 () -> path.equals(from.pathTo(to)));
     }
 
     private HostProcess tcpdump(NetworkNamespace ns, String iface, Path file) {
-        HostProcess p = ns.start("tcpdump-" + iface, Map.of(), dev.trellis.system.netns.Tools.require("tcpdump"), "-n", "-U",
+        HostProcess p = ns.start("tcpdump-" + iface, Map.of(), Tools.require("tcpdump"), "-n", "-U",
                 "-i", iface, "-w", file.toString());
         testProcesses.add(p);
-        Await.until("tcpdump listening on " + iface, Duration.ofSeconds(10), () -> {
-            if (!p.isAlive()) {
-                throw new AssertionError("tcpdump exited:\n" + p.output());
-            }
-            return p.output().contains("listening on");
-        });
+        p.awaitReady("tcpdump listening on " + iface, Duration.ofSeconds(10), () -> p.output().contains("listening on"));
         return p;
     }
 
@@ -380,7 +366,7 @@ class CampusEndToEndTest {
         static final double INTERVAL_S = 0.1;
 
         static PingLoop start(NetworkNamespace ns, String dest, int count, List<HostProcess> owned) {
-            HostProcess p = ns.start("ping-loop", Map.of(), dev.trellis.system.netns.Tools.require("ping"), "-n", "-i",
+            HostProcess p = ns.start("ping-loop", Map.of(), Tools.require("ping"), "-n", "-i",
                     Double.toString(INTERVAL_S), "-W", "1", "-c", Integer.toString(count), dest);
             owned.add(p);
             return new PingLoop(p, count);
@@ -421,50 +407,8 @@ class CampusEndToEndTest {
 
             @Override
             public String toString() {
-                return String.format(java.util.Locale.ROOT, "%d/%d answered (loss %.1f%%), longest gap %d echoes = %.1f s",
+                return String.format(Locale.ROOT, "%d/%d answered (loss %.1f%%), longest gap %d echoes = %.1f s",
                         received, sent, lossPercent(), longestGap, longestGap * INTERVAL_S);
-            }
-        }
-    }
-
-    /** Prints the campus (router rules, logs, status) and the netns beds when a test or set-up fails. */
-    static final class Diagnostics implements TestExecutionExceptionHandler, LifecycleMethodExecutionExceptionHandler {
-        @Override
-        public void handleTestExecutionException(ExtensionContext context, Throwable throwable) throws Throwable {
-            dump(context, throwable);
-            throw throwable;
-        }
-
-        @Override
-        public void handleBeforeAllMethodExecutionException(ExtensionContext context, Throwable throwable) throws Throwable {
-            dump(context, throwable);
-            throw throwable;
-        }
-
-        @Override
-        public void handleBeforeEachMethodExecutionException(ExtensionContext context, Throwable throwable) throws Throwable {
-            dump(context, throwable);
-            throw throwable;
-        }
-
-        private static void dump(ExtensionContext context, Throwable throwable) {
-            if (throwable instanceof org.opentest4j.TestAbortedException) {
-                return;
-            }
-            System.out.println("[campus] " + context.getDisplayName() + " failed: " + throwable);
-            for (CampusTestbed c : CampusTestbed.open()) {
-                try {
-                    c.dumpDiagnostics(System.out);
-                } catch (RuntimeException e) {
-                    System.out.println("[campus] diagnostics failed: " + e);
-                }
-            }
-            for (Netns bed : Netns.open()) {
-                try {
-                    bed.dumpDiagnostics(System.out);
-                } catch (RuntimeException e) {
-                    System.out.println("[campus] netns diagnostics failed: " + e);
-                }
             }
         }
     }

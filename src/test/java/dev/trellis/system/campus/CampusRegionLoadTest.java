@@ -4,9 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.trellis.persistence.postgres.LocalPostgres;
-import dev.trellis.proto.control.ControlJson;
-import dev.trellis.system.campus.CampusTestbed.Agent;
-import dev.trellis.system.campus.CampusTestbed.Server;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.Await;
 import dev.trellis.system.netns.Ping;
 import dev.trellis.system.netns.Tools;
@@ -36,8 +35,8 @@ class CampusRegionLoadTest {
     }
 
     private void run(CampusTestbed campus) throws Exception {
-        Server[] server = {campus.server(), campus.newServerHost("s2", ADDRESS[1])};
-        Server dbHost = campus.newServerHost("db", DB_ADDRESS);
+        TrellisServerProcess[] server = {campus.server(), campus.newServerHost("s2", ADDRESS[1])};
+        TrellisServerProcess dbHost = campus.newServerHost("db", DB_ADDRESS);
         try (LocalPostgres postgres = LocalPostgres.start(List.of(Tools.ip(), "netns", "exec", dbHost.namespace().name()), DB_ADDRESS)) {
             String jdbc = postgres.createDatabase("lab");
             String seeds = "\"" + ADDRESS[0] + ":25520\", \"" + ADDRESS[1] + ":25520\"";
@@ -56,9 +55,9 @@ class CampusRegionLoadTest {
             Await.until("both relays in the map", WAIT, () -> relays(server[0]).size() == 2);
             String key = server[0].userWithReusableKey("lab");
 
-            List<Agent> robots = new ArrayList<>();
+            List<TrellisAgentProcess> robots = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
-                Agent robot = campus.newCampusAgent("r" + i, "robot-" + i);
+                TrellisAgentProcess robot = campus.newCampusAgent("r" + i, "robot-" + i);
                 robot.start();
                 robot.up(server[i % 2].url(), key);
                 robots.add(robot);
@@ -85,22 +84,18 @@ class CampusRegionLoadTest {
         return "http://" + ADDRESS[server] + ":" + CampusTestbed.SERVER_PORT;
     }
 
-    private static void awaitPing(Agent from, Agent to) {
+    private static void awaitPing(TrellisAgentProcess from, TrellisAgentProcess to) {
         Await.until(from.hostname() + " pinging " + to.hostname(), WAIT,
                 () -> Ping.ping(from.namespace(), to.overlay(), 2, 1, null, "0.2").received() > 0);
     }
 
     /** Relay URL → connected nodes, from {@code trellis relays list --json}. */
-    private static Map<String, Integer> relays(Server via) {
-        try {
-            Map<String, Integer> out = new TreeMap<>();
-            for (JsonNode r : ControlJson.MAPPER.readTree(via.admin("relays", "list", "--json").orThrow().stdout())) {
-                out.put(r.path("url").asText(), r.path("connectedNodes").asInt());
-            }
-            return out;
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e); // unchecked: Await treats it as "not yet"
+    private static Map<String, Integer> relays(TrellisServerProcess via) {
+        Map<String, Integer> out = new TreeMap<>();
+        for (JsonNode r : via.json("relays", "list")) {
+            out.put(r.path("url").asText(), r.path("connectedNodes").asInt());
         }
+        return out;
     }
 
     private static int total(Map<String, Integer> relays) {

@@ -4,7 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.trellis.system.campus.CampusTestbed.Agent;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisPing;
 import dev.trellis.system.netns.Await;
 import dev.trellis.system.netns.CommandResult;
 import dev.trellis.system.netns.Metrics;
@@ -13,8 +14,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -27,7 +26,6 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class CampusRegionsTest {
     private static final String RELAY_B_ADDRESS = "198.18.10.3";
-    private static final Pattern PONG = Pattern.compile("pong from \\S+ via (.+?) in ([\\d.]+) ms");
 
     @Test
     void campusHostsHomedInDifferentRegionsTalkThroughEachOthersHome() throws Exception {
@@ -40,11 +38,11 @@ class CampusRegionsTest {
                 trellis.relay.others = [ { region = "b", url = "http://%s:%d" } ]
                 """.formatted(RELAY_B_ADDRESS, CampusTestbed.SERVER_PORT));
         String key = campus.server().userWithReusableKey("campus");
-        String apiKey = campus.server().admin("apikeys", "create").orThrow().stdout().strip().lines().toList().getLast().strip();
+        String apiKey = campus.server().createApiKey();
         campus.startStandaloneRelay("rb", RELAY_B_ADDRESS, "b", apiKey);
 
-        Agent a = campus.newCampusAgent("ra", "campus-a");
-        Agent b = campus.newCampusAgent("rb2", "campus-b");
+        TrellisAgentProcess a = campus.newCampusAgent("ra", "campus-a");
+        TrellisAgentProcess b = campus.newCampusAgent("rb2", "campus-b");
         a.start(Map.of("TRELLIS_HOME_RELAY", "main"));
         b.start(Map.of("TRELLIS_HOME_RELAY", "b"));
         a.up(campus.server().url(), key);
@@ -66,10 +64,9 @@ class CampusRegionsTest {
         assertTrue(ping.allReplied(), "ping across regions failed:\n" + ping.raw().stdout() + ping.raw().stderr());
         Metrics.report("campus two regions (a homed main, b homed b): RTT avg %.3f ms", ping.rttAvgMs());
 
-        CommandResult trellisPing = a.trellisPing("campus-b", 3);
-        Matcher m = PONG.matcher(trellisPing.stdout());
-        assertTrue(trellisPing.ok() && m.find(), "trellis ping failed:\n" + trellisPing.stdout() + trellisPing.stderr());
-        assertEquals("relay b", m.group(1), trellisPing.stdout());
+        TrellisPing trellisPing = a.ping("campus-b", 3);
+        assertTrue(trellisPing.answered(), "trellis ping failed: " + trellisPing);
+        assertEquals("relay b", trellisPing.first().via(), trellisPing.raw().stdout());
 
         // netcheck: no UDP on campus, both regions measured, the home marked.
         CommandResult netcheck = a.trellis("netcheck", "--state-dir", a.stateDir().toString());

@@ -1,27 +1,20 @@
 package dev.trellis.system.campus;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.trellis.dataplane.agent.AgentState;
-import dev.trellis.dataplane.agent.LocalApiClient;
-import dev.trellis.proto.control.ControlJson;
-import dev.trellis.system.netns.Await;
-import dev.trellis.system.netns.CommandResult;
+import dev.trellis.system.harness.FailureDump;
+import dev.trellis.system.harness.TestEnv;
+import dev.trellis.system.harness.Trellis;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.HostProcess;
 import dev.trellis.system.netns.Netns;
 import dev.trellis.system.netns.NetworkNamespace;
-import dev.trellis.system.netns.Prerequisites;
 import dev.trellis.system.netns.Tools;
-import dev.trellis.system.netns.WgImpl;
-import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -43,14 +36,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  * agent keeps running.
  *
  * <p>Everything stays inside our namespaces (no link to the root namespace), so fixed addresses never collide with
- * other runs; host-wide names (the agents' interfaces and their wg sockets) are random.
+ * other runs; host-wide names (the agents' interfaces and their wg sockets) are random. Servers, agents and relays
+ * are the harness's ({@link TestEnv}); a failing test prints them and the router's rules ({@link FailureDump}).
  */
 public final class CampusTestbed implements AutoCloseable {
-    public static final int SERVER_PORT = 8080;
+    public static final int SERVER_PORT = TrellisServerProcess.PORT;
     public static final String SERVER_ADDRESS = "198.18.10.2";
     static final String SERVER_GATEWAY = "198.18.10.1";
     static final String LAB_PREFIX = "198.18.20.";
-    private static final Set<CampusTestbed> OPEN = ConcurrentHashMap.newKeySet();
 
     /** LAB and CAMPUS as described above; OPEN lets everything to and from the host through, un-NATed (the "raw" baseline). */
     public enum Zone { LAB, CAMPUS, OPEN }
@@ -72,34 +65,45 @@ public final class CampusTestbed implements AutoCloseable {
         }
     }
 
+    private final TestEnv env;
     private final Netns bed;
     private final NetworkNamespace router;
-    private final Path launcher;
-    private final Server server;
-    private final List<Server> otherServers = new CopyOnWriteArrayList<>();
-    private final List<Agent> agents = new CopyOnWriteArrayList<>();
+    private final TrellisServerProcess server;
+    private final List<TrellisServerProcess> otherServers = new CopyOnWriteArrayList<>();
+    /** Each agent's host: the suffix naming its router chains, and its zone. */
+    private final Map<TrellisAgentProcess, Host> hosts = new ConcurrentHashMap<>();
     private final AtomicInteger nextLabHost = new AtomicInteger(10);
     private final AtomicInteger nextCampusNet = new AtomicInteger(31);
     private final LinkShape shape;
-    private final List<HostProcess> delayLines = new CopyOnWriteArrayList<>();
-    private final List<HostProcess> relays = new CopyOnWriteArrayList<>();
 
-    private CampusTestbed(Netns bed, LinkShape shape) {
-        this.bed = bed;
+    private static final class Host {
+        final String suffix;
+        volatile Zone zone;
+
+        Host(String suffix) {
+            this.suffix = suffix;
+        }
+    }
+
+    private CampusTestbed(LinkShape shape) {
         this.shape = shape;
-        this.launcher = launcher();
-        OPEN.add(this);
-        router = bed.newNamespace("rtr");
-        router.exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
-        ipt("-P", "FORWARD", "DROP");
-        ipt("-N", "zones");
-        ipt("-A", "FORWARD", "-j", "zones");
-        ipt("-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT");
-        ipt("-A", "FORWARD", "-p", "tcp", "-d", SERVER_ADDRESS, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
-        // Only UDP between lab-zone hosts and the server gets this far: campus-zone hosts' UDP is dropped in "zones".
-        ipt("-A", "FORWARD", "-p", "udp", "-j", "ACCEPT");
-        NetworkNamespace srv = attach("srv", SERVER_ADDRESS, SERVER_GATEWAY, null);
-        server = new Server(srv, bed.workDir().resolve("server-data"), SERVER_ADDRESS, "server");
+        env = TestEnv.create("campus testbed", this::dumpRouter);
+        bed = env.bed();
+        try {
+            router = bed.newNamespace("rtr");
+            router.exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
+            ipt("-P", "FORWARD", "DROP");
+            ipt("-N", "zones");
+            ipt("-A", "FORWARD", "-j", "zones");
+            ipt("-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT");
+            ipt("-A", "FORWARD", "-p", "tcp", "-d", SERVER_ADDRESS, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
+            // Only UDP between lab-zone hosts and the server gets this far: campus-zone hosts' UDP is dropped in "zones".
+            ipt("-A", "FORWARD", "-p", "udp", "-j", "ACCEPT");
+            server = env.newServer(attach("srv", SERVER_ADDRESS, SERVER_GATEWAY, null), "server", SERVER_ADDRESS);
+        } catch (RuntimeException | Error e) {
+            env.close();
+            throw e;
+        }
     }
 
     /** A new campus (router and server namespace; server not started). Skips visibly without root. */
@@ -107,55 +111,18 @@ public final class CampusTestbed implements AutoCloseable {
         return create(null);
     }
 
-    /** What a test does on a campus; may throw anything, the testbed is dumped before it propagates. */
-    @FunctionalInterface
-    public interface Scenario {
-        void run(CampusTestbed campus) throws Exception;
-    }
-
-    /** Builds a plain campus, runs {@code scenario} on it, prints the testbed's state if it fails, and tears it down. */
-    public static void run(Scenario scenario) throws Exception {
-        try (CampusTestbed campus = create()) {
-            try {
-                scenario.run(campus);
-            } catch (Exception | Error e) {
-                campus.dumpDiagnostics(System.out);
-                throw e;
-            }
-        }
+    /** Builds a plain campus, runs {@code scenario} on it, prints everything open if it fails, and tears it down. */
+    public static void run(FailureDump.Body<CampusTestbed> scenario) throws Exception {
+        FailureDump.around(create(), scenario);
     }
 
     /** A new campus whose client links have {@code shape} (null: plain veths). */
     public static CampusTestbed create(LinkShape shape) {
-        Prerequisites.check();
         Tools.require("iptables");
         if (shape != null) {
             Tools.require("tc");
         }
-        Netns bed = Netns.create();
-        try {
-            return new CampusTestbed(bed, shape);
-        } catch (RuntimeException | Error e) {
-            OPEN.removeIf(c -> c.bed == bed);
-            bed.close();
-            throw e;
-        }
-    }
-
-    static Set<CampusTestbed> open() {
-        return Set.copyOf(OPEN);
-    }
-
-    private static Path launcher() {
-        Path home = WgImpl.home();
-        Path launcher = home.resolve("trellis");
-        if (!Files.isExecutable(launcher)) {
-            throw new AssertionError("Trellis launcher " + launcher + " is missing or not executable");
-        }
-        if (!Files.isRegularFile(home.resolve("control-plane/target/trellis.jar"))) {
-            throw new AssertionError("control-plane/target/trellis.jar is missing: build Trellis first (" + home.resolve("build") + ")");
-        }
-        return launcher;
+        return new CampusTestbed(shape);
     }
 
     private void ipt(String... args) {
@@ -177,15 +144,9 @@ public final class CampusTestbed implements AutoCloseable {
             NetworkNamespace delay = bed.newNamespace("d-" + suffix);
             bed.veth(delay, "host", ns, "eth0");
             bed.veth(router, port, delay, "rtr");
-            HostProcess line = delay.start("delayline-" + suffix, Map.of(), shape.delayLine().toString(), "host", "rtr",
-                    Integer.toString(shape.oneWayDelayMicros()));
-            delayLines.add(line);
-            Await.until("delay line " + suffix + " running", Duration.ofSeconds(10), () -> {
-                if (!line.isAlive()) {
-                    throw new AssertionError("delay line exited:\n" + line.output());
-                }
-                return !line.output().isEmpty();
-            });
+            HostProcess line = env.keep(delay.start("delayline-" + suffix, Map.of(), shape.delayLine().toString(), "host", "rtr",
+                    Integer.toString(shape.oneWayDelayMicros())));
+            line.awaitReady("delay line " + suffix + " running", Duration.ofSeconds(10), () -> !line.output().isEmpty());
         } else {
             bed.veth(router, port, ns, "eth0");
         }
@@ -210,16 +171,11 @@ public final class CampusTestbed implements AutoCloseable {
         NetworkNamespace ns = attach(suffix, address, SERVER_GATEWAY, null);
         ipt("-A", "FORWARD", "-p", "tcp", "-d", address, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
         Path keyFile = bed.writeSecret("relay-" + suffix + ".key", apiKey + "\n");
-        HostProcess p = ns.start("trellis-relay-" + region, Map.of(), launcher.toString(), "relay", "--region", region,
+        HostProcess p = env.keep(Trellis.start(ns, "trellis-relay-" + region, Map.of(), List.of("relay", "--region", region,
                 "--login-server", server.url(), "--api-key-file", keyFile.toString(), "--listen", "0.0.0.0:" + SERVER_PORT,
-                "--data-dir", bed.workDir().resolve("relay-" + suffix).toString(), "--stun-port", "0");
-        relays.add(p);
-        Await.until("trellis relay " + region + " listening", Duration.ofSeconds(90), () -> {
-            if (!p.isAlive()) {
-                throw new AssertionError("trellis relay exited early:\n" + tail(p.output(), 60));
-            }
-            return p.output().contains("trellis relay listening on");
-        });
+                "--data-dir", bed.workDir().resolve("relay-" + suffix).toString(), "--stun-port", "0")));
+        p.awaitReady("trellis relay " + region + " listening", TrellisServerProcess.START_TIMEOUT,
+                () -> p.output().contains("trellis relay listening on"));
         return p;
     }
 
@@ -228,14 +184,14 @@ public final class CampusTestbed implements AutoCloseable {
      * reachable from every zone on TCP port 8080 like the first, and on any TCP port from the other server-network
      * hosts (cluster, relay mesh, PostgreSQL).
      */
-    public Server newServerHost(String suffix, String address) {
+    public TrellisServerProcess newServerHost(String suffix, String address) {
         NetworkNamespace ns = attach(suffix, address, SERVER_GATEWAY, null);
         ipt("-A", "FORWARD", "-p", "tcp", "-d", address, "--dport", Integer.toString(SERVER_PORT), "-j", "ACCEPT");
         if (otherServers.isEmpty()) {
             ipt("-A", "FORWARD", "-p", "tcp", "-s", SERVER_GATEWAY.replaceAll("\\.1$", ".0/24"),
                     "-d", SERVER_GATEWAY.replaceAll("\\.1$", ".0/24"), "-j", "ACCEPT");
         }
-        Server s = new Server(ns, bed.workDir().resolve("server-data-" + suffix), address, suffix);
+        TrellisServerProcess s = env.newServer(ns, suffix, address);
         otherServers.add(s);
         return s;
     }
@@ -244,32 +200,32 @@ public final class CampusTestbed implements AutoCloseable {
      * Cuts a server-network host off from every other host (both ways, in the router), or ({@code cut = false})
      * lets it back in; connections in flight stop getting packets too.
      */
-    public void isolate(Server s, boolean cut) {
+    public void isolate(TrellisServerProcess s, boolean cut) {
         String verb = cut ? "-I" : "-D";
         if (cut) {
-            ipt(verb, "FORWARD", "1", "-s", s.address, "-j", "DROP");
-            ipt(verb, "FORWARD", "1", "-d", s.address, "-j", "DROP");
+            ipt(verb, "FORWARD", "1", "-s", s.address(), "-j", "DROP");
+            ipt(verb, "FORWARD", "1", "-d", s.address(), "-j", "DROP");
         } else {
-            ipt(verb, "FORWARD", "-s", s.address, "-j", "DROP");
-            ipt(verb, "FORWARD", "-d", s.address, "-j", "DROP");
+            ipt(verb, "FORWARD", "-s", s.address(), "-j", "DROP");
+            ipt(verb, "FORWARD", "-d", s.address(), "-j", "DROP");
         }
     }
 
     /** A lab host (198.18.20.N) with an agent, not started. */
-    public Agent newLabAgent(String suffix, String hostname) {
+    public TrellisAgentProcess newLabAgent(String suffix, String hostname) {
         String address = LAB_PREFIX + nextLabHost.getAndIncrement();
         return newAgent(suffix, hostname, address, LAB_PREFIX + "1", Zone.LAB);
     }
 
     /** A campus host alone on its own campus network 198.18.(30+k).10/24, behind NAT, with an agent, not started. */
-    public Agent newCampusAgent(String suffix, String hostname) {
+    public TrellisAgentProcess newCampusAgent(String suffix, String hostname) {
         int net = nextCampusNet.getAndIncrement();
         String prefix = "198.18." + net + ".";
         ipt("-t", "nat", "-A", "POSTROUTING", "-s", prefix + "0/24", "-j", "MASQUERADE");
         return newAgent(suffix, hostname, prefix + "10", prefix + "1", Zone.CAMPUS);
     }
 
-    private Agent newAgent(String suffix, String hostname, String address, String gateway, Zone zone) {
+    private TrellisAgentProcess newAgent(String suffix, String hostname, String address, String gateway, Zone zone) {
         NetworkNamespace ns = attach(suffix, address, gateway, shape);
         String chain = "z-" + suffix;
         String natChain = "n-" + suffix;
@@ -278,21 +234,17 @@ public final class CampusTestbed implements AutoCloseable {
         ipt("-A", "zones", "-d", address, "-j", chain);
         ipt("-t", "nat", "-N", natChain);
         ipt("-t", "nat", "-I", "POSTROUTING", "1", "-s", address, "-j", natChain);
-        Path stateDir = bed.workDir().resolve("agent-" + suffix);
-        Agent agent = new Agent(ns, hostname, address, suffix, stateDir, Netns.uniqueIfName("tca"));
-        agents.add(agent);
-        applyZone(agent, zone);
+        TrellisAgentProcess agent = env.newAgent(ns, hostname, address, "tca");
+        hosts.put(agent, new Host(suffix));
+        moveTo(agent, zone);
         return agent;
     }
 
     /** Moves a host between zones by rewriting its router chains; address, routes and agent stay as they are. */
-    public void moveTo(Agent agent, Zone zone) {
-        applyZone(agent, zone);
-    }
-
-    private void applyZone(Agent agent, Zone zone) {
-        String chain = "z-" + agent.suffix;
-        String natChain = "n-" + agent.suffix;
+    public void moveTo(TrellisAgentProcess agent, Zone zone) {
+        Host host = hosts.get(agent);
+        String chain = "z-" + host.suffix;
+        String natChain = "n-" + host.suffix;
         ipt("-F", chain);
         ipt("-t", "nat", "-F", natChain);
         switch (zone) {
@@ -303,10 +255,10 @@ public final class CampusTestbed implements AutoCloseable {
                 ipt("-t", "nat", "-A", natChain, "-j", "ACCEPT");
             }
         }
-        agent.zone = zone;
+        host.zone = zone;
     }
 
-    public Server server() {
+    public TrellisServerProcess server() {
         return server;
     }
 
@@ -318,309 +270,25 @@ public final class CampusTestbed implements AutoCloseable {
         return bed;
     }
 
-    CommandResult trellis(NetworkNamespace ns, Duration timeout, String... args) {
-        String[] argv = new String[args.length + 1];
-        argv[0] = launcher.toString();
-        System.arraycopy(args, 0, argv, 1, args.length);
-        return ns.run(Map.of(), timeout, argv);
-    }
-
-    public void dumpDiagnostics(PrintStream out) {
-        out.println("===== campus testbed " + bed.workDir() + " =====");
+    /** The router's rules and every host's zone: the campus's part of what a failing test prints. */
+    private void dumpRouter(PrintStream out) {
         try {
             out.println("--- router iptables:\n" + router.run(Tools.require("iptables-save")).stdout());
         } catch (RuntimeException e) {
             out.println("(iptables-save failed: " + e + ")");
         }
-        for (Server s : servers()) {
-            HostProcess sp = s.process;
-            if (sp != null) {
-                out.println("--- server " + s.name + " alive=" + sp.isAlive() + " log tail:\n" + tail(sp.output(), 60));
-            }
+        for (TrellisAgentProcess agent : env.agents()) {
+            out.println("--- " + agent + ": zone " + hosts.get(agent).zone);
         }
-        for (HostProcess r : relays) {
-            out.println("--- " + r.label() + " alive=" + r.isAlive() + " log tail:\n" + tail(r.output(), 40));
-        }
-        for (Agent a : agents) {
-            HostProcess p = a.process;
-            out.println("--- agent " + a + " zone " + a.zone + (p == null ? " (not started)" : " alive=" + p.isAlive()));
-            if (p != null) {
-                out.println(tail(p.output(), 60));
-                try {
-                    out.println("status: " + a.statusNow().toPrettyString());
-                } catch (RuntimeException e) {
-                    out.println("(status failed: " + e + ")");
-                }
-            }
-        }
-        out.println("===== end of campus testbed =====");
     }
 
     @Override
     public void close() {
-        try {
-            for (Agent a : agents) {
-                a.stop();
-            }
-            for (Server s : servers()) {
-                HostProcess sp = s.process;
-                if (sp != null && sp.isAlive() && sp.terminate(Duration.ofSeconds(20)).isEmpty()) {
-                    sp.stop();
-                }
-            }
-            for (HostProcess r : relays) {
-                if (r.isAlive() && r.terminate(Duration.ofSeconds(10)).isEmpty()) {
-                    r.stop();
-                }
-            }
-            for (HostProcess line : delayLines) {
-                if (line.isAlive() && line.terminate(Duration.ofSeconds(5)).isEmpty()) {
-                    line.stop();
-                }
-            }
-        } catch (RuntimeException | Error e) {
-            System.err.println("[campus] stopping processes: " + e);
-        } finally {
-            bed.close();
-            for (Agent a : agents) {
-                try {
-                    Files.deleteIfExists(Netns.WIREGUARD_SOCKET_DIR.resolve(a.interfaceName + ".sock"));
-                } catch (IOException e) {
-                    System.err.println("[campus] removing the wg socket of " + a.interfaceName + ": " + e);
-                }
-            }
-            OPEN.remove(this);
-        }
+        env.close();
     }
 
-    private List<Server> servers() {
-        List<Server> all = new java.util.ArrayList<>(List.of(server));
-        all.addAll(otherServers);
-        return all;
-    }
-
-    /** {@code trellis server} in a server-network namespace. */
-    public final class Server {
-        private final NetworkNamespace ns;
-        private final Path dataDir;
-        private final String address;
-        private final String name;
-        private volatile HostProcess process;
-
-        Server(NetworkNamespace ns, Path dataDir, String address, String name) {
-            this.ns = ns;
-            this.dataDir = dataDir;
-            this.address = address;
-            this.name = name;
-        }
-
-        public NetworkNamespace namespace() {
-            return ns;
-        }
-
-        public String address() {
-            return address;
-        }
-
-        public String url() {
-            return "http://" + address + ":" + SERVER_PORT;
-        }
-
-        /** The running process (null before the first start). */
-        public HostProcess process() {
-            return process;
-        }
-
-        public void start() {
-            start(null);
-        }
-
-        /** Starts with {@code config} (HOCON, e.g. relay settings) in a config file; null: none. */
-        public void start(String config) {
-            List<String> argv = new java.util.ArrayList<>(List.of(launcher.toString(), "server",
-                    "--data-dir", dataDir.toString(), "--listen", "0.0.0.0:" + SERVER_PORT));
-            if (config != null) {
-                Path file = bed.workDir().resolve(name + ".conf");
-                try {
-                    Files.writeString(file, config);
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-                argv.addAll(List.of("--config", file.toString()));
-            }
-            HostProcess p = ns.start("trellis-" + name, Map.of(), argv.toArray(String[]::new));
-            process = p;
-            Await.until("trellis server " + name + " listening", Duration.ofSeconds(90), () -> {
-                if (!p.isAlive()) {
-                    throw new AssertionError("trellis server exited early:\n" + tail(p.output(), 60));
-                }
-                return p.output().contains("trellis server listening on");
-            });
-        }
-
-        public CommandResult admin(String group, String verb, String... args) {
-            String[] argv = new String[args.length + 4];
-            argv[0] = group;
-            argv[1] = verb;
-            argv[2] = "--data-dir";
-            argv[3] = dataDir.toString();
-            System.arraycopy(args, 0, argv, 4, args.length);
-            return trellis(ns, Duration.ofSeconds(60), argv);
-        }
-
-        /** Creates user {@code user} and a reusable auth key for it; returns the key. */
-        public String userWithReusableKey(String user) {
-            admin("users", "create", user).orThrow();
-            return admin("authkeys", "create", "--user", user, "--reusable").orThrow().stdout().strip().lines().toList()
-                    .getLast().strip();
-        }
-    }
-
-    /** One host running {@code trellis agent}. */
-    public final class Agent {
-        private final NetworkNamespace ns;
-        private final String hostname;
-        private final String address;
-        private final String suffix;
-        private final Path stateDir;
-        private final String interfaceName;
-        private volatile HostProcess process;
-        private volatile Zone zone;
-        private volatile String overlay;
-
-        Agent(NetworkNamespace ns, String hostname, String address, String suffix, Path stateDir, String interfaceName) {
-            this.ns = ns;
-            this.hostname = hostname;
-            this.address = address;
-            this.suffix = suffix;
-            this.stateDir = stateDir;
-            this.interfaceName = interfaceName;
-        }
-
-        public NetworkNamespace namespace() {
-            return ns;
-        }
-
-        public String hostname() {
-            return hostname;
-        }
-
-        public String address() {
-            return address;
-        }
-
-        public String interfaceName() {
-            return interfaceName;
-        }
-
-        public Path stateDir() {
-            return stateDir;
-        }
-
-        public Zone zone() {
-            return zone;
-        }
-
-        public void start() {
-            start(Map.of());
-        }
-
-        /** Starts the agent with extra environment (e.g. TRELLIS_HOME_RELAY). */
-        public void start(Map<String, String> env) {
-            HostProcess p = ns.start("trellis-agent-" + hostname, env, launcher.toString(), "agent",
-                    "--state-dir", stateDir.toString(), "--interface", interfaceName);
-            process = p;
-            Await.until("trellis agent " + hostname + " answering on its local API", Duration.ofSeconds(60), () -> {
-                if (!p.isAlive()) {
-                    throw new AssertionError("trellis agent " + hostname + " exited early:\n" + tail(p.output(), 60));
-                }
-                try {
-                    statusNow();
-                    return true;
-                } catch (UncheckedIOException e) {
-                    return false;
-                }
-            });
-        }
-
-        void stop() {
-            HostProcess p = process;
-            if (p != null && p.isAlive() && p.terminate(Duration.ofSeconds(10)).isEmpty()) {
-                p.stop();
-            }
-        }
-
-        /** {@code trellis up}; throws unless it exits 0. */
-        public void up(String loginServer, String authKey) {
-            trellis("up", "--state-dir", stateDir.toString(), "--login-server", loginServer, "--authkey", authKey,
-                    "--hostname", hostname).orThrow();
-        }
-
-        /** The agent's own IPv4 overlay address ({@code trellis ip -4}), cached. */
-        public String overlay() {
-            if (overlay == null) {
-                overlay = trellis("ip", "-4", "--state-dir", stateDir.toString()).orThrow().stdout().strip();
-            }
-            return overlay;
-        }
-
-        /** {@code trellis ping -c N PEER}: the command's result (stdout has "pong from ... via ..."). */
-        public CommandResult trellisPing(String peer, int count) {
-            return trellis("ping", "-c", Integer.toString(count), "--state-dir", stateDir.toString(), peer);
-        }
-
-        public CommandResult trellis(String... args) {
-            return CampusTestbed.this.trellis(ns, Duration.ofSeconds(60), args);
-        }
-
-        /** Status straight from the local API (what {@code status --json} prints). */
-        public JsonNode statusNow() {
-            LocalApiClient client = new LocalApiClient(AgentState.socketPath(stateDir));
-            try {
-                ObjectNode reply = (ObjectNode) client.call(client.newRequest("status"), Duration.ofSeconds(5));
-                if (!reply.path("ok").asBoolean()) {
-                    throw new IllegalStateException("agent " + hostname + " refused status: " + reply);
-                }
-                reply.remove("ok");
-                return reply;
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-
-        /** {@code trellis status --json} through the CLI. */
-        public JsonNode statusCli() {
-            try {
-                return ControlJson.MAPPER.readTree(trellis("status", "--state-dir", stateDir.toString(), "--json").orThrow().stdout());
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
-
-        /** The peer entry for {@code peerHostname} in the current status, or null. */
-        public JsonNode peer(String peerHostname) {
-            for (JsonNode p : statusNow().path("peers")) {
-                if (peerHostname.equals(p.path("hostname").asText())) {
-                    return p;
-                }
-            }
-            return null;
-        }
-
-        /** "direct", "relay", or null if the peer is not (yet) in the map. */
-        public String pathTo(Agent other) {
-            JsonNode p = peer(other.hostname);
-            return p == null ? null : p.path("path").asText(null);
-        }
-
-        @Override
-        public String toString() {
-            return hostname + " (" + address + " in " + ns + ")";
-        }
-    }
-
-    static String tail(String text, int lines) {
-        String[] all = text.split("\n", -1);
-        return String.join("\n", java.util.Arrays.asList(all).subList(Math.max(0, all.length - lines), all.length));
+    @Override
+    public String toString() {
+        return env.toString();
     }
 }

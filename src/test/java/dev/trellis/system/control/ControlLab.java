@@ -1,24 +1,17 @@
 package dev.trellis.system.control;
 
+import dev.trellis.system.harness.TestEnv;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.Await;
-import dev.trellis.system.netns.CommandResult;
 import dev.trellis.system.netns.Commands;
 import dev.trellis.system.netns.Netns;
 import dev.trellis.system.netns.NetworkNamespace;
-import dev.trellis.system.netns.Prerequisites;
 import dev.trellis.system.netns.Tools;
-import dev.trellis.system.netns.WgImpl;
-import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -27,62 +20,46 @@ import java.util.concurrent.atomic.AtomicInteger;
  * random N. One more veth joins the bridge from the root namespace ({@code 198.18.N.250}) so the test JVM
  * itself can speak HTTP and WebSocket to the server. Everything else stays inside our namespaces.
  *
- * <p>Servers and agents are started through the {@link Netns} harness, so their PIDs are tracked and
- * {@link #close()} stops them (SIGTERM first) and removes the namespaces.
+ * <p>Servers and agents are the harness's ({@link TestEnv}): their PIDs are tracked, a failing test prints them, and {@link #close()} stops them (SIGTERM first) and removes the namespaces.
  */
 final class ControlLab implements AutoCloseable {
-    static final int SERVER_PORT = 8080;
     static final int SERVER_HOST = 1;
     static final int ROOT_HOST = 250;
-    private static final Set<ControlLab> OPEN = ConcurrentHashMap.newKeySet();
     private static final SecureRandom RANDOM = new SecureRandom();
 
+    private final TestEnv env;
     private final Netns bed;
     private final int subnet;
     private final NetworkNamespace lan;
-    private final String hostLink;
-    private final Path launcher;
-    private final TrellisServerNode server;
-    private final List<TrellisAgentNode> agents = new CopyOnWriteArrayList<>();
+    private final TrellisServerProcess server;
     private final AtomicInteger nextAgentHost = new AtomicInteger(10);
 
-    private ControlLab(Netns bed, int subnet) {
-        this.bed = bed;
+    private ControlLab(int subnet) {
         this.subnet = subnet;
-        this.launcher = launcher();
-        OPEN.add(this);
-        lan = bed.newNamespace("lan");
-        lan.exec(Tools.ip(), "link", "add", "br0", "type", "bridge");
-        lan.exec(Tools.ip(), "link", "set", "br0", "up");
-        hostLink = Netns.uniqueIfName("trh");
-        bed.vethToHost(hostLink, lan, "p-host");
-        lan.exec(Tools.ip(), "link", "set", "p-host", "master", "br0");
-        Netns.addHostAddress(hostLink, underlay(ROOT_HOST) + "/24");
-        NetworkNamespace srv = attach("srv", SERVER_HOST);
-        server = new TrellisServerNode(this, srv, underlay(SERVER_HOST), bed.workDir().resolve("server-data"));
-    }
-
-    /** A new lab with the server's namespace ready (not started). Skips visibly without root. */
-    static ControlLab create() {
-        Prerequisites.check();
-        Netns bed = Netns.create();
+        env = TestEnv.create("trellis control lab (underlay 198.18." + subnet + ".0/24)");
+        bed = env.bed();
         try {
-            ControlLab lab = new ControlLab(bed, freeSubnet());
+            lan = bed.newNamespace("lan");
+            lan.exec(Tools.ip(), "link", "add", "br0", "type", "bridge");
+            lan.exec(Tools.ip(), "link", "set", "br0", "up");
+            String hostLink = Netns.uniqueIfName("trh");
+            bed.vethToHost(hostLink, lan, "p-host");
+            lan.exec(Tools.ip(), "link", "set", "p-host", "master", "br0");
+            Netns.addHostAddress(hostLink, underlay(ROOT_HOST) + "/24");
+            server = env.newServer(attach("srv", SERVER_HOST), "srv", underlay(SERVER_HOST));
             // The root namespace reaches the server's namespace across the bridge.
-            Await.until("the root namespace reaching " + lab.server.address() + " over the lab bridge", Duration.ofSeconds(10),
-                    () -> Commands.run(List.of(Tools.require("ping"), "-n", "-c", "1", "-W", "1", lab.server.address()),
+            Await.until("the root namespace reaching " + server.address() + " over the lab bridge", Duration.ofSeconds(10),
+                    () -> Commands.run(List.of(Tools.require("ping"), "-n", "-c", "1", "-W", "1", server.address()),
                             Map.of(), null, Duration.ofSeconds(5)).ok());
-            return lab;
         } catch (RuntimeException | Error e) {
-            OPEN.removeIf(l -> l.bed == bed);
-            bed.close();
+            env.close();
             throw e;
         }
     }
 
-    /** Labs not yet closed, for diagnostics. */
-    static Set<ControlLab> open() {
-        return Set.copyOf(OPEN);
+    /** A new lab with the server's namespace ready (not started). Skips visibly without root. */
+    static ControlLab create() {
+        return new ControlLab(freeSubnet());
     }
 
     /** A 198.18.N.0/24 no route in the root namespace uses yet (N random, so concurrent runs rarely meet). */
@@ -95,19 +72,6 @@ final class ControlLab implements AutoCloseable {
             }
         }
         throw new IllegalStateException("no free 198.18.N.0/24 subnet in the root namespace's routes");
-    }
-
-    private static Path launcher() {
-        Path home = WgImpl.home();
-        Path launcher = home.resolve("trellis");
-        Path jar = home.resolve("control-plane/target/trellis.jar");
-        if (!Files.isExecutable(launcher)) {
-            throw new AssertionError("Trellis launcher " + launcher + " is missing or not executable");
-        }
-        if (!Files.isRegularFile(jar)) {
-            throw new AssertionError(jar + " is missing: build Trellis first (" + home.resolve("build") + ")");
-        }
-        return launcher;
     }
 
     String underlay(int host) {
@@ -125,79 +89,21 @@ final class ControlLab implements AutoCloseable {
     }
 
     /** A new agent machine (namespace, state directory, unique interface name), not started yet. */
-    TrellisAgentNode newAgent(String suffix, String hostname) {
+    TrellisAgentProcess newAgent(String suffix, String hostname) {
         int host = nextAgentHost.getAndIncrement();
-        NetworkNamespace ns = attach(suffix, host);
-        Path stateDir = bed.workDir().resolve("agent-" + suffix + "-" + Netns.random(4));
-        TrellisAgentNode agent = new TrellisAgentNode(this, ns, hostname, underlay(host), stateDir, Netns.uniqueIfName("tra"));
-        agents.add(agent);
-        return agent;
+        return env.newAgent(attach(suffix, host), hostname, underlay(host), "tra");
     }
 
     Netns bed() {
         return bed;
     }
 
-    TrellisServerNode server() {
+    TrellisServerProcess server() {
         return server;
-    }
-
-    String launcherPath() {
-        return launcher.toString();
-    }
-
-    /** Runs the trellis command in {@code ns}; never throws on a non-zero exit. */
-    CommandResult trellis(NetworkNamespace ns, Duration timeout, String... args) {
-        String[] argv = new String[args.length + 1];
-        argv[0] = launcher.toString();
-        System.arraycopy(args, 0, argv, 1, args.length);
-        return ns.run(Map.of(), timeout, argv);
-    }
-
-    /** Server and agent logs, agent status and WireGuard state: printed when a test fails. */
-    void dumpDiagnostics(PrintStream out) {
-        out.println("===== trellis control lab (underlay 198.18." + subnet + ".0/24, " + bed.workDir() + ") =====");
-        try {
-            server.dumpDiagnostics(out);
-        } catch (RuntimeException e) {
-            out.println("(server diagnostics failed: " + e + ")");
-        }
-        for (TrellisAgentNode agent : agents) {
-            try {
-                agent.dumpDiagnostics(out);
-            } catch (RuntimeException e) {
-                out.println("(agent diagnostics failed: " + e + ")");
-            }
-        }
-        out.println("===== end of trellis control lab =====");
     }
 
     @Override
     public void close() {
-        try {
-            // Agents first (a clean SIGTERM lets them remove their wg sockets), then the server, then the bed.
-            for (TrellisAgentNode agent : agents) {
-                agent.stop();
-            }
-            server.stop(Duration.ofSeconds(20));
-        } catch (RuntimeException | Error e) {
-            System.err.println("[control-lab] stopping processes: " + e);
-        } finally {
-            bed.close();
-            for (TrellisAgentNode agent : agents) {
-                try {
-                    Files.deleteIfExists(Netns.WIREGUARD_SOCKET_DIR.resolve(agent.interfaceName() + ".sock"));
-                } catch (IOException e) {
-                    System.err.println("[control-lab] removing the wg socket of " + agent.interfaceName() + ": " + e);
-                }
-            }
-            OPEN.remove(this);
-        }
-    }
-
-    static String tail(String text, int lines) {
-        String[] all = text.split("\n", -1);
-        int from = Math.max(0, all.length - lines);
-        return String.join("\n", java.util.Arrays.asList(all).subList(from, all.length));
+        env.close();
     }
 }

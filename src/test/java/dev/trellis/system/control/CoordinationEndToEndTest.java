@@ -1,10 +1,10 @@
 package dev.trellis.system.control;
 
-import static dev.trellis.system.control.TrellisAgentNode.addresses;
-import static dev.trellis.system.control.TrellisAgentNode.connectedWithPeerOnline;
-import static dev.trellis.system.control.TrellisAgentNode.ipv4;
-import static dev.trellis.system.control.TrellisAgentNode.ipv6;
-import static dev.trellis.system.control.TrellisAgentNode.peer;
+import static dev.trellis.system.harness.TrellisAgentProcess.addresses;
+import static dev.trellis.system.harness.TrellisAgentProcess.connectedWithPeerOnline;
+import static dev.trellis.system.harness.TrellisAgentProcess.ipv4;
+import static dev.trellis.system.harness.TrellisAgentProcess.ipv6;
+import static dev.trellis.system.harness.TrellisAgentProcess.peer;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -16,8 +16,12 @@ import dev.trellis.dataplane.agent.ControlClient;
 import dev.trellis.proto.control.ControlHandshake;
 import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.proto.wireguard.Curve25519;
+import dev.trellis.system.harness.FailureDump;
+import dev.trellis.system.harness.TrellisAgentProcess;
+import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.Await;
 import dev.trellis.system.netns.CommandResult;
+import dev.trellis.system.netns.Commands;
 import dev.trellis.system.netns.HostProcess;
 import dev.trellis.system.netns.Iperf;
 import dev.trellis.system.netns.Metrics;
@@ -29,6 +33,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.List;
 import java.util.OptionalInt;
@@ -38,6 +43,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -61,7 +67,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * {@link #startNetwork()}); every test first waits until the server runs and A and B see each other online, and
  * stops whatever it started itself (a third agent, iperf3) afterwards. Needs root; skipped visibly otherwise.
  */
-@ExtendWith(ControlDiagnostics.class)
+@ExtendWith(FailureDump.class)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 @Timeout(value = 150, unit = TimeUnit.SECONDS)
 class CoordinationEndToEndTest {
@@ -73,21 +79,21 @@ class CoordinationEndToEndTest {
     private static final Duration VISIBLE_BOUND = Duration.ofSeconds(5);
 
     private static ControlLab lab;
-    private static TrellisAgentNode a;
-    private static TrellisAgentNode b;
+    private static TrellisAgentProcess a;
+    private static TrellisAgentProcess b;
     private static String authKey;
     private static String upOutputA;
     private static String upOutputB;
 
     /** Started by the current test; stopped after it. */
-    private final List<TrellisAgentNode> testAgents = new ArrayList<>();
+    private final List<TrellisAgentProcess> testAgents = new ArrayList<>();
     private final List<HostProcess> testProcesses = new ArrayList<>();
 
     @BeforeAll
     @Timeout(value = 240, unit = TimeUnit.SECONDS)
     static void startNetwork() {
         lab = ControlLab.create();
-        TrellisServerNode server = lab.server();
+        TrellisServerProcess server = lab.server();
         server.start();
         server.admin("users", "create", USER).orThrow();
         authKey = server.createReusableAuthKey(USER);
@@ -121,7 +127,7 @@ class CoordinationEndToEndTest {
         for (HostProcess p : testProcesses) {
             p.stop();
         }
-        for (TrellisAgentNode agent : testAgents) {
+        for (TrellisAgentProcess agent : testAgents) {
             agent.stop();
             if (lab.server().running()) {
                 JsonNode node = lab.server().node(agent.hostname());
@@ -176,7 +182,7 @@ class CoordinationEndToEndTest {
     @Test
     @Order(2)
     void thirdNodeJoinsDuringTransferAndLeavesWhenDeleted() {
-        TrellisServerNode server = lab.server();
+        TrellisServerProcess server = lab.server();
         String bV4 = ipv4(b.statusNow().path("self"));
 
         // An 8 s transfer A->B runs across the join.
@@ -187,12 +193,12 @@ class CoordinationEndToEndTest {
                 () -> b.namespace().run(Tools.require("ss"), "-Htn", "state", "established", "sport", "=", ":" + Iperf.PORT)
                         .stdout().lines().filter(l -> !l.isBlank()).count() >= 2);
 
-        TrellisAgentNode c = lab.newAgent("c", "robot-c");
+        TrellisAgentProcess c = lab.newAgent("c", "robot-c");
         testAgents.add(c);
         c.start();
         // When C shows up online in A's and B's maps: polled every 10 ms from before `trellis up` starts.
         AtomicLongArray seen = new AtomicLongArray(new long[] {-1, -1});
-        java.util.concurrent.atomic.AtomicBoolean stopWatching = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicBoolean stopWatching = new AtomicBoolean();
         Thread watcher = Thread.ofVirtual().name("watch-robot-c").start(() -> {
             while (!stopWatching.get() && (seen.get(0) < 0 || seen.get(1) < 0)) {
                 for (int i = 0; i < 2; i++) {
@@ -252,7 +258,7 @@ class CoordinationEndToEndTest {
 
         // The transfer across the join finished cleanly.
         CommandResult done = transfer.await(Duration.ofSeconds(40));
-        assertEquals(0, done.exitCode(), "iperf3 across the join exited 0:\n" + ControlLab.tail(done.stdout(), 40));
+        assertEquals(0, done.exitCode(), "iperf3 across the join exited 0:\n" + Commands.tail(done.stdout(), 40));
         Iperf.Result across = Iperf.parse(done.stdout());
         assertTrue(across.bytesReceived() > 0, "iperf3 across the join moved data: " + across);
         Metrics.report("coordination: iperf3 TCP A->B, 8 s across a third node joining: %.1f Mbit/s (%d bytes, %d retransmits)",
@@ -287,7 +293,7 @@ class CoordinationEndToEndTest {
     @Test
     @Order(3)
     void agentsRideOutAServerRestartAndKeepTheirAddresses() {
-        TrellisServerNode server = lab.server();
+        TrellisServerProcess server = lab.server();
         List<JsonNode> nodesBefore = server.nodeState();
         JsonNode usersBefore = server.users();
         JsonNode sa = a.statusNow();
@@ -333,7 +339,7 @@ class CoordinationEndToEndTest {
     @Test
     @Order(4)
     void badInputIsRefusedAndChangesNothing() throws Exception {
-        TrellisServerNode server = lab.server();
+        TrellisServerProcess server = lab.server();
         List<JsonNode> nodesBefore = server.nodeState();
         JsonNode usersBefore = server.users();
         JsonNode authKeysBefore = server.authKeys();
@@ -375,7 +381,7 @@ class CoordinationEndToEndTest {
             expect(413, probe.send("POST", "api/v1/users", good, big, false), "70 KiB body with Content-Length");
             expect(413, probe.send("POST", "api/v1/users", good, big, true), "70 KiB chunked body");
             byte[] huge = new byte[4 * 1024 * 1024];
-            java.util.Arrays.fill(huge, (byte) ' ');
+            Arrays.fill(huge, (byte) ' ');
             expect(413, probe.send("POST", "api/v1/authkeys", good, huge, true), "4 MiB chunked body of spaces");
 
             assertEquals(nodesBefore, server.nodeState(), "nodes unchanged by the bad admin requests");

@@ -8,6 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -109,9 +110,9 @@ public final class Commands {
     }
 
     /** Last {@code lines} lines of a text. */
-    static String tail(String s, int lines) {
+    public static String tail(String s, int lines) {
         String[] all = s.split("\n", -1);
         int from = Math.max(0, all.length - lines);
-        return String.join("\n", java.util.Arrays.asList(all).subList(from, all.length));
+        return String.join("\n", Arrays.asList(all).subList(from, all.length));
     }
 }

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 
 /**
  * A background process started by the harness (e.g. an iperf3 server or client). Its stdout and stderr go
@@ -60,6 +61,19 @@ public final class HostProcess {
     /** Everything the process has written so far (stdout and stderr interleaved). */
     public String output() {
         return Commands.read(log);
+    }
+
+    /**
+     * Waits until {@code ready} holds (e.g. a line in {@link #output()}); fails at once, with the output's tail,
+     * if the process exits first. {@code what} names the wait in messages.
+     */
+    public void awaitReady(String what, Duration timeout, BooleanSupplier ready) {
+        Await.until(what + " (" + this + ")", timeout, () -> {
+            if (!isAlive()) {
+                throw new AssertionError(label + " exited early:\n" + Commands.tail(output(), 60));
+            }
+            return ready.getAsBoolean();
+        });
     }
 
     /** Waits for exit; returns the exit status, or empty if it is still running at the deadline. */

@@ -3,15 +3,14 @@ package dev.trellis.system.netns;
 import static dev.trellis.system.netns.WgPair.B_OVERLAY4;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.trellis.system.harness.FailureDump;
+import dev.trellis.system.harness.NetnsBed;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -24,7 +23,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * must be observed on both sides. The wireguard-go pair (which cannot be told to rekey early) is the
  * harness control: the transfer completes and no rekey is required.
  */
-@ExtendWith(NetnsDiagnostics.class)
+@ExtendWith({FailureDump.class, NetnsBed.class})
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class RekeyTest {
     private static final String REKEY_ENV = "TRELLIS_WG_REKEY_AFTER_SECONDS";
@@ -36,25 +35,6 @@ class RekeyTest {
     private static final int TRANSFER_SECONDS = 12;
     private static final Duration SAMPLE_EVERY = Duration.ofMillis(500);
 
-    private Netns bed;
-
-    @BeforeAll
-    static void prerequisites() {
-        Prerequisites.check();
-    }
-
-    @BeforeEach
-    void createTestBed() {
-        bed = Netns.create();
-    }
-
-    @AfterEach
-    void destroyTestBed() {
-        if (bed != null) {
-            bed.close();
-        }
-    }
-
     /** Pair, and the minimum number of handshake changes expected on each side during the transfer. */
     static Stream<Arguments> cases() {
         return ImplPair.selected().map(p -> Arguments.of(p, p.a() == WgImpl.TRELLIS || p.b() == WgImpl.TRELLIS ? 2 : 0));
@@ -63,7 +43,7 @@ class RekeyTest {
     @ParameterizedTest(name = "{0} (expect >= {1} rekeys)")
     @MethodSource("cases")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void transferSurvivesFrequentRekeys(ImplPair impls, int minRekeys) {
+    void transferSurvivesFrequentRekeys(ImplPair impls, int minRekeys, Netns bed) {
         WgPair.Options o = WgPair.Options.defaults();
         if (impls.a() == WgImpl.TRELLIS) {
             o.envA(REKEY_ENV, Integer.toString(REKEY_SECONDS));

@@ -17,6 +17,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.trellis.system.harness.FailureDump;
+import dev.trellis.system.harness.NetnsBed;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,9 +33,6 @@ import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -44,31 +45,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * TRELLIS&lt;-&gt;TRELLIS and, as a control of the harness itself, WIREGUARD_GO&lt;-&gt;WIREGUARD_GO.
  * Needs root (skipped otherwise); see {@link ImplPair} for narrowing the implementations.
  */
-@ExtendWith(NetnsDiagnostics.class)
+@ExtendWith({FailureDump.class, NetnsBed.class})
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class WireGuardInteropTest {
     /** Slack for counter comparisons: one initiation, response and keepalive, each way. */
     private static final long COUNTER_TOLERANCE = (148 + 92 + 32) * 2;
     private static final Duration HANDSHAKE_WAIT = Duration.ofSeconds(10);
-
-    private Netns bed;
-
-    @BeforeAll
-    static void prerequisites() {
-        Prerequisites.check();
-    }
-
-    @BeforeEach
-    void createTestBed() {
-        bed = Netns.create();
-    }
-
-    @AfterEach
-    void destroyTestBed() {
-        if (bed != null) {
-            bed.close();
-        }
-    }
 
     static Stream<ImplPair> pairs() {
         return ImplPair.selected();
@@ -90,18 +72,18 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void handshakeInitiatedByA(ImplPair impls) {
-        handshakeInitiatedBy(impls, true);
+    void handshakeInitiatedByA(ImplPair impls, Netns bed) {
+        handshakeInitiatedBy(bed, impls, true);
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void handshakeInitiatedByB(ImplPair impls) {
-        handshakeInitiatedBy(impls, false);
+    void handshakeInitiatedByB(ImplPair impls, Netns bed) {
+        handshakeInitiatedBy(bed, impls, false);
     }
 
-    private void handshakeInitiatedBy(ImplPair impls, boolean fromA) {
+    private static void handshakeInitiatedBy(Netns bed, ImplPair impls, boolean fromA) {
         WgPair p = WgPair.create(bed, impls);
         assertEquals(0, p.handshakeOnA(), "no handshake before any traffic (A)");
         assertEquals(0, p.handshakeOnB(), "no handshake before any traffic (B)");
@@ -115,7 +97,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void pingBothWaysOverIpv4AndIpv6(ImplPair impls) {
+    void pingBothWaysOverIpv4AndIpv6(ImplPair impls, Netns bed) {
         WgPair p = WgPair.create(bed, impls);
         assertReplies(impls, p.nsA(), B_OVERLAY4, "A->B v4");
         assertReplies(impls, p.nsA(), B_OVERLAY6, "A->B v6");
@@ -126,7 +108,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void pingOverIpv6Underlay(ImplPair impls) {
+    void pingOverIpv6Underlay(ImplPair impls, Netns bed) {
         WgPair p = WgPair.create(bed, impls, WgPair.Options.defaults().ipv6Underlay());
         assertReplies(impls, p.nsA(), B_OVERLAY4, "A->B v4 over v6 underlay");
         assertReplies(impls, p.nsB(), A_OVERLAY6, "B->A v6 over v6 underlay");
@@ -137,7 +119,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void iperf3TcpBothWays(ImplPair impls) {
+    void iperf3TcpBothWays(ImplPair impls, Netns bed) {
         WgPair p = WgPair.create(bed, impls);
         Iperf.Result forward = Iperf.tcp(p.nsB(), p.nsA(), B_OVERLAY4, 3, false);
         Metrics.report("iperf3 pair=%s dir=A->B mbps=%.1f bytes=%d retransmits=%d",
@@ -169,7 +151,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0} {1} roams")
     @MethodSource("roamingCases")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void endpointRoamsWhenUnderlayAddressChanges(ImplPair impls, WgPair.Side roamer) {
+    void endpointRoamsWhenUnderlayAddressChanges(ImplPair impls, WgPair.Side roamer, Netns bed) {
         WgPair p = WgPair.create(bed, impls);
         WgPair.Side learner = roamer.other();
         WgInterface roaming = p.wg(roamer);
@@ -200,7 +182,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0} {1} initiated by {2}")
     @MethodSource("misconfigurations")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void misconfiguredKeyNeverHandshakes(ImplPair impls, Misconfiguration wrong, WgPair.Side initiator) {
+    void misconfiguredKeyNeverHandshakes(ImplPair impls, Misconfiguration wrong, WgPair.Side initiator, Netns bed) {
         WgPair.Options o = wrong == Misconfiguration.WRONG_PUBLIC_KEY
                 ? WgPair.Options.defaults().wrongPublicKeyOnA()
                 : WgPair.Options.defaults().mismatchedPresharedKey();
@@ -218,7 +200,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void transferCountersMatchTraffic(ImplPair impls) {
+    void transferCountersMatchTraffic(ImplPair impls, Netns bed) {
         WgPair p = WgPair.create(bed, impls);
         WgInterface.Transfer a0 = p.transferOnA();
         WgInterface.Transfer b0 = p.transferOnB();
@@ -246,7 +228,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void showconfRoundTrips(ImplPair impls) {
+    void showconfRoundTrips(ImplPair impls, Netns bed) {
         WgPair p = WgPair.create(bed, impls, WgPair.Options.defaults().presharedKey().keepaliveA(25));
         String conf = p.a().showconf();
         List<Section> sections = parseConf(conf);
@@ -275,7 +257,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("pairs")
     @Timeout(value = 120, unit = TimeUnit.SECONDS)
-    void wgQuickUpPingDown(ImplPair impls) {
+    void wgQuickUpPingDown(ImplPair impls, Netns bed) {
         NetworkNamespace[] ns = WgPair.underlay(bed);
         NetworkNamespace nsA = ns[0];
         NetworkNamespace nsB = ns[1];
@@ -301,7 +283,7 @@ class WireGuardInteropTest {
                 """.formatted(A_OVERLAY4, A_OVERLAY6, ka.privateKey(), A_PORT,
                 kb.publicKey(), B_OVERLAY4, B_OVERLAY6, B_UNDERLAY4, B_PORT));
         impls.a().checkAvailable();
-        HostProcess up = wgQuick(nsA, impls.a(), "up", conf);
+        HostProcess up = wgQuick(bed, nsA, impls.a(), "up", conf);
         CommandResult upResult = up.await(WgInterface.START_TIMEOUT);
         WgInterface a = WgInterface.adopt(nsA, impls.a(), name, up.log());
         assertTrue(upResult.ok(), "wg-quick up failed:\n" + upResult.stdout());
@@ -316,7 +298,7 @@ class WireGuardInteropTest {
         assertReplies(impls, nsA, B_OVERLAY6, "wg-quick A->B v6");
         assertReplies(impls, nsB, A_OVERLAY4, "B->wg-quick A v4");
 
-        HostProcess down = wgQuick(nsA, impls.a(), "down", conf);
+        HostProcess down = wgQuick(bed, nsA, impls.a(), "down", conf);
         CommandResult downResult = down.await(Duration.ofSeconds(30));
         assertTrue(downResult.ok(), "wg-quick down failed:\n" + downResult.stdout());
         assertFalse(a.linkExists(), "interface still present after wg-quick down");
@@ -329,13 +311,13 @@ class WireGuardInteropTest {
      * this one command (inside the private mount namespace {@code ip netns exec} creates) an {@code ip}
      * wrapper refuses the kernel link type and an empty tmpfs hides /sys/module/wireguard.
      */
-    private HostProcess wgQuick(NetworkNamespace ns, WgImpl impl, String verb, Path conf) {
+    private static HostProcess wgQuick(Netns bed, NetworkNamespace ns, WgImpl impl, String verb, Path conf) {
         Path bin = bed.workDir().resolve("bin");
         if (!Files.exists(bin)) {
             try {
                 Files.createDirectories(bin);
-            } catch (java.io.IOException e) {
-                throw new java.io.UncheckedIOException(e);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
             bed.writeExecutable("bin/ip", """
                     #!/bin/sh
@@ -360,7 +342,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("impls")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void sigtermRemovesInterfaceAndSocket(WgImpl impl) {
+    void sigtermRemovesInterfaceAndSocket(WgImpl impl, Netns bed) {
         NetworkNamespace ns = bed.newNamespace("a");
         WgInterface wg = WgInterface.start(ns, impl, Map.of());
         wg.configure(WgKeys.generate(bed), A_PORT).address(A_OVERLAY4 + "/24").up();
@@ -371,7 +353,7 @@ class WireGuardInteropTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("impls")
     @Timeout(value = 90, unit = TimeUnit.SECONDS)
-    void deletingTheLinkStopsTheDaemon(WgImpl impl) {
+    void deletingTheLinkStopsTheDaemon(WgImpl impl, Netns bed) {
         NetworkNamespace ns = bed.newNamespace("a");
         WgInterface wg = WgInterface.start(ns, impl, Map.of());
         wg.configure(WgKeys.generate(bed), A_PORT).up();
