@@ -12,6 +12,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.time.temporal.ChronoUnit;
 
 /**
  * Base of every admin subcommand: finds the server, runs, and turns a failure into one line on
@@ -62,8 +65,8 @@ abstract class AdminCommand implements Callable<Integer> {
         JsonNode value = node.get(field);
         if (value == null || !value.isTextual()) return "-";
         try {
-            return java.time.Instant.parse(value.asText()).truncatedTo(java.time.temporal.ChronoUnit.SECONDS).toString();
-        } catch (java.time.format.DateTimeParseException e) {
+            return Instant.parse(value.asText()).truncatedTo(ChronoUnit.SECONDS).toString();
+        } catch (DateTimeParseException e) {
             return value.asText();
         }
     }

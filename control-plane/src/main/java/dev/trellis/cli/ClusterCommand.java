@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.TreeSet;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import java.util.Locale;
 
 /** `trellis cluster status`: the members of the server's cluster and where the entities are. */
 @Command(name = "cluster", mixinStandardHelpOptions = true, description = "Show the coordination cluster.",
@@ -33,7 +34,7 @@ final class ClusterCommand extends AdminCommand.Group {
             entities.fieldNames().forEachRemaining(kinds::add);
             List<String[]> rows = new ArrayList<>();
             List<String> header = new ArrayList<>(List.of("MEMBER", "ROLES", "STATUS", "REACHABLE"));
-            kinds.forEach(k -> header.add(k.toUpperCase(java.util.Locale.ROOT)));
+            kinds.forEach(k -> header.add(k.toUpperCase(Locale.ROOT)));
             rows.add(header.toArray(String[]::new));
             for (JsonNode m : status.path("members")) {
                 String address = m.path("address").asText();

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import java.util.Locale;
 
 /** `trellis relays list`: the cluster's relays and their load. */
 @Command(name = "relays", mixinStandardHelpOptions = true, description = "Show the relays.",
@@ -28,7 +29,7 @@ final class RelaysCommand extends AdminCommand.Group {
             rows.add(new String[] {"REGION", "URL", "MEMBER", "NODES", "PACKETS/S", "FORWARDED", "DROPPED"});
             for (JsonNode r : relays) {
                 rows.add(new String[] {text(r, "region"), text(r, "url"), text(r, "member"),
-                        text(r, "connectedNodes"), String.format(java.util.Locale.ROOT, "%.0f", r.path("packetsPerSecond").asDouble()),
+                        text(r, "connectedNodes"), String.format(Locale.ROOT, "%.0f", r.path("packetsPerSecond").asDouble()),
                         text(r, "packetsForwarded"), text(r, "dropped")});
             }
             printTable(out, rows);

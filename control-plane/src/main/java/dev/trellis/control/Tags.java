@@ -3,6 +3,7 @@ package dev.trellis.control;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
+import java.util.Collections;
 
 /** ACL tags attached to auth keys and nodes: {@code tag:} and a lowercase name. */
 public final class Tags {
@@ -24,6 +25,6 @@ public final class Tags {
 
   /** Sorted, unmodifiable copy; null means none. Sorted so equal sets serialize identically. */
   public static Set<String> copy(Set<String> tags) {
-    return tags == null ? Set.of() : java.util.Collections.unmodifiableSortedSet(new TreeSet<>(tags));
+    return tags == null ? Set.of() : Collections.unmodifiableSortedSet(new TreeSet<>(tags));
   }
 }

@@ -10,6 +10,11 @@ import java.util.function.Function;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
+import dev.trellis.control.cluster.ClusterSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Join;
 
 /**
  * An actor system on the real LevelDB journal in a data directory, restartable on the same
@@ -31,14 +36,14 @@ public final class PersistentTestKit implements AutoCloseable {
 
   /** A one-member cluster (sharded entities need one), on the LevelDB journal in the data directory. */
   private ActorTestKit start() {
-    var cluster = dev.trellis.control.cluster.ClusterSettings.from(ConfigFactory.load()).pekkoConfig();
+    var cluster = ClusterSettings.from(ConfigFactory.load()).pekkoConfig();
     // Leaving even a one-member cluster (coordinated shutdown, shard hand-off) can take more than the
     // test kit's default 10 s on a busy 2-core machine.
     var slowShutdown = ConfigFactory.parseString("pekko.actor.testkit.typed.system-shutdown-default = 60s");
     ActorTestKit k = ActorTestKit.create("trellis-test",
         slowShutdown.withFallback(PersistenceSettings.forDataDir(dataDir)).withFallback(cluster).withFallback(ConfigFactory.load()));
-    var self = org.apache.pekko.cluster.typed.Cluster.get(k.system());
-    self.manager().tell(org.apache.pekko.cluster.typed.Join.create(self.selfMember().address()));
+    var self = Cluster.get(k.system());
+    self.manager().tell(Join.create(self.selfMember().address()));
     return k;
   }
 
@@ -69,9 +74,9 @@ public final class PersistentTestKit implements AutoCloseable {
   }
 
   public static boolean hasSnapshots(Path dataDir) {
-    try (var files = java.nio.file.Files.list(dataDir.resolve("snapshots"))) {
+    try (var files = Files.list(dataDir.resolve("snapshots"))) {
       return files.findAny().isPresent();
-    } catch (java.io.IOException e) {
+    } catch (IOException e) {
       return false;
     }
   }

@@ -21,6 +21,7 @@ import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * HTTP and WebSocket requests from the test JVM to the server (through the lab's root-namespace veth), for
@@ -130,7 +131,7 @@ final class ControlProbes implements AutoCloseable {
 
     /** One probing WebSocket: binary messages received (whole), and how it ended. */
     static final class Socket implements AutoCloseable {
-        final List<byte[]> received = new java.util.concurrent.CopyOnWriteArrayList<>();
+        final List<byte[]> received = new CopyOnWriteArrayList<>();
         final CompletableFuture<String> closed = new CompletableFuture<>();
         final CompletableFuture<byte[]> firstMessage = new CompletableFuture<>();
         WebSocket ws;

@@ -18,6 +18,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
+import java.util.Optional;
 
 /**
  * A test bed of network namespaces. Every name it creates carries a random id ({@code trt-<id>-…} for
@@ -240,7 +241,7 @@ public final class Netns implements AutoCloseable {
                 .flatMap(ns -> ns.pids().stream())
                 .distinct()
                 .map(ProcessHandle::of)
-                .flatMap(java.util.Optional::stream)
+                .flatMap(Optional::stream)
                 .toList();
         leftovers.forEach(ProcessHandle::destroy);
         if (!Await.within(Duration.ofSeconds(5), () -> leftovers.stream().noneMatch(ProcessHandle::isAlive))) {

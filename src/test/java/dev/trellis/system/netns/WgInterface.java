@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.io.IOException;
 
 /**
  * One userspace WireGuard interface (a daemon of some {@link WgImpl}) inside a namespace, driven only
@@ -260,7 +261,7 @@ public final class WgInterface {
         Await.within(Duration.ofSeconds(3), () -> daemonPids().isEmpty());
         try {
             Files.deleteIfExists(socket());
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             // reported by close() if it persists
         }
     }

@@ -37,6 +37,9 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
+import dev.trellis.control.cluster.ClusterStatus;
+import dev.trellis.control.relay.RelayDirectory;
+import java.util.function.Supplier;
 
 /**
  * The one admin implementation: the HTTP API, the CLI (through it) and any program in the same
@@ -90,10 +93,10 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
   public record ListApiKeys(ActorRef<Result<ApiKeyList>> replyTo) implements Command {}
 
   /** The cluster's members and where its entities are. */
-  public record GetClusterStatus(ActorRef<Result<dev.trellis.control.cluster.ClusterStatus>> replyTo) implements Command {}
+  public record GetClusterStatus(ActorRef<Result<ClusterStatus>> replyTo) implements Command {}
 
   /** Every relay of the cluster with its load. */
-  public record ListRelays(ActorRef<Result<dev.trellis.control.relay.RelayDirectory.RelayList>> replyTo) implements Command {}
+  public record ListRelays(ActorRef<Result<RelayDirectory.RelayList>> replyTo) implements Command {}
 
   /** Which of these node keys a relay may accept: registered, live nodes. */
   public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Result<LiveKeys>> replyTo) implements Command {}
@@ -197,9 +200,9 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
           this.<NetworkMap.Command, Set<String>>ask(map, r -> new NetworkMap.LiveNodeKeys(c.nodeKeys(), r))
               .thenApply(live -> Result.ok(new LiveKeys(live))));
       case GetClusterStatus c -> run(c.replyTo(), "cluster status",
-          dev.trellis.control.cluster.ClusterStatus.collect(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2)).thenApply(Result::ok));
+          ClusterStatus.collect(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2)).thenApply(Result::ok));
       case ListRelays c -> run(c.replyTo(), "list relays",
-          dev.trellis.control.relay.RelayDirectory.list(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2)).thenApply(Result::ok));
+          RelayDirectory.list(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2)).thenApply(Result::ok));
       case Done<?> d -> done(d);
     }
     return this;
@@ -305,7 +308,7 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
   }
 
   /** Runs {@code then} if {@code user} is null (meaning all users) or exists; NOT_FOUND otherwise. */
-  private <T> CompletionStage<Result<T>> ifUserExists(String user, java.util.function.Supplier<CompletionStage<Result<T>>> then) {
+  private <T> CompletionStage<Result<T>> ifUserExists(String user, Supplier<CompletionStage<Result<T>>> then) {
     if (user == null) return then.get();
     return this.<UserRegistry.Command, Optional<User>>ask(users, r -> new UserRegistry.GetUser(user, r))
         .thenCompose(found -> found.isPresent() ? then.get() : rejected(Code.NOT_FOUND, "no user " + user));

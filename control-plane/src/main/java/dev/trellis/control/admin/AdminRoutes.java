@@ -35,6 +35,8 @@ import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
+import java.nio.charset.StandardCharsets;
+import java.util.function.Supplier;
 
 /**
  * The admin HTTP API under {@code /api/v1}: a thin JSON shell over {@link Admin}. Every request
@@ -155,7 +157,7 @@ public final class AdminRoutes extends AllDirectives {
   }
 
   /** Bearer API key, verified by the registry; 401 for missing, unknown or expired keys. */
-  private Route authenticated(java.util.function.Supplier<Route> inner) {
+  private Route authenticated(Supplier<Route> inner) {
     return optionalHeaderValueByName("Authorization", header -> {
       Optional<String> key = header.map(String::trim)
           .filter(h -> h.regionMatches(true, 0, "Bearer ", 0, 7))
@@ -237,7 +239,7 @@ public final class AdminRoutes extends AllDirectives {
         byte[] bytes = t.get().getData().toArray();
         JsonNode node;
         try {
-          node = bytes.length == 0 || new String(bytes, java.nio.charset.StandardCharsets.UTF_8).isBlank()
+          node = bytes.length == 0 || new String(bytes, StandardCharsets.UTF_8).isBlank()
               ? (emptyAllowed ? ControlJson.MAPPER.createObjectNode() : null)
               : READER.readTree(bytes);
         } catch (JsonProcessingException e) {

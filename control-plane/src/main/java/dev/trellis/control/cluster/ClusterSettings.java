@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The {@code trellis.cluster} section: how this server joins the Pekko cluster of a campus.
@@ -36,7 +37,7 @@ public record ClusterSettings(String host, int port, List<String> seedNodes, Set
             throw new IllegalArgumentException("trellis.cluster.port must be fixed (e.g. 25520) when trellis.cluster.seed-nodes are set: "
                     + "the other members reach this one there");
         }
-        Set<String> roles = new java.util.TreeSet<>(c.getStringList("roles"));
+        Set<String> roles = new TreeSet<>(c.getStringList("roles"));
         if (roles.isEmpty() || !Set.of(ROLE_CONTROL, ROLE_RELAY).containsAll(roles)) {
             throw new IllegalArgumentException("trellis.cluster.roles must be one or both of control, relay; got " + roles);
         }

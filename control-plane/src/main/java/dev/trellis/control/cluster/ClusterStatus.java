@@ -20,6 +20,11 @@ import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.sharding.ShardRegion;
 import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.cluster.typed.Cluster;
+import java.util.SortedSet;
+import java.util.stream.StreamSupport;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.pattern.Patterns;
+import scala.concurrent.duration.FiniteDuration;
 
 /**
  * What {@code trellis cluster status} shows: the members (address, roles, status, whether this
@@ -39,7 +44,7 @@ public record ClusterStatus(String self, List<MemberInfo> members, Map<String, M
             "addresses", EntityTypeKey.create(AddressAllocator.Command.class, "addresses"));
 
     /** A member's roles without Pekko's data-center role. */
-    public static java.util.SortedSet<String> trellisRoles(Member m) {
+    public static SortedSet<String> trellisRoles(Member m) {
         TreeSet<String> roles = new TreeSet<>(m.getRoles());
         roles.removeIf(r -> r.startsWith("dc-"));
         return roles;
@@ -58,17 +63,17 @@ public record ClusterStatus(String self, List<MemberInfo> members, Map<String, M
         List<CompletableFuture<Void>> asks = new ArrayList<>();
         // Asked of the shard region on the oldest control member: a member without the control role only has a
         // proxy, which answers with no regions; every control region forwards to the coordinator.
-        Member controlMember = java.util.stream.StreamSupport.stream(state.getMembers().spliterator(), false)
-                .filter(m -> m.hasRole(ClusterSettings.ROLE_CONTROL) && m.status() == org.apache.pekko.cluster.MemberStatus.up())
+        Member controlMember = StreamSupport.stream(state.getMembers().spliterator(), false)
+                .filter(m -> m.hasRole(ClusterSettings.ROLE_CONTROL) && m.status() == MemberStatus.up())
                 .min(Member.ageOrdering())
                 .orElse(null);
         KINDS.forEach((name, key) -> {
             if (controlMember == null) {
                 return; // no control member up: nothing is placed anywhere
             }
-            CompletionStage<Object> stats = org.apache.pekko.pattern.Patterns.ask(
+            CompletionStage<Object> stats = Patterns.ask(
                     system.classicSystem().actorSelection(controlMember.address() + "/system/sharding/" + key.name()),
-                    new ShardRegion.GetClusterShardingStats(scala.concurrent.duration.FiniteDuration.fromNanos(timeout.toNanos())),
+                    new ShardRegion.GetClusterShardingStats(FiniteDuration.fromNanos(timeout.toNanos())),
                     timeout.plusSeconds(1));
             asks.add(stats.toCompletableFuture().thenAccept(reply -> {
                 Map<String, Integer> perMember = new TreeMap<>();

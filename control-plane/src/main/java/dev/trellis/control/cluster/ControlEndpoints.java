@@ -11,6 +11,8 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * Which URLs nodes can log in at: every control member registers its server URL with the
@@ -53,7 +55,7 @@ public final class ControlEndpoints {
         return Behaviors.<WatcherMessage>setup(ctx -> {
             ActorRef<Receptionist.Listing> adapter = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
             ctx.getSystem().receptionist().tell(Receptionist.subscribe(KEY, adapter));
-            java.util.Map<ActorRef<Command>, String> urls = new java.util.HashMap<>();
+            Map<ActorRef<Command>, String> urls = new HashMap<>();
             List<String>[] told = new List[] {List.of()};
             Runnable publish = () -> {
                 List<String> now = List.copyOf(new TreeSet<>(urls.values()));

@@ -19,6 +19,9 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.pubsub.Topic;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import dev.trellis.persistence.CborSerializable;
+import java.util.Objects;
+import java.util.Set;
 
 /**
  * Every node's current view, and the fan-out of changes to connected control sessions. Node
@@ -83,7 +86,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     public record WatchNodeKeys(ActorRef<NodeKeyGone> watcher) implements Command {}
 
     /** Which of {@code nodeKeys} (base64) belong to registered, live nodes (a standalone relay's check). */
-    public record LiveNodeKeys(java.util.Set<String> nodeKeys, ActorRef<java.util.Set<String>> replyTo) implements Command {}
+    public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Set<String>> replyTo) implements Command {}
 
     /** A node key that was live no longer is: the node expired, logged out, was deleted or re-keyed. */
     public record NodeKeyGone(String nodeKey, String reason) {}
@@ -103,14 +106,14 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     public record Evict(String reason) implements SessionOutput {}
 
     public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay)
-            implements dev.trellis.persistence.CborSerializable {}
+            implements CborSerializable {}
 
     /**
      * A node's presence as the replica holding its session ({@code origin}) sees it, shared with the
      * other replicas' maps through a cluster topic so their sessions show it online, with endpoints.
      */
     public record PresenceChanged(long nodeId, Presence presence, String origin)
-            implements Command, dev.trellis.persistence.CborSerializable {}
+            implements Command, CborSerializable {}
 
     /** Tells the directory to delete an ephemeral node that stayed offline. */
     public interface EphemeralReaper extends Consumer<Long> {}
@@ -248,7 +251,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
             case NodeEntity.NodeChanged(NodeRecord record) -> {
                 boolean wasLive = batcher.visible(record.id());
                 NodeRecord old = nodes.put(record);
-                if (nodes.live(old) && (!nodes.live(record) || !java.util.Objects.equals(old.nodeKey(), record.nodeKey()))) {
+                if (nodes.live(old) && (!nodes.live(record) || !Objects.equals(old.nodeKey(), record.nodeKey()))) {
                     keyGone(old, nodes.live(record) ? "node key changed" : "node expired or logged out");
                 }
                 if (nodes.live(record)) {

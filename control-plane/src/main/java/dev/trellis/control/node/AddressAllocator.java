@@ -19,6 +19,7 @@ import org.apache.pekko.persistence.typed.javadsl.Effect;
 import org.apache.pekko.persistence.typed.javadsl.EventHandler;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
+import java.util.Locale;
 
 /**
  * Node ids, overlay addresses and unique hostnames, keyed by machine key.
@@ -178,7 +179,7 @@ public final class AddressAllocator
     if (node == null) {
       return Effect().reply(command.replyTo(), Result.rejected(Code.NOT_FOUND, "no node " + command.nodeId()));
     }
-    String hostname = command.hostname() == null ? null : command.hostname().toLowerCase(java.util.Locale.ROOT);
+    String hostname = command.hostname() == null ? null : command.hostname().toLowerCase(Locale.ROOT);
     if (!Hostnames.isValid(hostname)) {
       return Effect().reply(command.replyTo(), Result.rejected(Code.INVALID,
           "invalid hostname '" + command.hostname() + "': 1-63 characters of a-z 0-9 -, not starting or ending with -"));

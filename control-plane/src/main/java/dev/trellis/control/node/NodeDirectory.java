@@ -8,6 +8,7 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding;
 import org.apache.pekko.cluster.sharding.typed.javadsl.Entity;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef;
 
 /**
  * The way to a node's {@link NodeEntity}, wherever in the cluster Cluster Sharding has placed it
@@ -49,7 +50,7 @@ public final class NodeDirectory {
     });
   }
 
-  private static org.apache.pekko.cluster.sharding.typed.javadsl.EntityRef<NodeEntity.Command> entity(ClusterSharding sharding, long id) {
+  private static EntityRef<NodeEntity.Command> entity(ClusterSharding sharding, long id) {
     return sharding.entityRefFor(NodeEntity.TYPE_KEY, Long.toString(id));
   }
 }

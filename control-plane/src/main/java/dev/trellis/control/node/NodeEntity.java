@@ -19,6 +19,7 @@ import org.apache.pekko.persistence.typed.javadsl.EventHandler;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 
 /**
  * One node, persistence id {@code node-<id>}. Publishes {@link NodeChanged} after every persisted
@@ -121,8 +122,8 @@ public final class NodeEntity
   }
 
   /** The entity kind Cluster Sharding places on the control members; the entity id is the node id. */
-  public static final org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey<Command> TYPE_KEY =
-      org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey.create(Command.class, "node");
+  public static final EntityTypeKey<Command> TYPE_KEY =
+      EntityTypeKey.create(Command.class, "node");
 
   public static PersistenceId persistenceId(long nodeId) {
     return PersistenceId.ofUniqueId("node-" + nodeId);

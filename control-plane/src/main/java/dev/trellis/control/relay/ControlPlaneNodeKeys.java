@@ -19,6 +19,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import dev.trellis.proto.relay.RelayFrame;
 
 /**
  * The node-key check of a relay running on its own ({@code trellis relay}): asks the coordination
@@ -104,7 +105,7 @@ public final class ControlPlaneNodeKeys implements NodeKeyAuthority, AutoCloseab
                 String problem = "cannot reach the coordination server to check node keys; new connections are refused";
                 if (!problem.equals(healthProblem)) {
                     healthProblem = problem;
-                    registry.broadcast(new dev.trellis.proto.relay.RelayFrame.Health(problem));
+                    registry.broadcast(new RelayFrame.Health(problem));
                 }
                 LOG.warn("cannot re-check node keys with " + endpoint + ": " + e.getMessage() + "; keeping the connections");
                 return;
@@ -112,7 +113,7 @@ public final class ControlPlaneNodeKeys implements NodeKeyAuthority, AutoCloseab
         }
         if (healthProblem != null) {
             healthProblem = null;
-            registry.broadcast(new dev.trellis.proto.relay.RelayFrame.Health(""));
+            registry.broadcast(new RelayFrame.Health(""));
         }
     }
 

@@ -13,6 +13,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.SharedKillSwitch;
 import org.apache.pekko.util.ByteString;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One node's relay connection: the handshake (ServerHello, ClientAuth within {@link #AUTH_TIMEOUT},
@@ -155,7 +156,7 @@ public final class RelayConnection extends AbstractBehavior<RelayConnection.Comm
         }
         String key = client.key.base64();
         getContext().pipeToSelf(authority.isLive(key).toCompletableFuture().orTimeout(MAP_TIMEOUT.toMillis(),
-                        java.util.concurrent.TimeUnit.MILLISECONDS),
+                        TimeUnit.MILLISECONDS),
                 (live, failure) -> new LiveAnswer(Boolean.TRUE.equals(live), failure == null ? null : failure.getMessage()));
         return this;
     }

@@ -14,6 +14,12 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+import dev.trellis.control.map.NetworkMap;
+import dev.trellis.proto.control.ControlMessage;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+import org.apache.pekko.cluster.typed.Cluster;
 
 /**
  * The relays of the cluster, for {@code trellis relays list}: every member running a relay
@@ -45,7 +51,7 @@ public final class RelayDirectory {
     public static Behavior<Command> reporter(RelayServer relay, String url, String key, Integer stunPort) {
         return Behaviors.setup(ctx -> {
             ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
-            String member = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString();
+            String member = Cluster.get(ctx.getSystem()).selfMember().address().toString();
             return Behaviors.withTimers(timers -> {
                 timers.startTimerWithFixedDelay(new Sample(), SAMPLE);
                 long[] last = {relay.registry().stats().packetsForwarded(), System.nanoTime()};
@@ -82,32 +88,32 @@ public final class RelayDirectory {
      * every other member's relay as it describes itself (both in the mesh), then the configured
      * {@code others} not already there (relays on their own). Tells {@code map} whenever it changes — relays that leave drop out.
      */
-    public static Behavior<Void> mapWatcher(ActorRef<dev.trellis.control.map.NetworkMap.Command> map,
-                                            dev.trellis.proto.control.ControlMessage.RelayInfo own,
-                                            List<dev.trellis.proto.control.ControlMessage.RelayInfo> others) {
+    public static Behavior<Void> mapWatcher(ActorRef<NetworkMap.Command> map,
+                                            ControlMessage.RelayInfo own,
+                                            List<ControlMessage.RelayInfo> others) {
         return Behaviors.<WatcherMessage>setup(ctx -> {
-            String self = org.apache.pekko.cluster.typed.Cluster.get(ctx.getSystem()).selfMember().address().toString();
+            String self = Cluster.get(ctx.getSystem()).selfMember().address().toString();
             ActorRef<Receptionist.Listing> adapter = ctx.messageAdapter(Receptionist.Listing.class, Listing::new);
             ctx.getSystem().receptionist().tell(Receptionist.subscribe(KEY, adapter));
-            java.util.Map<ActorRef<Command>, RelayInfo> live = new java.util.HashMap<>();
+            Map<ActorRef<Command>, RelayInfo> live = new HashMap<>();
             Object[] told = {null};
             Runnable publish = () -> {
-                List<dev.trellis.proto.control.ControlMessage.RelayInfo> relays = new ArrayList<>();
+                List<ControlMessage.RelayInfo> relays = new ArrayList<>();
                 if (own != null) {
                     relays.add(own);
                 }
                 live.values().stream()
                         .filter(r -> !r.member().equals(self) && r.url() != null)
                         .sorted(Comparator.comparing(RelayInfo::region).thenComparing(RelayInfo::url))
-                        .forEach(r -> relays.add(new dev.trellis.proto.control.ControlMessage.RelayInfo(r.region(), r.url(), r.key(), r.stunPort(), true)));
+                        .forEach(r -> relays.add(new ControlMessage.RelayInfo(r.region(), r.url(), r.key(), r.stunPort(), true)));
                 for (var o : others) {
-                    if (relays.stream().noneMatch(r -> r.region().equals(o.region()) && java.util.Objects.equals(r.url(), o.url()))) {
+                    if (relays.stream().noneMatch(r -> r.region().equals(o.region()) && Objects.equals(r.url(), o.url()))) {
                         relays.add(o);
                     }
                 }
                 if (!relays.equals(told[0])) {
                     told[0] = relays;
-                    map.tell(new dev.trellis.control.map.NetworkMap.SetRelayMap(List.copyOf(relays)));
+                    map.tell(new NetworkMap.SetRelayMap(List.copyOf(relays)));
                 }
             };
             publish.run();
@@ -148,7 +154,7 @@ public final class RelayDirectory {
                         .toCompletableFuture().exceptionally(e -> null));
             }
             return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new)).thenApply(v -> new RelayList(asks.stream()
-                    .map(CompletableFuture::join).filter(java.util.Objects::nonNull)
+                    .map(CompletableFuture::join).filter(Objects::nonNull)
                     .sorted(Comparator.comparing(RelayInfo::region).thenComparing(RelayInfo::member)).toList()));
         });
     }

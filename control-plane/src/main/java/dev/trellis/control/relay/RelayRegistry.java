@@ -8,6 +8,8 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.QueueOfferResult;
 import org.apache.pekko.util.ByteString;
+import java.util.Base64;
+import java.util.List;
 
 /**
  * Which node key is connected to this relay, and that connection's outbound queue. Forwarding
@@ -137,7 +139,7 @@ public final class RelayRegistry {
     }
 
     /** The base64 node keys of the connections that completed their handshake. */
-    public java.util.List<String> connectedKeys() {
+    public List<String> connectedKeys() {
         return clients.values().stream().filter(c -> c.ready && !c.mesh).map(c -> c.key.base64()).toList();
     }
 
@@ -145,7 +147,7 @@ public final class RelayRegistry {
     void evict(String base64Key, String reason) {
         RelayKey key;
         try {
-            key = RelayKey.of(java.util.Base64.getDecoder().decode(base64Key));
+            key = RelayKey.of(Base64.getDecoder().decode(base64Key));
         } catch (IllegalArgumentException e) {
             return;
         }

@@ -38,6 +38,11 @@ import org.apache.pekko.stream.javadsl.Keep;
 import org.apache.pekko.stream.javadsl.Sink;
 import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.util.ByteString;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.trellis.proto.control.ControlJson;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
 
 /**
  * The relay at {@code GET /relay}: carries WireGuard packets between nodes over a WebSocket when
@@ -121,9 +126,9 @@ public final class RelayServer extends AllDirectives {
     public Route route() {
         return concat(
                 // How many nodes this relay holds: a node choosing among the relays of its region takes the least loaded.
-                path(org.apache.pekko.http.javadsl.server.PathMatchers.segment("relay").slash("load"), () -> get(() ->
-                        complete(HttpResponse.create().withEntity(org.apache.pekko.http.javadsl.model.HttpEntities.create(
-                                org.apache.pekko.http.javadsl.model.ContentTypes.APPLICATION_JSON,
+                path(PathMatchers.segment("relay").slash("load"), () -> get(() ->
+                        complete(HttpResponse.create().withEntity(HttpEntities.create(
+                                ContentTypes.APPLICATION_JSON,
                                 "{\"region\":" + jsonString(settings.region()) + ",\"connectedNodes\":" + registry.stats().connected() + "}"))))),
                 path("relay", () -> get(() -> optionalHeaderValueByName("Upgrade", upgrade -> {
                     if (upgrade.isPresent() && upgrade.get().strip().equalsIgnoreCase(RelayFrame.RAW_UPGRADE)) {
@@ -135,8 +140,8 @@ public final class RelayServer extends AllDirectives {
 
     private static String jsonString(String s) {
         try {
-            return dev.trellis.proto.control.ControlJson.MAPPER.writeValueAsString(s);
-        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            return ControlJson.MAPPER.writeValueAsString(s);
+        } catch (JsonProcessingException e) {
             throw new IllegalStateException(e);
         }
     }

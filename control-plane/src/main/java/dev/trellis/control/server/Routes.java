@@ -7,16 +7,19 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
+import dev.trellis.control.relay.RelayServer;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
 
 /** The server's HTTP surface. */
 final class Routes extends AllDirectives {
     private final byte[] publicKey;
     private final ControlRoute control; // null on a member without the control role
-    private final dev.trellis.control.relay.RelayServer relay;
+    private final RelayServer relay;
     private final TrellisServer.Services services;
     private final ActorSystem<?> system;
 
-    Routes(byte[] publicKey, ControlRoute control, dev.trellis.control.relay.RelayServer relay,
+    Routes(byte[] publicKey, ControlRoute control, RelayServer relay,
            TrellisServer.Services services, ActorSystem<?> system) {
         this.publicKey = publicKey;
         this.control = control;
@@ -33,8 +36,8 @@ final class Routes extends AllDirectives {
                 // For load balancers and systemd/k8s probes: alive = the process answers; ready = an Up cluster member.
                 path(PathMatchers.segment("health").slash("alive"), () -> get(() -> complete(TrellisServer.json(200, "{\"alive\":true}")))),
                 path(PathMatchers.segment("health").slash("ready"), () -> get(() -> {
-                    var member = org.apache.pekko.cluster.typed.Cluster.get(system).selfMember();
-                    boolean up = member.status() == org.apache.pekko.cluster.MemberStatus.up();
+                    var member = Cluster.get(system).selfMember();
+                    boolean up = member.status() == MemberStatus.up();
                     return complete(TrellisServer.json(up ? 200 : 503,
                             "{\"ready\":" + up + ",\"member\":\"" + member.status() + "\"}"));
                 })),

@@ -7,6 +7,8 @@ import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import com.typesafe.config.ConfigValueFactory;
+import java.util.Locale;
 
 /**
  * The server's settings: the {@code trellis} section of trellis.conf (HOCON) over the defaults in
@@ -24,7 +26,7 @@ public record ServerSettings(String listenHost, int listenPort, Path dataDir, St
         }
 
         static Journal from(Config t) {
-            String kind = t.getString("journal").strip().toLowerCase(java.util.Locale.ROOT);
+            String kind = t.getString("journal").strip().toLowerCase(Locale.ROOT);
             Config pg = t.getConfig("postgres");
             return switch (kind) {
                 case "leveldb" -> new Journal(kind, null, null, null, 0);
@@ -56,10 +58,10 @@ public record ServerSettings(String listenHost, int listenPort, Path dataDir, St
         }
         Config overrides = ConfigFactory.empty();
         if (dataDirOverride != null) {
-            overrides = overrides.withValue("trellis.data-dir", com.typesafe.config.ConfigValueFactory.fromAnyRef(dataDirOverride.toString()));
+            overrides = overrides.withValue("trellis.data-dir", ConfigValueFactory.fromAnyRef(dataDirOverride.toString()));
         }
         if (listenOverride != null) {
-            overrides = overrides.withValue("trellis.listen", com.typesafe.config.ConfigValueFactory.fromAnyRef(listenOverride));
+            overrides = overrides.withValue("trellis.listen", ConfigValueFactory.fromAnyRef(listenOverride));
         }
         Config config = overrides.withFallback(fileConfig).withFallback(ConfigFactory.load()).resolve();
         try {

@@ -27,6 +27,9 @@ import org.apache.pekko.actor.typed.Scheduler;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import dev.trellis.control.user.User;
+import java.util.function.Function;
+import java.util.regex.Pattern;
 
 /**
  * One node's control connection: the Noise handshake, the login (registration with an auth key, or
@@ -35,7 +38,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  */
 public final class ControlSession {
     /** What a relay region name may look like (the admin picks them; nodes echo them back). */
-    static final java.util.regex.Pattern RELAY_REGION = java.util.regex.Pattern.compile("[A-Za-z0-9._-]{1,64}");
+    static final Pattern RELAY_REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
     static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
     static final Duration ASK_TIMEOUT = Duration.ofSeconds(10);
 
@@ -290,7 +293,7 @@ public final class ControlSession {
                     case Result.Rejected<AuthKeyRegistry.AuthKeyGrant> rejected ->
                             CompletableFuture.completedStage(failed(login, rejected.code().name(), "auth key refused: " + rejected.message()));
                     case Result.Ok<AuthKeyRegistry.AuthKeyGrant>(AuthKeyRegistry.AuthKeyGrant grant) ->
-                            ask(services.users(), (ActorRef<Optional<dev.trellis.control.user.User>> r) -> new UserRegistry.GetUser(grant.user(), r))
+                            ask(services.users(), (ActorRef<Optional<User>> r) -> new UserRegistry.GetUser(grant.user(), r))
                                     .thenCompose(user -> user.isEmpty()
                                             ? CompletableFuture.completedStage(failed(login, "NOT_FOUND", "the auth key's user " + grant.user() + " no longer exists"))
                                             : allocateAndRegister(login, grant, hostname));
@@ -347,11 +350,11 @@ public final class ControlSession {
         return new LoginDone(login, null, code, error);
     }
 
-    private <Req, Res> CompletionStage<Res> ask(ActorRef<Req> target, java.util.function.Function<ActorRef<Res>, Req> message) {
+    private <Req, Res> CompletionStage<Res> ask(ActorRef<Req> target, Function<ActorRef<Res>, Req> message) {
         return AskPattern.ask(target, message::apply, ASK_TIMEOUT, services.scheduler());
     }
 
-    private <Res> CompletionStage<Res> askNode(long id, java.util.function.Function<ActorRef<Res>, NodeEntity.Command> message) {
+    private <Res> CompletionStage<Res> askNode(long id, Function<ActorRef<Res>, NodeEntity.Command> message) {
         return AskPattern.ask(services.nodes(), (ActorRef<Res> r) -> new NodeDirectory.Forward(id, message.apply(r)),
                 ASK_TIMEOUT, services.scheduler());
     }

@@ -35,6 +35,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.io.ByteArrayInputStream;
 
 /** The admin HTTP API against a real server on a real journal. */
 class AdminApiTest {
@@ -268,7 +269,7 @@ class AdminApiTest {
     // Without Content-Length (chunked), the size shows only while reading: still 413.
     var chunked = HttpRequest.newBuilder(URI.create(server.url() + "/api/v1/users")).timeout(Duration.ofSeconds(30))
         .header("Authorization", "Bearer " + apiKey).header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(big.getBytes(StandardCharsets.UTF_8))))
+        .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(big.getBytes(StandardCharsets.UTF_8))))
         .build();
     assertEquals(413, HTTP.send(chunked, HttpResponse.BodyHandlers.ofString()).statusCode(), "chunked oversized body");
 

@@ -39,6 +39,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.function.Function;
 
 /** The admin protocol over the real entities on a real LevelDB journal. */
 class AdminTest {
@@ -78,7 +79,7 @@ class AdminTest {
     testKit.close();
   }
 
-  private <T> Result<T> ask(java.util.function.Function<ActorRef<Result<T>>, Admin.Command> command) {
+  private <T> Result<T> ask(Function<ActorRef<Result<T>>, Admin.Command> command) {
     return testKit.ask(admin, command);
   }
 

@@ -34,6 +34,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import java.util.Arrays;
 
 /**
  * Control-plane scale benchmark (on demand, not a test): starts a real Trellis server in its own
@@ -191,8 +192,8 @@ public final class ControlPlaneBenchmark {
             int connected = doneCount.get();
             double seconds = (end - start) / 1e9;
             double rate = connected / seconds;
-            long[] done = java.util.Arrays.copyOf(doneAt, connected);
-            java.util.Arrays.sort(done);
+            long[] done = Arrays.copyOf(doneAt, connected);
+            Arrays.sort(done);
             double first = Double.NaN;
             double last = Double.NaN;
             if (connected >= 2000) {

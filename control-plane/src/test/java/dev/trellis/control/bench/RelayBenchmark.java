@@ -25,6 +25,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.IntFunction;
 
 /**
  * One relay's capacity ({@code scripts/bench-relay}): a real {@code trellis server} in its own JVM and simulated
@@ -169,7 +170,7 @@ public final class RelayBenchmark {
         return nodes(n, relay, i -> url);
     }
 
-    private List<SimNode> nodes(int n, boolean relay, java.util.function.IntFunction<URI> homeOf) throws Exception {
+    private List<SimNode> nodes(int n, boolean relay, IntFunction<URI> homeOf) throws Exception {
         Semaphore inFlight = new Semaphore(Integer.getInteger("bench.inFlight", 64));
         List<CompletableFuture<SimNode>> all = new ArrayList<>();
         long start = System.nanoTime();

@@ -53,6 +53,17 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import dev.trellis.control.relay.RelayDirectory;
+import dev.trellis.proto.relay.RelayFrame;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Collectors;
+import org.apache.pekko.cluster.sharding.ShardRegion;
+import org.apache.pekko.remote.RARP;
+import org.apache.pekko.remote.transport.ThrottlerTransportAdapter;
+import scala.concurrent.Await;
 
 /**
  * Three coordinator replicas in one JVM (separate actor systems on loopback, one shared PostgreSQL journal): nodes
@@ -102,7 +113,7 @@ class ClusterFailoverTest {
         return stage.toCompletableFuture().get(WAIT.toSeconds() + 5, TimeUnit.SECONDS);
     }
 
-    private static void await(String what, Duration timeout, java.util.function.BooleanSupplier condition) throws InterruptedException {
+    private static void await(String what, Duration timeout, BooleanSupplier condition) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) {
@@ -121,9 +132,9 @@ class ClusterFailoverTest {
                 continue;
             }
             int member = i;
-            org.apache.pekko.cluster.sharding.typed.javadsl.ClusterSharding sharding = ClusterSharding.get(s.system());
-            org.apache.pekko.cluster.sharding.ShardRegion.CurrentShardRegionState state = ask(s, sharding.shardState(),
-                    (ActorRef<org.apache.pekko.cluster.sharding.ShardRegion.CurrentShardRegionState> r) -> new GetShardRegionState(key, r));
+            ClusterSharding sharding = ClusterSharding.get(s.system());
+            ShardRegion.CurrentShardRegionState state = ask(s, sharding.shardState(),
+                    (ActorRef<ShardRegion.CurrentShardRegionState> r) -> new GetShardRegionState(key, r));
             state.getShards().forEach(shard -> shard.getEntityIds().forEach(id -> where.put(id, member)));
         }
         return where;
@@ -141,7 +152,7 @@ class ClusterFailoverTest {
     }
 
     private void startCluster(int n, String database, String extraConfig) throws Exception {
-        startCluster(database, java.util.Collections.nCopies(n, extraConfig));
+        startCluster(database, Collections.nCopies(n, extraConfig));
     }
 
     /** One member per entry of {@code memberConfigs}, each with that extra config. */
@@ -288,17 +299,17 @@ class ClusterFailoverTest {
                  RelayClient toY = RelayClient.connect(URI.create(relay.url()), yKey, new RelayClient.Listener() {
                      @Override
                      public void onPacket(byte[] src, byte[] packet, int len) {
-                         atY.add(java.util.Arrays.copyOf(packet, len));
+                         atY.add(Arrays.copyOf(packet, len));
                      }
 
                      @Override
                      public void onClosed(String reason) {}
                  }).get(WAIT.toSeconds(), TimeUnit.SECONDS)) {
-                byte[] payload = "via a relay-only member".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                byte[] payload = "via a relay-only member".getBytes(StandardCharsets.UTF_8);
                 assertTrue(fromX.send(Curve25519.publicKey(yKey), payload, 0, payload.length));
                 byte[] got = atY.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
                 assertNotNull(got, "robot-y heard nothing through the relay-only member");
-                assertTrue(java.util.Arrays.equals(payload, got));
+                assertTrue(Arrays.equals(payload, got));
             }
             // A key nobody registered is refused there too.
             ExecutionException e = assertThrows(ExecutionException.class, () -> RelayClient.connect(URI.create(relay.url()),
@@ -365,10 +376,10 @@ class ClusterFailoverTest {
         assertEquals(2, nodeEntities, "both node entities are placed somewhere: " + status);
         assertEquals(1, status.entities().get("users").values().stream().mapToInt(Integer::intValue).sum(), status.toString());
         var relays = ask(a, a.services().admin(),
-                (ActorRef<Result<dev.trellis.control.relay.RelayDirectory.RelayList>> r) -> new Admin.ListRelays(r)).orElseThrow();
+                (ActorRef<Result<RelayDirectory.RelayList>> r) -> new Admin.ListRelays(r)).orElseThrow();
         assertEquals(2, relays.relays().size(), relays.toString());
         assertEquals(Set.of(a.system().address().toString(), b.system().address().toString()),
-                relays.relays().stream().map(dev.trellis.control.relay.RelayDirectory.RelayInfo::member).collect(java.util.stream.Collectors.toSet()));
+                relays.relays().stream().map(RelayDirectory.RelayInfo::member).collect(Collectors.toSet()));
     }
 
     /**
@@ -401,7 +412,7 @@ class ClusterFailoverTest {
              RelayClient toB = RelayClient.connect(URI.create(b.url()), yKey, new RelayClient.Listener() {
                  @Override
                  public void onPacket(byte[] src, byte[] packet, int len) {
-                     atY.add(new byte[][] {src.clone(), java.util.Arrays.copyOf(packet, len)});
+                     atY.add(new byte[][] {src.clone(), Arrays.copyOf(packet, len)});
                  }
 
                  @Override
@@ -411,7 +422,7 @@ class ClusterFailoverTest {
                     () -> a.relay().mesh().peerKeys().contains(b.publicKeyBase64())
                             && b.publicKeyBase64().equals(a.relay().mesh().holderOf(yPub)));
             await("relay b knowing a as a mesh peer", WAIT, () -> b.relay().mesh().peerKeys().contains(a.publicKeyBase64()));
-            byte[] payload = "through two relays".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            byte[] payload = "through two relays".getBytes(StandardCharsets.UTF_8);
             byte[][] got = null;
             // The first packets go while a dials b (dropped, like a lost UDP packet); resend until one arrives.
             long deadline = System.nanoTime() + WAIT.toNanos();
@@ -420,15 +431,15 @@ class ClusterFailoverTest {
                 got = atY.poll(200, TimeUnit.MILLISECONDS);
             }
             assertNotNull(got, "no packet reached robot-y on relay b");
-            assertTrue(java.util.Arrays.equals(xPub, got[0]), "the source is robot-x");
-            assertTrue(java.util.Arrays.equals(payload, got[1]));
+            assertTrue(Arrays.equals(xPub, got[0]), "the source is robot-x");
+            assertTrue(Arrays.equals(payload, got[1]));
             assertTrue(a.relay().mesh().forwardedCount() >= 1 && b.relay().mesh().receivedCount() >= 1);
             assertEquals(0, b.relay().mesh().forwardedCount(), "b delivered it itself, no second hop");
             // Relay b counts robot-y, not relay a's link, as a connected node.
             assertEquals(1, b.relay().registry().stats().connected());
 
             // A node may not send what only relays send: its connection is closed.
-            toA.sendRaw(dev.trellis.proto.relay.RelayFrame.forwardFrame(xPub, yPub, payload, 0, payload.length));
+            toA.sendRaw(RelayFrame.forwardFrame(xPub, yPub, payload, 0, payload.length));
             String reason = xClosed.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
             assertNotNull(reason, "a node sending ForwardPacket keeps its connection");
         }
@@ -464,15 +475,15 @@ class ClusterFailoverTest {
 
     /** Drops all traffic between two members, both ways (Artery's test mode). */
     private static void blackhole(TrellisServer from, TrellisServer to) throws Exception {
-        var transport = ((org.apache.pekko.remote.RARP) org.apache.pekko.remote.RARP.get(from.system().classicSystem())).provider().transport();
+        var transport = ((RARP) RARP.get(from.system().classicSystem())).provider().transport();
         // Scala objects: reached through their MODULE$ fields (javac cannot name them here).
-        var both = (org.apache.pekko.remote.transport.ThrottlerTransportAdapter.Direction) Class.forName(
+        var both = (ThrottlerTransportAdapter.Direction) Class.forName(
                 "org.apache.pekko.remote.transport.ThrottlerTransportAdapter$Direction$Both$").getField("MODULE$").get(null);
-        var blackhole = (org.apache.pekko.remote.transport.ThrottlerTransportAdapter.ThrottleMode) Class.forName(
+        var blackhole = (ThrottlerTransportAdapter.ThrottleMode) Class.forName(
                 "org.apache.pekko.remote.transport.ThrottlerTransportAdapter$Blackhole$").getField("MODULE$").get(null);
-        var command = new org.apache.pekko.remote.transport.ThrottlerTransportAdapter.SetThrottle(
+        var command = new ThrottlerTransportAdapter.SetThrottle(
                 Cluster.get(to.system()).selfMember().address(), both, blackhole);
-        scala.concurrent.Await.result(transport.managementCommand(command), scala.concurrent.duration.Duration.create(10, "s"));
+        Await.result(transport.managementCommand(command), scala.concurrent.duration.Duration.create(10, "s"));
     }
 
     /**

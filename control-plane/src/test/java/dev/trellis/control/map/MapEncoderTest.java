@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
+import java.util.TreeSet;
 
 /**
  * MapEncoder writes the map envelopes by hand: read them back with the protocol's own mapper and
@@ -167,7 +168,7 @@ class MapEncoderTest {
     }
 
     private static Set<String> names(Class<? extends Record> type) {
-        Set<String> names = new java.util.TreeSet<>();
+        Set<String> names = new TreeSet<>();
         for (RecordComponent c : type.getRecordComponents()) {
             names.add(c.getName());
         }
@@ -175,14 +176,14 @@ class MapEncoderTest {
     }
 
     private static Set<String> fieldsBut(JsonNode object, String except) {
-        Set<String> fields = new java.util.TreeSet<>();
+        Set<String> fields = new TreeSet<>();
         object.fieldNames().forEachRemaining(fields::add);
         fields.remove(except);
         return fields;
     }
 
     private static Set<String> unknownFields(JsonNode object, Class<? extends Record> type) {
-        Set<String> fields = new java.util.TreeSet<>();
+        Set<String> fields = new TreeSet<>();
         object.fieldNames().forEachRemaining(fields::add);
         fields.removeAll(names(type));
         return fields;

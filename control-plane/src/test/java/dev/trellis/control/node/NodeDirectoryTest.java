@@ -22,6 +22,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.ArrayList;
 
 class NodeDirectoryTest {
 
@@ -81,7 +82,7 @@ class NodeDirectoryTest {
     assertEquals(Set.of(one, two), recovered);
     // A recovering entity publishes and also answers the Announce: duplicates are fine, but never the
     // logged-out node 3 nor the never-registered node 4.
-    java.util.List<NodeEntity.Published> rest = new java.util.ArrayList<>();
+    List<NodeEntity.Published> rest = new ArrayList<>();
     try {
       while (true) rest.add(afterRestart.receiveMessage(Duration.ofMillis(300)));
     } catch (AssertionError quiet) {

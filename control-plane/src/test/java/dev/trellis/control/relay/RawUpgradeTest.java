@@ -17,6 +17,7 @@ import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.stream.javadsl.Flow;
 import org.apache.pekko.util.ByteString;
 import org.junit.jupiter.api.Test;
+import java.io.IOException;
 
 /**
  * {@link RawUpgrade} leans on a pekko-http internal; this fails, naming it, if a pekko-http upgrade
@@ -72,7 +73,7 @@ class RawUpgradeTest {
                 byte[] answer = new byte[5];
                 try {
                     new DataInputStream(in).readFully(answer);
-                } catch (java.io.IOException e) {
+                } catch (IOException e) {
                     throw new AssertionError(BROKEN + "no bytes came back through the upgraded connection", e);
                 }
                 assertArrayEquals("HELLO".getBytes(StandardCharsets.US_ASCII), answer, BROKEN + "other bytes came back");

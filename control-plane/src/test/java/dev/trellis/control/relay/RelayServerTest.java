@@ -52,6 +52,19 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.trellis.proto.control.ControlJson;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.InputStream;
+import java.net.Socket;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.Locale;
+import java.util.function.Predicate;
+import java.util.function.Supplier;
 
 /** The relay end to end: a real server on port 0, nodes registered over the control channel, RelayClients. */
 @Timeout(90)
@@ -119,7 +132,7 @@ class RelayServerTest {
             return this;
         }
 
-        private ControlMessage await(java.util.function.Predicate<ControlMessage> match) throws InterruptedException {
+        private ControlMessage await(Predicate<ControlMessage> match) throws InterruptedException {
             long deadline = System.nanoTime() + WAIT.toNanos();
             while (System.nanoTime() < deadline) {
                 ControlMessage m = received.poll(100, TimeUnit.MILLISECONDS);
@@ -305,7 +318,7 @@ class RelayServerTest {
     static final class Raw implements WebSocket.Listener {
         final BlockingQueue<byte[]> frames = new LinkedBlockingQueue<>();
         final CompletableFuture<Integer> closed = new CompletableFuture<>();
-        private final java.io.ByteArrayOutputStream partial = new java.io.ByteArrayOutputStream();
+        private final ByteArrayOutputStream partial = new ByteArrayOutputStream();
         WebSocket ws;
 
         @Override
@@ -463,12 +476,12 @@ class RelayServerTest {
     /** {@code GET /relay/load}: what nodes choosing among a region's relays read. */
     @Test
     void loadSaysHowManyNodesTheRelayHolds() throws Exception {
-        java.util.function.Supplier<com.fasterxml.jackson.databind.JsonNode> load = () -> {
+        Supplier<JsonNode> load = () -> {
             try {
-                var response = http.send(java.net.http.HttpRequest.newBuilder(URI.create(server.url() + "/relay/load")).GET().build(),
-                        java.net.http.HttpResponse.BodyHandlers.ofString());
+                var response = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/relay/load")).GET().build(),
+                        HttpResponse.BodyHandlers.ofString());
                 assertEquals(200, response.statusCode());
-                return dev.trellis.proto.control.ControlJson.MAPPER.readTree(response.body());
+                return ControlJson.MAPPER.readTree(response.body());
             } catch (Exception e) {
                 throw new AssertionError(e);
             }
@@ -487,11 +500,11 @@ class RelayServerTest {
         Relay ra = a.relay();
         URI u = URI.create(server.url());
         for (int badLength : new int[] {0, RelayFrame.MAX_FRAME + 1, -1}) {
-            try (java.net.Socket s = new java.net.Socket(u.getHost(), u.getPort())) {
+            try (Socket s = new Socket(u.getHost(), u.getPort())) {
                 s.setSoTimeout((int) WAIT.toMillis());
                 s.getOutputStream().write(("GET /relay HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: trellis-relay\r\n\r\n")
-                        .getBytes(java.nio.charset.StandardCharsets.US_ASCII));
-                java.io.InputStream in = s.getInputStream();
+                        .getBytes(StandardCharsets.US_ASCII));
+                InputStream in = s.getInputStream();
                 StringBuilder head = new StringBuilder();
                 while (!head.toString().endsWith("\r\n\r\n")) {
                     int c = in.read();
@@ -499,13 +512,13 @@ class RelayServerTest {
                     head.append((char) c);
                 }
                 assertTrue(head.toString().startsWith("HTTP/1.1 101"), head.toString());
-                assertTrue(head.toString().toLowerCase(java.util.Locale.ROOT).contains("upgrade: trellis-relay"), head.toString());
-                java.io.DataInputStream data = new java.io.DataInputStream(in);
+                assertTrue(head.toString().toLowerCase(Locale.ROOT).contains("upgrade: trellis-relay"), head.toString());
+                DataInputStream data = new DataInputStream(in);
                 int helloLength = data.readInt();
                 assertEquals(1 + RelayFrame.KEY_LENGTH + RelayFrame.NONCE_LENGTH, helloLength);
                 assertEquals(RelayFrame.SERVER_HELLO, data.readByte());
                 data.readFully(new byte[helloLength - 1]);
-                java.io.DataOutputStream out = new java.io.DataOutputStream(s.getOutputStream());
+                DataOutputStream out = new DataOutputStream(s.getOutputStream());
                 out.writeInt(badLength);
                 out.write(new byte[64]);
                 out.flush();

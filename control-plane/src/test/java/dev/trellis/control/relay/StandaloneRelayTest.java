@@ -42,6 +42,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.server.ServerKey;
+import java.net.ServerSocket;
+import java.nio.file.Files;
 
 /**
  * The relay map and a relay on its own ({@code trellis relay}) next to a real server: the map nodes receive names
@@ -69,13 +73,13 @@ class StandaloneRelayTest {
     void start() throws Exception {
         // The relay's key and port are fixed before the server starts, so the server's config can list it the way an
         // admin would (trellis.relay.others) and the relay can then start against the running server.
-        relayKey = java.util.Base64.getEncoder().encodeToString(dev.trellis.proto.wireguard.Curve25519.publicKey(
-                dev.trellis.control.server.ServerKey.loadOrCreate(relayDir)));
-        try (java.net.ServerSocket free = new java.net.ServerSocket(0)) {
+        relayKey = Base64.getEncoder().encodeToString(Curve25519.publicKey(
+                ServerKey.loadOrCreate(relayDir)));
+        try (ServerSocket free = new ServerSocket(0)) {
             relayPort = free.getLocalPort();
         }
-        java.nio.file.Path conf = serverDir.resolve("trellis.conf");
-        java.nio.file.Files.writeString(conf, "trellis.relay.others = [{ region = building-b, url = \"http://127.0.0.1:" + relayPort
+        Path conf = serverDir.resolve("trellis.conf");
+        Files.writeString(conf, "trellis.relay.others = [{ region = building-b, url = \"http://127.0.0.1:" + relayPort
                 + "\", key = \"" + relayKey + "\" }]\n");
         server = TrellisServer.start(ServerSettings.load(conf, serverDir.resolve("data"), "127.0.0.1:0"));
         Result<User> user = ask(server.services().users(), r -> new UserRegistry.CreateUser("lab", r));
@@ -200,7 +204,7 @@ class StandaloneRelayTest {
         assertTrue(refused.getCause().getMessage().contains("not registered"), refused.getCause().getMessage());
 
         // The admin deletes a: the standalone relay learns it at its next re-check and closes a's connection.
-        Result<?> deleted = ask(server.services().admin(), (ActorRef<Result<dev.trellis.control.node.NodeRecord>> r) ->
+        Result<?> deleted = ask(server.services().admin(), (ActorRef<Result<NodeRecord>> r) ->
                 new Admin.DeleteNode(a.id(), r));
         assertTrue(deleted.isOk());
         String reason = heardA.closed().get(ControlPlaneNodeKeys.RECHECK.toSeconds() + WAIT.toSeconds(), TimeUnit.SECONDS);

@@ -40,6 +40,11 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import dev.trellis.control.admin.Admin;
+import dev.trellis.control.node.AddressAllocator;
+import java.net.http.HttpRequest;
+import java.nio.file.Files;
+import java.util.ArrayList;
 
 /** The control channel end to end over real HTTP and WebSocket, with protocol-level nodes. */
 @Timeout(60)
@@ -50,7 +55,7 @@ class ControlChannelServerTest {
     Path dataDir;
     private TrellisServer server;
     private HttpClient http;
-    private final List<SimNode> nodes = new java.util.ArrayList<>();
+    private final List<SimNode> nodes = new ArrayList<>();
 
     @TempDir
     Path configDir;
@@ -59,7 +64,7 @@ class ControlChannelServerTest {
     void start() throws Exception {
         // A short ephemeral timeout so the reaping test need not wait minutes.
         Path config = configDir.resolve("trellis.conf");
-        java.nio.file.Files.writeString(config, "trellis.ephemeral-timeout = 1s\n");
+        Files.writeString(config, "trellis.ephemeral-timeout = 1s\n");
         server = TrellisServer.start(ServerSettings.load(config, dataDir, "127.0.0.1:0"));
         http = ControlClient.newHttpClient();
     }
@@ -215,8 +220,8 @@ class ControlChannelServerTest {
         assertTrue(lb.ok());
         a.await(m -> m instanceof ControlMessage.MapDelta d && d.upserted().stream().anyMatch(n -> n.id() == lb.self().id()));
 
-        Result<dev.trellis.control.node.NodeRecord> expired = ask(server.services().admin(),
-                r -> new dev.trellis.control.admin.Admin.ExpireNode(lb.self().id(), r));
+        Result<NodeRecord> expired = ask(server.services().admin(),
+                r -> new Admin.ExpireNode(lb.self().id(), r));
         assertTrue(expired.isOk());
         a.await(m -> m instanceof ControlMessage.MapDelta d && d.removed().contains(lb.self().id()));
         b.await(m -> m instanceof ControlMessage.Goodbye);
@@ -241,8 +246,8 @@ class ControlChannelServerTest {
         visitor.close();
         // Offline for the 1 s timeout, then deleted: peers see it removed and its address is free.
         stays.await(m -> m instanceof ControlMessage.MapDelta d && d.removed().contains(lv.self().id()));
-        List<dev.trellis.control.node.AddressAllocator.Allocation> allocations = ask(server.services().allocator(),
-                dev.trellis.control.node.AddressAllocator.ListAllocations::new);
+        List<AddressAllocator.Allocation> allocations = ask(server.services().allocator(),
+                AddressAllocator.ListAllocations::new);
         assertFalse(allocations.stream().anyMatch(a -> a.nodeId() == lv.self().id()), allocations.toString());
     }
 
@@ -267,12 +272,12 @@ class ControlChannelServerTest {
         assertNotNull(closed.get(WAIT.toSeconds(), TimeUnit.SECONDS));
 
         // GET /key answers, other methods do not.
-        HttpResponse<String> key = http.send(java.net.http.HttpRequest.newBuilder(URI.create(server.url() + "/key")).build(),
+        HttpResponse<String> key = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/key")).build(),
                 HttpResponse.BodyHandlers.ofString());
         assertEquals(200, key.statusCode());
         assertTrue(key.body().contains(server.publicKeyBase64()));
-        HttpResponse<String> post = http.send(java.net.http.HttpRequest.newBuilder(URI.create(server.url() + "/key"))
-                .POST(java.net.http.HttpRequest.BodyPublishers.ofString("x")).build(), HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> post = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/key"))
+                .POST(HttpRequest.BodyPublishers.ofString("x")).build(), HttpResponse.BodyHandlers.ofString());
         assertTrue(post.statusCode() >= 400, "POST /key answered " + post.statusCode());
         assertInstanceOf(String.class, key.body());
     }

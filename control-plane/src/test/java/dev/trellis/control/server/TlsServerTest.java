@@ -20,6 +20,9 @@ import javax.net.ssl.TrustManagerFactory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
 
 /** The optional HTTPS listener, with a throwaway self-signed certificate made by the JDK's keytool. */
 @Timeout(60)
@@ -57,7 +60,7 @@ class TlsServerTest {
             assertTrue(key.body().contains(server.publicKeyBase64()));
 
             // The control channel runs over wss:// the same way.
-            var received = new java.util.concurrent.LinkedBlockingQueue<ControlMessage>();
+            var received = new LinkedBlockingQueue<ControlMessage>();
             ControlClient client = ControlClient.connect(https, URI.create(server.url()), Curve25519.generatePrivateKey(),
                     new ControlClient.Listener() {
                         @Override
@@ -68,8 +71,8 @@ class TlsServerTest {
                         @Override
                         public void onClosed(String reason) {}
                     }).get(20, TimeUnit.SECONDS);
-            String nodeKey = java.util.Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
-            client.send(new ControlMessage.Login(nodeKey, null, "tls-node", "linux", java.util.List.of()));
+            String nodeKey = Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
+            client.send(new ControlMessage.Login(nodeKey, null, "tls-node", "linux", List.of()));
             ControlMessage reply = received.poll(10, TimeUnit.SECONDS);
             assertTrue(reply instanceof ControlMessage.LoginResult r && !r.ok() && "NEEDS_AUTH".equals(r.code()), String.valueOf(reply));
             client.close();

@@ -23,6 +23,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import java.util.concurrent.ExecutionException;
 
 /**
  * The agent's local control socket, {@code <state-dir>/agent.sock} (mode 0600, so only root or
@@ -142,7 +143,7 @@ public final class LocalApi implements AutoCloseable {
             ObjectNode out = JSON.createObjectNode().put("ok", true);
             out.set("report", JSON.valueToTree(r));
             return out;
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
             return error(String.valueOf(e.getCause().getMessage()));
         }
     }
@@ -161,7 +162,7 @@ public final class LocalApi implements AutoCloseable {
         try {
             PeerPaths.PingResult result = agent.ping(peer).get(6, TimeUnit.SECONDS);
             return JSON.createObjectNode().put("ok", true).put("path", result.path()).put("rttNanos", result.rttNanos());
-        } catch (java.util.concurrent.ExecutionException e) {
+        } catch (ExecutionException e) {
             Throwable cause = e.getCause();
             return error(cause instanceof TimeoutException ? "no reply from " + peer : String.valueOf(cause.getMessage()));
         }

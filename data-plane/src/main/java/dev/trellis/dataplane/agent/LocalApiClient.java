@@ -18,6 +18,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 
 /** Talks to a running agent's {@link LocalApi}: one request, one reply. */
 public final class LocalApiClient {
@@ -63,13 +65,13 @@ public final class LocalApiClient {
         }
         // Blocking socket channels ignore read timeouts: read on another thread and bound the wait.
         try (channel) {
-            channel.write(java.nio.ByteBuffer.wrap((ControlJson.MAPPER.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
+            channel.write(ByteBuffer.wrap((ControlJson.MAPPER.writeValueAsString(request) + "\n").getBytes(StandardCharsets.UTF_8)));
             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8));
             CompletableFuture<String> line = CompletableFuture.supplyAsync(() -> {
                 try {
                     return in.readLine();
                 } catch (IOException e) {
-                    throw new java.io.UncheckedIOException(e);
+                    throw new UncheckedIOException(e);
                 }
             }, r -> Thread.ofVirtual().start(r));
             String reply = line.get(timeout.toMillis(), TimeUnit.MILLISECONDS);

@@ -5,6 +5,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import java.util.Locale;
 
 /** `trellis netcheck`: does UDP work, what is our reflexive address, how far is the relay. */
 @Command(name = "netcheck", mixinStandardHelpOptions = true,
@@ -39,7 +40,7 @@ public final class NetcheckCommand implements Callable<Integer> {
         for (JsonNode relay : r.path("relays")) {
             String region = relay.path("region").asText();
             String latency = relay.path("latencyMillis").isNull() ? "unreachable (" + relay.path("error").asText() + ")"
-                    : String.format(java.util.Locale.ROOT, "%.1f ms", relay.path("latencyMillis").asDouble());
+                    : String.format(Locale.ROOT, "%.1f ms", relay.path("latencyMillis").asDouble());
             System.out.println("relay " + region + " (" + relay.path("url").asText() + "): " + latency
                     + (region.equals(home) ? "  <- home" : ""));
         }

@@ -9,6 +9,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import java.io.IOException;
 
 /** `trellis ping PEER`: path-discovery pings, each reply with the path it took and its RTT. */
 @Command(name = "ping", mixinStandardHelpOptions = true,
@@ -36,7 +37,7 @@ public final class PingCommand implements Callable<Integer> {
             JsonNode reply;
             try {
                 reply = client.call(request);
-            } catch (java.io.IOException e) {
+            } catch (IOException e) {
                 System.err.println("trellis: " + e.getMessage());
                 return 1;
             }

@@ -20,6 +20,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import java.util.HexFormat;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 
 /**
  * A node's connection to the relay at {@code <login server>/relay} (frame format and handshake:
@@ -86,8 +91,8 @@ public final class RelayClient implements AutoCloseable {
     /** Destination of the last SendPacket written (writer side only); all zero: none yet. */
     private final byte[] lastDestination = new byte[RelayFrame.KEY_LENGTH];
     /** Pings we sent, by their data: who wants to know when the Pong comes back. */
-    private final java.util.concurrent.ConcurrentHashMap<String, java.util.function.Consumer<Void>> pongWaiters =
-            new java.util.concurrent.ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, Consumer<Void>> pongWaiters =
+            new ConcurrentHashMap<>();
 
     private RelayClient(Listener listener, byte[] nodePrivateKey, byte[] expectedRelayKey, int sendQueue) {
         this.listener = listener;
@@ -162,7 +167,7 @@ public final class RelayClient implements AutoCloseable {
             if (cause instanceof RelayException) {
                 return CompletableFuture.failedFuture(cause);
             }
-            String why = cause instanceof java.util.concurrent.TimeoutException ? "no answer within " + HANDSHAKE_TIMEOUT.toSeconds() + " s"
+            String why = cause instanceof TimeoutException ? "no answer within " + HANDSHAKE_TIMEOUT.toSeconds() + " s"
                     : cause.getMessage() == null ? cause.getClass().getSimpleName() : cause.getMessage();
             return CompletableFuture.failedFuture(new RelayException("cannot connect to relay " + uri + ": " + why, cause));
         });
@@ -289,13 +294,13 @@ public final class RelayClient implements AutoCloseable {
     /** Sends a Ping and completes with the round-trip time when its Pong arrives (netcheck's relay latency). */
     public CompletableFuture<Long> pingRttNanos() {
         byte[] data = new byte[RelayFrame.PING_LENGTH];
-        java.util.concurrent.ThreadLocalRandom.current().nextBytes(data);
+        ThreadLocalRandom.current().nextBytes(data);
         CompletableFuture<Long> rtt = new CompletableFuture<>();
         long sent = System.nanoTime();
-        pongWaiters.put(java.util.HexFormat.of().formatHex(data), v -> rtt.complete(System.nanoTime() - sent));
+        pongWaiters.put(HexFormat.of().formatHex(data), v -> rtt.complete(System.nanoTime() - sent));
         sendControl(RelayFrame.encode(new RelayFrame.Ping(data)));
-        return rtt.orTimeout(5, java.util.concurrent.TimeUnit.SECONDS)
-                .whenComplete((v, e) -> pongWaiters.remove(java.util.HexFormat.of().formatHex(data)));
+        return rtt.orTimeout(5, TimeUnit.SECONDS)
+                .whenComplete((v, e) -> pongWaiters.remove(HexFormat.of().formatHex(data)));
     }
 
     /** For tests and diagnostics: an arbitrary WebSocket message, as is. */
@@ -403,7 +408,7 @@ public final class RelayClient implements AutoCloseable {
             case RelayFrame.Health h -> call(() -> listener.onHealth(h.problem()));
             case RelayFrame.Restarting r -> call(() -> listener.onRestarting(r.reconnectInMillis(), r.tryForMillis()));
             case RelayFrame.Pong p -> {
-                var waiter = pongWaiters.remove(java.util.HexFormat.of().formatHex(p.data()));
+                var waiter = pongWaiters.remove(HexFormat.of().formatHex(p.data()));
                 if (waiter != null) {
                     waiter.accept(null);
                 }

@@ -14,6 +14,8 @@ import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.time.Duration;
 import java.util.List;
+import java.net.Inet6Address;
+import java.util.Arrays;
 
 /**
  * A STUN Binding client (RFC 8489): asks a server which address and port its request came from
@@ -123,7 +125,7 @@ public final class StunClient {
             at[i] = at[i - 1] + interval;
             interval *= 2;
         }
-        return java.util.Arrays.stream(at).boxed().toList();
+        return Arrays.stream(at).boxed().toList();
     }
 
     /**
@@ -132,7 +134,7 @@ public final class StunClient {
      * timeout}, {@link StunErrorException} for an error response.
      */
     public static InetSocketAddress bindingRequest(InetSocketAddress server, Duration timeout) throws IOException {
-        StandardProtocolFamily family = server.getAddress() instanceof java.net.Inet6Address
+        StandardProtocolFamily family = server.getAddress() instanceof Inet6Address
                 ? StandardProtocolFamily.INET6 : StandardProtocolFamily.INET;
         try (DatagramChannel channel = DatagramChannel.open(family)) {
             channel.bind(null);

@@ -9,6 +9,7 @@ import java.net.UnknownHostException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.net.Inet6Address;
 
 /**
  * WireGuard's cross-platform userspace API, the text protocol `wg` speaks to a userspace daemon.
@@ -77,7 +78,7 @@ public final class UapiProtocol {
     static String formatEndpoint(InetSocketAddress endpoint) {
         InetAddress address = endpoint.getAddress();
         String host = address.getHostAddress();
-        if (address instanceof java.net.Inet6Address) {
+        if (address instanceof Inet6Address) {
             int zone = host.indexOf('%');
             return "[" + (zone < 0 ? host : host.substring(0, zone)) + "]:" + endpoint.getPort();
         }

@@ -10,6 +10,7 @@ import java.util.ArrayDeque;
 import java.util.HexFormat;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.time.Instant;
 
 /**
  * One remote WireGuard peer: its configuration, its handshake, up to three sessions (previous,
@@ -301,7 +302,7 @@ final class Peer {
     }
 
     private static long epochNanos() {
-        java.time.Instant now = java.time.Instant.now();
+        Instant now = Instant.now();
         return now.getEpochSecond() * 1_000_000_000L + now.getNano();
     }
 }

@@ -7,6 +7,7 @@ import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
+import java.net.BindException;
 
 /** The UDP socket a device speaks WireGuard on: dual-stack where the host has IPv6, else IPv4. */
 final class UdpBind implements AutoCloseable {
@@ -25,7 +26,7 @@ final class UdpBind implements AutoCloseable {
             channel = DatagramChannel.open(StandardProtocolFamily.INET6);
             channel.bind(new InetSocketAddress("::", port));
         } catch (IOException | UnsupportedOperationException e) {
-            if (e instanceof java.net.BindException) {
+            if (e instanceof BindException) {
                 throw e;
             }
             channel = DatagramChannel.open(StandardProtocolFamily.INET);

@@ -14,6 +14,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.Arrays;
 
 class AgentStateTest {
     @TempDir
@@ -31,7 +32,7 @@ class AgentStateTest {
             assertEquals(32, key.length);
             assertArrayEquals(Curve25519.clamp(key), key, name + " is a clamped private key, like wg genkey's");
         }
-        assertFalse(java.util.Arrays.equals(state.machinePrivateKey(), state.nodePrivateKey()));
+        assertFalse(Arrays.equals(state.machinePrivateKey(), state.nodePrivateKey()));
         state.save(new AgentState.Saved("https://x", "robot", true, true));
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("state.json"))));
     }
@@ -77,7 +78,7 @@ class AgentStateTest {
         AgentState state = AgentState.open(dir);
         byte[] before = state.nodePrivateKey();
         byte[] after = state.rotateNodeKey();
-        assertFalse(java.util.Arrays.equals(before, after));
+        assertFalse(Arrays.equals(before, after));
         assertArrayEquals(after, AgentState.open(dir).nodePrivateKey());
         assertEquals("rw-------", PosixFilePermissions.toString(Files.getPosixFilePermissions(dir.resolve("node.key"))));
     }

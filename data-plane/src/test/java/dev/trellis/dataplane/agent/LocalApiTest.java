@@ -31,6 +31,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
+import java.util.Arrays;
 
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
 class LocalApiTest {
@@ -111,7 +112,7 @@ class LocalApiTest {
     void overlongLineEndsOnlyThatConnection() throws IOException {
         try (SocketChannel channel = SocketChannel.open(UnixDomainSocketAddress.of(api.path()))) {
             byte[] huge = new byte[LocalApi.MAX_LINE + 10];
-            java.util.Arrays.fill(huge, (byte) 'x');
+            Arrays.fill(huge, (byte) 'x');
             channel.write(ByteBuffer.wrap(huge));
             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(channel), StandardCharsets.UTF_8));
             assertNull(in.readLine());

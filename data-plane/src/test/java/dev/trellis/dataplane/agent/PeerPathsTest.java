@@ -23,6 +23,12 @@ import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import dev.trellis.dataplane.stun.StunResponder;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeoutException;
+import org.junit.jupiter.api.Assertions;
 
 /** Two devices on loopback UDP, an in-process relay, and path discovery choosing between them. */
 @Timeout(60)
@@ -91,7 +97,7 @@ class PeerPathsTest {
                 @Override
                 public boolean send(byte[] key, byte[] message, int offset, int length) {
                     Side to = byKey.get(Base64.getEncoder().encodeToString(key));
-                    byte[] copy = java.util.Arrays.copyOfRange(message, offset, offset + length);
+                    byte[] copy = Arrays.copyOfRange(message, offset, offset + length);
                     delivery.execute(() -> to.discovery().receiveRelayed(s.publicKey(), copy, copy.length));
                     return true;
                 }
@@ -124,16 +130,16 @@ class PeerPathsTest {
     @Test
     void reflexiveAddressIsAskedFromTheDeviceSocket() throws Exception {
         Side a = side("pdStun");
-        dev.trellis.dataplane.stun.StunResponder stun = dev.trellis.dataplane.stun.StunResponder.start(new InetSocketAddress("127.0.0.1", 0));
+        StunResponder stun = StunResponder.start(new InetSocketAddress("127.0.0.1", 0));
         closeables.add(stun);
         InetSocketAddress reflexive = a.discovery().reflexiveAddress(new InetSocketAddress("127.0.0.1", stun.port()),
-                java.time.Duration.ofSeconds(5)).get(10, TimeUnit.SECONDS);
+                Duration.ofSeconds(5)).get(10, TimeUnit.SECONDS);
         assertEquals(a.device().listenPort(), reflexive.getPort());
         assertEquals("127.0.0.1", reflexive.getAddress().getHostAddress());
         // Nobody answering: the future fails after the timeout instead of hanging.
-        java.util.concurrent.ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(
-                java.util.concurrent.ExecutionException.class, () -> a.discovery().reflexiveAddress(
-                        new InetSocketAddress("127.0.0.1", 9), java.time.Duration.ofMillis(1500)).get(10, TimeUnit.SECONDS));
-        assertTrue(e.getCause() instanceof java.util.concurrent.TimeoutException, e.toString());
+        ExecutionException e = Assertions.assertThrows(
+                ExecutionException.class, () -> a.discovery().reflexiveAddress(
+                        new InetSocketAddress("127.0.0.1", 9), Duration.ofMillis(1500)).get(10, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof TimeoutException, e.toString());
     }
 }

@@ -19,6 +19,7 @@ import java.util.Base64;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.Arrays;
 
 /**
  * Just enough of the coordination server for unit tests: GET /key, and a WebSocket at /control
@@ -148,7 +149,7 @@ final class TinyControlServer implements AutoCloseable {
                 int len = Math.min(step, sealed.length - off);
                 boolean last = off + len >= sealed.length;
                 int opcode = i == 0 ? 0x2 : 0x0;
-                writeFrame((last ? 0x80 : 0) | opcode, java.util.Arrays.copyOfRange(sealed, off, off + len));
+                writeFrame((last ? 0x80 : 0) | opcode, Arrays.copyOfRange(sealed, off, off + len));
             }
         }
 

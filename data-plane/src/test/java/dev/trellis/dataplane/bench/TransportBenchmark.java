@@ -20,6 +20,7 @@ import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
+import java.util.Arrays;
 
 /**
  * ChaCha20-Poly1305 on one transport packet per operation (default 1420 bytes, a full packet at
@@ -83,7 +84,7 @@ public class TransportBenchmark {
         bcInit(true, 0);
         int n = bc.processBytes(plain, 0, size, bcSealed, 0);
         bcSealedLength = n + bc.doFinal(bcSealed, n);
-        if (bcSealedLength != jdkSealedLength || !java.util.Arrays.equals(bcSealed, jdkSealed)) {
+        if (bcSealedLength != jdkSealedLength || !Arrays.equals(bcSealed, jdkSealed)) {
             throw new IllegalStateException("JDK and BouncyCastle disagree on ChaCha20-Poly1305 output");
         }
         counter = 1;

@@ -19,6 +19,8 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.BooleanSupplier;
+import java.nio.ReadOnlyBufferException;
+import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -276,7 +278,7 @@ class TunDeviceTest {
         assertTrue(dev.write(ro));
         assertFalse(ro.hasRemaining());
         readMatching(dev, ByteBuffer.allocateDirect(2048), p -> isEchoReply(p, local, peer, 777, 3));
-        assertThrows(java.nio.ReadOnlyBufferException.class,
+        assertThrows(ReadOnlyBufferException.class,
                 () -> dev.read(ByteBuffer.allocateDirect(2048).asReadOnlyBuffer()));
     }
 
@@ -287,7 +289,7 @@ class TunDeviceTest {
         byte[] peer = {(byte) 198, 18, (byte) subnet, 2};
         sh("ip", "addr", "add", "198.18." + subnet + ".1/24", "dev", ifName).checkOk();
         sh("ip", "link", "set", ifName, "up").checkOk();
-        java.util.concurrent.atomic.AtomicLong replies = new java.util.concurrent.atomic.AtomicLong();
+        AtomicLong replies = new AtomicLong();
         List<CompletableFuture<Long>> done = new ArrayList<>();
         CompletableFuture<Long> readerDone = new CompletableFuture<>();
         done.add(readerDone);

@@ -43,6 +43,10 @@ import java.util.function.Predicate;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Two (or one) devices in this JVM, each with an in-memory tunnel, speaking WireGuard over UDP on
@@ -348,12 +352,12 @@ class DeviceTest {
         // No endpoints: only the relay can carry these peers' packets.
         UapiProtocol.set(a.device(), List.of("public_key=" + b.publicHex(), "allowed_ip=" + IP_B + "/32"));
         UapiProtocol.set(b.device(), List.of("public_key=" + a.publicHex(), "allowed_ip=" + IP_A + "/32"));
-        java.util.concurrent.atomic.AtomicLong relayed = new java.util.concurrent.atomic.AtomicLong();
-        java.util.concurrent.ExecutorService delivery = java.util.concurrent.Executors.newSingleThreadExecutor();
+        AtomicLong relayed = new AtomicLong();
+        ExecutorService delivery = Executors.newSingleThreadExecutor();
         closeables.add(delivery::shutdownNow);
         Map<String, Device> byKey = Map.of(a.publicHex(), a.device(), b.publicHex(), b.device());
         // An in-process stand-in for the HTTP relay: delivers by destination key on its own thread.
-        java.util.concurrent.atomic.AtomicBoolean preferRelay = new java.util.concurrent.atomic.AtomicBoolean();
+        AtomicBoolean preferRelay = new AtomicBoolean();
         for (Device self : List.of(a.device(), b.device())) {
             self.setTransport(new PeerTransport() {
                 @Override

@@ -16,6 +16,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
+import java.nio.file.StandardOpenOption;
 
 /**
  * A throwaway PostgreSQL server for tests: Debian's own binaries ({@code apt-get install postgresql}),
@@ -99,7 +100,7 @@ public final class LocalPostgres implements AutoCloseable {
         "-E", "UTF8", "--no-sync")));
     if (!"127.0.0.1".equals(address)) {
       // Inside a test's own network namespace: the servers there connect over TCP from their own addresses.
-      Files.writeString(data.resolve("pg_hba.conf"), "host all all 0.0.0.0/0 trust\n", java.nio.file.StandardOpenOption.APPEND);
+      Files.writeString(data.resolve("pg_hba.conf"), "host all all 0.0.0.0/0 trust\n", StandardOpenOption.APPEND);
     }
     int port;
     try (ServerSocket s = new ServerSocket(0)) {

@@ -8,6 +8,7 @@ import dev.trellis.proto.wireguard.Message;
 import dev.trellis.proto.wireguard.Tai64n;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.HexFormat;
 
 /**
  * Both ends of the control channel's Noise IK handshake, built on the WireGuard handshake code with
@@ -85,7 +86,7 @@ public final class ControlHandshake {
             if (opening == null) {
                 return null;
             }
-            String machine = java.util.HexFormat.of().formatHex(opening.remoteStatic());
+            String machine = HexFormat.of().formatHex(opening.remoteStatic());
             Handshake handshake = byMachine.computeIfAbsent(machine, k -> new Handshake(PROTOCOL, privateKey, opening.remoteStatic()));
             synchronized (handshake) {
                 if (!handshake.consumeInitiation(opening, System.nanoTime())) {

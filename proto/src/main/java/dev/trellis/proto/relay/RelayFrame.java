@@ -7,6 +7,7 @@ import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.Arrays;
+import java.nio.ByteBuffer;
 
 /**
  * The relay protocol: how nodes exchange WireGuard packets through the coordination server when
@@ -373,7 +374,7 @@ public final class RelayFrame {
             return StandardCharsets.UTF_8.newDecoder()
                     .onMalformedInput(CodingErrorAction.REPORT)
                     .onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .decode(java.nio.ByteBuffer.wrap(data, offset, length))
+                    .decode(ByteBuffer.wrap(data, offset, length))
                     .toString();
         } catch (CharacterCodingException e) {
             throw new FormatException("text is not valid UTF-8");

@@ -3,6 +3,7 @@ package dev.trellis.proto.wireguard;
 import org.bouncycastle.crypto.digests.Blake2sDigest;
 import org.bouncycastle.crypto.macs.HMac;
 import org.bouncycastle.crypto.params.KeyParameter;
+import java.util.Arrays;
 
 /**
  * The symmetric primitives of WireGuard's Noise_IKpsk2 handshake, all built on BLAKE2s:
@@ -57,7 +58,7 @@ public final class NoiseHash {
             previous = hmac(prk, previous, new byte[] {(byte) (i + 1)});
             out[i] = previous;
         }
-        java.util.Arrays.fill(prk, (byte) 0);
+        Arrays.fill(prk, (byte) 0);
         return out;
     }
 }

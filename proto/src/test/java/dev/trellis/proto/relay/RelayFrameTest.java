@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Assertions;
 
 class RelayFrameTest {
     private static final Random RANDOM = new Random(42);
@@ -189,17 +190,17 @@ class RelayFrameTest {
         assertFalse(RelayFrame.verify(relayPrivate, hello.challenge(), new RelayFrame.ClientAuth(new byte[32], auth.proof())));
     }
 
-    @org.junit.jupiter.api.Test
+    @Test
     void sameFramesCarryOnlyThePacket() throws Exception {
         byte[] packet = {9, 8, 7};
         byte[] send = RelayFrame.sameFrame(RelayFrame.SEND_SAME, packet, 0, 3);
-        org.junit.jupiter.api.Assertions.assertArrayEquals(new byte[] {RelayFrame.SEND_SAME, 9, 8, 7}, send);
+        Assertions.assertArrayEquals(new byte[] {RelayFrame.SEND_SAME, 9, 8, 7}, send);
         RelayFrame.SendSame parsed = (RelayFrame.SendSame) RelayFrame.parse(send);
-        org.junit.jupiter.api.Assertions.assertArrayEquals(packet,
-                java.util.Arrays.copyOfRange(parsed.packet(), parsed.offset(), parsed.offset() + parsed.length()));
+        Assertions.assertArrayEquals(packet,
+                Arrays.copyOfRange(parsed.packet(), parsed.offset(), parsed.offset() + parsed.length()));
         byte[] recv = RelayFrame.encode(new RelayFrame.RecvSame(packet, 0, 3));
-        org.junit.jupiter.api.Assertions.assertInstanceOf(RelayFrame.RecvSame.class, RelayFrame.parse(recv));
-        org.junit.jupiter.api.Assertions.assertThrows(RelayFrame.FormatException.class,
+        Assertions.assertInstanceOf(RelayFrame.RecvSame.class, RelayFrame.parse(recv));
+        Assertions.assertThrows(RelayFrame.FormatException.class,
                 () -> RelayFrame.parse(new byte[] {RelayFrame.RECV_SAME}), "an empty packet is malformed");
     }
 }

@@ -16,6 +16,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import java.util.Arrays;
 
 class StunMessageTest {
 
@@ -103,7 +104,7 @@ class StunMessageTest {
         byte[] expected = RFC5769_IPV4_RESPONSE.clone();
         expected[35] = 0; // the RFC pads SOFTWARE with a space, we pad with zero; FINGERPRINT covers padding, so it differs
         assertEquals(expected.length, encoded.length);
-        assertArrayEquals(java.util.Arrays.copyOf(expected, expected.length - 4), java.util.Arrays.copyOf(encoded, encoded.length - 4));
+        assertArrayEquals(Arrays.copyOf(expected, expected.length - 4), Arrays.copyOf(encoded, encoded.length - 4));
         // (Parsing the vectors above already checks our FINGERPRINT computation against the RFC's values.)
     }
 
@@ -168,7 +169,7 @@ class StunMessageTest {
         assertTrue(m.isBindingRequest());
         StunMessage reply = new StunMessage(1, MessageClass.SUCCESS_RESPONSE, m.cookie(), m.transactionId(), List.of());
         byte[] out = reply.encode(false);
-        assertArrayEquals(java.util.Arrays.copyOfRange(wire, 4, 20), java.util.Arrays.copyOfRange(out, 4, 20));
+        assertArrayEquals(Arrays.copyOfRange(wire, 4, 20), Arrays.copyOfRange(out, 4, 20));
         assertFalse(StunMessage.looksLikeStun(wire, 0, wire.length));
     }
 
@@ -184,7 +185,7 @@ class StunMessageTest {
             }
             // Truncations with the header's length patched to match: the attributes themselves are cut.
             for (int n = StunMessage.HEADER_LENGTH; n < valid.length; n += 4) {
-                byte[] cut = java.util.Arrays.copyOf(valid, n);
+                byte[] cut = Arrays.copyOf(valid, n);
                 cut[2] = (byte) ((n - 20) >> 8);
                 cut[3] = (byte) (n - 20);
                 StunMessage m = StunMessage.tryParse(cut, 0, cut.length); // may parse (cut at a boundary) or not
@@ -202,7 +203,7 @@ class StunMessageTest {
         byte[] topBits = StunMessage.bindingRequest().encode(false);
         topBits[0] = (byte) 0x80;
         assertTrue(assertThrows(StunException.class, () -> StunMessage.parse(topBits)).getMessage().contains("not STUN"));
-        byte[] trailing = java.util.Arrays.copyOf(StunMessage.bindingRequest().encode(false), 24);
+        byte[] trailing = Arrays.copyOf(StunMessage.bindingRequest().encode(false), 24);
         assertTrue(assertThrows(StunException.class, () -> StunMessage.parse(trailing)).getMessage().contains("trailing"));
         byte[] overrun = hex("0001 0008 2112a442 000000000000000000000000 0020 0010 00010000");
         assertTrue(assertThrows(StunException.class, () -> StunMessage.parse(overrun)).getMessage().contains("runs past"));

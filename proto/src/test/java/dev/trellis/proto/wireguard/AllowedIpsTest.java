@@ -22,6 +22,10 @@ import java.util.Random;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
+import com.sun.management.ThreadMXBean;
+import java.lang.management.ManagementFactory;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
 
 class AllowedIpsTest {
 
@@ -408,7 +412,7 @@ class AllowedIpsTest {
         byte[] v4 = ipv4Packet("192.0.2.1", "10.1.2.3");
         byte[] v6 = ipv6Packet("2001:db8::1", "2001:db8:1::1");
         ByteBuffer direct = ByteBuffer.allocateDirect(64).put(0, v6);
-        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         int hits = 0;
         for (int round = 0; round < 3; round++) { // warm up, then measure
             long before = threads.getCurrentThreadAllocatedBytes();
@@ -473,12 +477,12 @@ class AllowedIpsTest {
         return new Prefix(toInet(address), length);
     }
 
-    private static java.net.InetAddress toInet(byte[] address) {
+    private static InetAddress toInet(byte[] address) {
         try {
             return address.length == 4
-                    ? java.net.InetAddress.getByAddress(address)
+                    ? InetAddress.getByAddress(address)
                     : Inet6Address.getByAddress(null, address, -1);
-        } catch (java.net.UnknownHostException e) {
+        } catch (UnknownHostException e) {
             throw new AssertionError(e);
         }
     }
