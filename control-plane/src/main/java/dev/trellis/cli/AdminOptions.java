@@ -26,134 +26,164 @@ import picocli.CommandLine.Option;
  * environment, so {@code --data-dir} still works in a shell that exports TRELLIS_SERVER.
  */
 final class AdminOptions {
-    @Option(names = "--server", paramLabel = "URL", description = "Server URL (default: $TRELLIS_SERVER, else from the data directory).")
-    String server;
+  @Option(
+      names = "--server",
+      paramLabel = "URL",
+      description = "Server URL (default: $TRELLIS_SERVER, else from the data directory).")
+  String server;
 
-    @Option(names = "--api-key", paramLabel = "KEY", description = "Admin API key (default: $TRELLIS_API_KEY, else from the data directory).")
-    String apiKey;
+  @Option(
+      names = "--api-key",
+      paramLabel = "KEY",
+      description = "Admin API key (default: $TRELLIS_API_KEY, else from the data directory).")
+  String apiKey;
 
-    @Option(names = "--data-dir", paramLabel = "DIR", description = "Server data directory holding cli.json (default ./trellis-data).")
-    Path dataDir;
+  @Option(
+      names = "--data-dir",
+      paramLabel = "DIR",
+      description = "Server data directory holding cli.json (default ./trellis-data).")
+  Path dataDir;
 
-    @Option(names = "--config", paramLabel = "FILE", description = "Server config file; its trellis.data-dir holds cli.json.")
-    Path config;
+  @Option(
+      names = "--config",
+      paramLabel = "FILE",
+      description = "Server config file; its trellis.data-dir holds cli.json.")
+  Path config;
 
-    private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(5);
-    private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
+  private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(5);
+  private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
 
-    /** The URL and key to use, or a {@link Failure} saying what is missing. */
-    LocalAdminAccess.Access access() throws Failure {
-        String url = server;
-        String key = apiKey;
-        if (url == null && key == null && dataDir == null && config == null) {
-            url = blankToNull(System.getenv("TRELLIS_SERVER"));
-            key = blankToNull(System.getenv("TRELLIS_API_KEY"));
-        }
-        if (url != null || key != null) {
-            if (url == null || key == null) {
-                throw new Failure("pass both --server and --api-key (or set TRELLIS_SERVER and TRELLIS_API_KEY)");
-            }
-            return new LocalAdminAccess.Access(url.replaceAll("/+$", ""), key);
-        }
-        Path dir;
-        try {
-            dir = ServerSettings.load(config, dataDir, null).dataDir().normalize();
-        } catch (IllegalArgumentException e) {
-            throw new Failure(e.getMessage());
-        }
-        LocalAdminAccess.Access access;
-        try {
-            access = LocalAdminAccess.read(dir);
-        } catch (AccessDeniedException e) {
-            throw new Failure("cannot read " + dir.resolve(LocalAdminAccess.FILE) + ": permission denied (run as the server's user)");
-        } catch (IOException e) {
-            throw new Failure("cannot read " + dir.resolve(LocalAdminAccess.FILE) + ": " + e.getMessage());
-        }
-        if (access == null) {
-            throw new Failure("no server found: pass --server and --api-key, or run on the server host (looked for "
-                    + dir.resolve(LocalAdminAccess.FILE) + ")");
-        }
-        return access;
+  /** The URL and key to use, or a {@link Failure} saying what is missing. */
+  LocalAdminAccess.Access access() throws Failure {
+    String url = server;
+    String key = apiKey;
+    if (url == null && key == null && dataDir == null && config == null) {
+      url = blankToNull(System.getenv("TRELLIS_SERVER"));
+      key = blankToNull(System.getenv("TRELLIS_API_KEY"));
     }
-
-    JsonNode get(String path) throws Failure {
-        return send("GET", path, null);
+    if (url != null || key != null) {
+      if (url == null || key == null) {
+        throw new Failure(
+            "pass both --server and --api-key (or set TRELLIS_SERVER and TRELLIS_API_KEY)");
+      }
+      return new LocalAdminAccess.Access(url.replaceAll("/+$", ""), key);
     }
-
-    JsonNode post(String path, Object body) throws Failure {
-        return send("POST", path, body);
+    Path dir;
+    try {
+      dir = ServerSettings.load(config, dataDir, null).dataDir().normalize();
+    } catch (IllegalArgumentException e) {
+      throw new Failure(e.getMessage());
     }
-
-    JsonNode delete(String path) throws Failure {
-        return send("DELETE", path, null);
+    LocalAdminAccess.Access access;
+    try {
+      access = LocalAdminAccess.read(dir);
+    } catch (AccessDeniedException e) {
+      throw new Failure(
+          "cannot read "
+              + dir.resolve(LocalAdminAccess.FILE)
+              + ": permission denied (run as the server's user)");
+    } catch (IOException e) {
+      throw new Failure(
+          "cannot read " + dir.resolve(LocalAdminAccess.FILE) + ": " + e.getMessage());
     }
-
-    /** One request; any error (transport or an {"error"} answer) becomes a one-line {@link Failure}. */
-    private JsonNode send(String method, String path, Object body) throws Failure {
-        LocalAdminAccess.Access access = access();
-        URI uri;
-        try {
-            uri = URI.create(access.url() + "/api/v1/" + path);
-        } catch (IllegalArgumentException e) {
-            throw new Failure("invalid server URL '" + access.url() + "'");
-        }
-        HttpRequest.Builder request = HttpRequest.newBuilder(uri).timeout(REQUEST_TIMEOUT)
-                .header("Authorization", "Bearer " + access.apiKey())
-                .header("Accept", "application/json");
-        try {
-            if (body != null) {
-                request.header("Content-Type", "application/json")
-                        .method(method, HttpRequest.BodyPublishers.ofByteArray(ControlJson.MAPPER.writeValueAsBytes(body)));
-            } else {
-                request.method(method, HttpRequest.BodyPublishers.noBody());
-            }
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        HttpResponse<byte[]> response;
-        try (HttpClient client = HttpClient.newBuilder().connectTimeout(CONNECT_TIMEOUT).build()) {
-            response = client.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
-        } catch (HttpConnectTimeoutException | ConnectException e) {
-            throw new Failure("cannot reach the Trellis server at " + access.url());
-        } catch (HttpTimeoutException e) {
-            throw new Failure("the Trellis server at " + access.url() + " did not answer in time");
-        } catch (IOException e) {
-            throw new Failure("cannot reach the Trellis server at " + access.url() + " (" + e.getMessage() + ")");
-        } catch (IllegalArgumentException e) {
-            throw new Failure("invalid server URL '" + access.url() + "'");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new Failure("interrupted");
-        }
-        JsonNode json;
-        try {
-            json = ControlJson.MAPPER.readTree(response.body());
-        } catch (IOException e) {
-            json = null;
-        }
-        if (response.statusCode() >= 400) {
-            String error = json != null && json.hasNonNull("error") ? json.get("error").asText()
-                    : "the server answered HTTP " + response.statusCode();
-            throw new Failure(response.statusCode() == 401 ? "API key refused: " + error : error);
-        }
-        if (json == null) {
-            throw new Failure("the server at " + access.url() + " did not answer with JSON (is it a Trellis server?)");
-        }
-        return json;
+    if (access == null) {
+      throw new Failure(
+          "no server found: pass --server and --api-key, or run on the server host (looked for "
+              + dir.resolve(LocalAdminAccess.FILE)
+              + ")");
     }
+    return access;
+  }
 
-    static String segment(String text) {
-        return URLEncoder.encode(text, StandardCharsets.UTF_8).replace("+", "%20");
-    }
+  JsonNode get(String path) throws Failure {
+    return send("GET", path, null);
+  }
 
-    private static String blankToNull(String s) {
-        return s == null || s.isBlank() ? null : s;
-    }
+  JsonNode post(String path, Object body) throws Failure {
+    return send("POST", path, body);
+  }
 
-    /** A one-line error for stderr; commands turn it into exit status 1. */
-    static final class Failure extends Exception {
-        Failure(String message) {
-            super(message);
-        }
+  JsonNode delete(String path) throws Failure {
+    return send("DELETE", path, null);
+  }
+
+  /**
+   * One request; any error (transport or an {"error"} answer) becomes a one-line {@link Failure}.
+   */
+  private JsonNode send(String method, String path, Object body) throws Failure {
+    LocalAdminAccess.Access access = access();
+    URI uri;
+    try {
+      uri = URI.create(access.url() + "/api/v1/" + path);
+    } catch (IllegalArgumentException e) {
+      throw new Failure("invalid server URL '" + access.url() + "'");
     }
+    HttpRequest.Builder request =
+        HttpRequest.newBuilder(uri)
+            .timeout(REQUEST_TIMEOUT)
+            .header("Authorization", "Bearer " + access.apiKey())
+            .header("Accept", "application/json");
+    try {
+      if (body != null) {
+        request
+            .header("Content-Type", "application/json")
+            .method(
+                method,
+                HttpRequest.BodyPublishers.ofByteArray(ControlJson.MAPPER.writeValueAsBytes(body)));
+      } else {
+        request.method(method, HttpRequest.BodyPublishers.noBody());
+      }
+    } catch (IOException e) {
+      throw new IllegalStateException(e);
+    }
+    HttpResponse<byte[]> response;
+    try (HttpClient client = HttpClient.newBuilder().connectTimeout(CONNECT_TIMEOUT).build()) {
+      response = client.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
+    } catch (HttpConnectTimeoutException | ConnectException e) {
+      throw new Failure("cannot reach the Trellis server at " + access.url());
+    } catch (HttpTimeoutException e) {
+      throw new Failure("the Trellis server at " + access.url() + " did not answer in time");
+    } catch (IOException e) {
+      throw new Failure(
+          "cannot reach the Trellis server at " + access.url() + " (" + e.getMessage() + ")");
+    } catch (IllegalArgumentException e) {
+      throw new Failure("invalid server URL '" + access.url() + "'");
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new Failure("interrupted");
+    }
+    JsonNode json;
+    try {
+      json = ControlJson.MAPPER.readTree(response.body());
+    } catch (IOException e) {
+      json = null;
+    }
+    if (response.statusCode() >= 400) {
+      String error =
+          json != null && json.hasNonNull("error")
+              ? json.get("error").asText()
+              : "the server answered HTTP " + response.statusCode();
+      throw new Failure(response.statusCode() == 401 ? "API key refused: " + error : error);
+    }
+    if (json == null) {
+      throw new Failure(
+          "the server at " + access.url() + " did not answer with JSON (is it a Trellis server?)");
+    }
+    return json;
+  }
+
+  static String segment(String text) {
+    return URLEncoder.encode(text, StandardCharsets.UTF_8).replace("+", "%20");
+  }
+
+  private static String blankToNull(String s) {
+    return s == null || s.isBlank() ? null : s;
+  }
+
+  /** A one-line error for stderr; commands turn it into exit status 1. */
+  static final class Failure extends Exception {
+    Failure(String message) {
+      super(message);
+    }
+  }
 }

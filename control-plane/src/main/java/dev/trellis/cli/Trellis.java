@@ -16,25 +16,42 @@ import picocli.CommandLine.Command;
  * The full `trellis` command: the server's subcommands (each its own class next to this one) and
  * the node's (in {@code dev.trellis.dataplane.cli}, which also has the node-only root command).
  */
-@Command(name = "trellis", mixinStandardHelpOptions = true, version = "trellis 0.1.0",
-        description = "Self-hosted WireGuard overlay network for robot fleets.",
-        subcommands = {ServerCommand.class, RelayCommand.class, UsersCommand.class, AuthKeysCommand.class, NodesCommand.class,
-                ApiKeysCommand.class, ClusterCommand.class, RelaysCommand.class,
-                AgentCommand.class, UpCommand.class, DownCommand.class, LogoutCommand.class, IpCommand.class, StatusCommand.class,
-                PingCommand.class, NetcheckCommand.class, WgCommand.class,
-                CommandLine.HelpCommand.class})
+@Command(
+    name = "trellis",
+    mixinStandardHelpOptions = true,
+    version = "trellis 0.1.0",
+    description = "Self-hosted WireGuard overlay network for robot fleets.",
+    subcommands = {
+      ServerCommand.class,
+      RelayCommand.class,
+      UsersCommand.class,
+      AuthKeysCommand.class,
+      NodesCommand.class,
+      ApiKeysCommand.class,
+      ClusterCommand.class,
+      RelaysCommand.class,
+      AgentCommand.class,
+      UpCommand.class,
+      DownCommand.class,
+      LogoutCommand.class,
+      IpCommand.class,
+      StatusCommand.class,
+      PingCommand.class,
+      NetcheckCommand.class,
+      WgCommand.class,
+      CommandLine.HelpCommand.class
+    })
 public final class Trellis implements Runnable {
-    @CommandLine.Spec
-    CommandLine.Model.CommandSpec spec;
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Override
-    public void run() {
-        spec.commandLine().usage(System.out);
-    }
+  @Override
+  public void run() {
+    spec.commandLine().usage(System.out);
+  }
 
-    public static void main(String[] args) {
-        // SLF4J reports on stderr that it replayed calls made while logback started: noise to a user.
-        System.setProperty("slf4j.internal.verbosity", "ERROR");
-        System.exit(new CommandLine(new Trellis()).execute(args));
-    }
+  public static void main(String[] args) {
+    // SLF4J reports on stderr that it replayed calls made while logback started: noise to a user.
+    System.setProperty("slf4j.internal.verbosity", "ERROR");
+    System.exit(new CommandLine(new Trellis()).execute(args));
+  }
 }

@@ -14,17 +14,26 @@ import java.util.Objects;
 })
 public sealed interface Result<T> extends CborSerializable {
 
-  /** UNAVAILABLE: the entity did not answer in time (e.g. the cluster is moving it off a lost member); retry. */
-  enum Code { NOT_FOUND, ALREADY_EXISTS, INVALID, EXPIRED, USED, CONFLICT, UNAVAILABLE }
+  /**
+   * UNAVAILABLE: the entity did not answer in time (e.g. the cluster is moving it off a lost
+   * member); retry.
+   */
+  enum Code {
+    NOT_FOUND,
+    ALREADY_EXISTS,
+    INVALID,
+    EXPIRED,
+    USED,
+    CONFLICT,
+    UNAVAILABLE
+  }
 
   /**
    * The value's type is named, not its class: an open {@code Id.CLASS} would let a peer pick any
    * class to instantiate. The names, a closed list, are registered outside this core type, in
    * {@code dev.trellis.control.server.ResultTypes}: a new kind of value is listed there.
    */
-  record Ok<T>(
-      @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
-      T value)
+  record Ok<T>(@JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type") T value)
       implements Result<T> {
     public Ok {
       Objects.requireNonNull(value, "value");

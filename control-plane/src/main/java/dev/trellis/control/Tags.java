@@ -1,9 +1,9 @@
 package dev.trellis.control;
 
+import java.util.Collections;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
-import java.util.Collections;
 
 /** ACL tags attached to auth keys and nodes: {@code tag:} and a lowercase name. */
 public final class Tags {

@@ -104,27 +104,54 @@ class AdminCliTest {
     var s = server.services();
     var scheduler = server.system().scheduler();
     String machineKey = randomKey();
-    var allocation = AskPattern.<AddressAllocator.Command, Result<AddressAllocator.Allocation>>ask(s.allocator(),
-        r -> new AddressAllocator.Allocate(machineKey, hostname, r), Duration.ofSeconds(10), scheduler)
-        .toCompletableFuture().get(10, TimeUnit.SECONDS).orElseThrow();
-    NodeRecord node = AskPattern.<NodeDirectory.Command, Result<NodeRecord>>ask(s.nodes(),
-        r -> new NodeDirectory.Forward(allocation.nodeId(), new NodeEntity.Register(machineKey, randomKey(), user,
-            allocation.hostname(), allocation.ipv4(), allocation.ipv6(), Set.of(), false, null, Instant.now(), r)),
-        Duration.ofSeconds(10), scheduler).toCompletableFuture().get(10, TimeUnit.SECONDS).orElseThrow();
+    var allocation =
+        AskPattern.<AddressAllocator.Command, Result<AddressAllocator.Allocation>>ask(
+                s.allocator(),
+                r -> new AddressAllocator.Allocate(machineKey, hostname, r),
+                Duration.ofSeconds(10),
+                scheduler)
+            .toCompletableFuture()
+            .get(10, TimeUnit.SECONDS)
+            .orElseThrow();
+    NodeRecord node =
+        AskPattern.<NodeDirectory.Command, Result<NodeRecord>>ask(
+                s.nodes(),
+                r ->
+                    new NodeDirectory.Forward(
+                        allocation.nodeId(),
+                        new NodeEntity.Register(
+                            machineKey,
+                            randomKey(),
+                            user,
+                            allocation.hostname(),
+                            allocation.ipv4(),
+                            allocation.ipv6(),
+                            Set.of(),
+                            false,
+                            null,
+                            Instant.now(),
+                            r)),
+                Duration.ofSeconds(10),
+                scheduler)
+            .toCompletableFuture()
+            .get(10, TimeUnit.SECONDS)
+            .orElseThrow();
     s.users().tell(new UserRegistry.AttachNode(user, node.id()));
     return node;
   }
 
   @Test
   void users() throws Exception {
-    assertTrue(succeeds(remote("users", "create", "c-alice")).out().contains("created user c-alice"));
+    assertTrue(
+        succeeds(remote("users", "create", "c-alice")).out().contains("created user c-alice"));
     succeeds(local("users", "create", "c-bob"));
     fails("user c-alice already exists", remote("users", "create", "c-alice"));
     fails("invalid user name", local("users", "create", "Bad Name"));
 
     Run table = succeeds(local("users", "list"));
     assertTrue(table.lines().getFirst().matches("ID\\s+NAME\\s+NODES\\s+CREATED"), table.out());
-    String aliceRow = table.lines().stream().filter(l -> l.contains("c-alice")).findFirst().orElseThrow();
+    String aliceRow =
+        table.lines().stream().filter(l -> l.contains("c-alice")).findFirst().orElseThrow();
     // Columns line up under the header.
     assertEquals(table.lines().getFirst().indexOf("NAME"), aliceRow.indexOf("c-alice"));
 
@@ -140,8 +167,21 @@ class AdminCliTest {
   @Test
   void authKeys() throws Exception {
     succeeds(remote("users", "create", "a-alice"));
-    Run created = succeeds(remote("authkeys", "create", "--user", "a-alice", "--reusable", "--ephemeral",
-        "--expiration", "24h", "--tag", "tag:robot", "--tag", "tag:arm"));
+    Run created =
+        succeeds(
+            remote(
+                "authkeys",
+                "create",
+                "--user",
+                "a-alice",
+                "--reusable",
+                "--ephemeral",
+                "--expiration",
+                "24h",
+                "--tag",
+                "tag:robot",
+                "--tag",
+                "tag:arm"));
     assertTrue(created.last().startsWith("trellis-auth-"), created.out());
     assertTrue(created.out().contains("reusable, ephemeral"), created.out());
     String id = created.last().substring("trellis-auth-".length(), "trellis-auth-".length() + 12);
@@ -158,13 +198,17 @@ class AdminCliTest {
     assertEquals(3, list.lines().size(), list.out());
     assertTrue(list.lines().getFirst().startsWith("ID"));
     assertTrue(list.out().contains("tag:arm,tag:robot"), list.out());
-    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("authkeys", "list", "--json")).out());
+    JsonNode json =
+        ControlJson.MAPPER.readTree(succeeds(remote("authkeys", "list", "--json")).out());
     assertTrue(json.isArray() && json.size() >= 2);
     fails("no user a-nobody", remote("authkeys", "list", "--user", "a-nobody"));
 
     assertTrue(succeeds(remote("authkeys", "expire", id)).out().contains("expired auth key " + id));
-    String row = succeeds(local("authkeys", "list", "--user", "a-alice")).lines().stream()
-        .filter(l -> l.startsWith(id)).findFirst().orElseThrow();
+    String row =
+        succeeds(local("authkeys", "list", "--user", "a-alice")).lines().stream()
+            .filter(l -> l.startsWith(id))
+            .findFirst()
+            .orElseThrow();
     assertTrue(row.contains("expired"), row);
     fails("no auth key nosuchkey000", remote("authkeys", "expire", "nosuchkey000"));
   }
@@ -179,14 +223,22 @@ class AdminCliTest {
     assertEquals(3, table.lines().size(), table.out());
     assertTrue(table.lines().getFirst().startsWith("ID"), table.out());
     assertTrue(table.out().contains("cli-alpha") && table.out().contains(one.ipv4()), table.out());
-    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("nodes", "list", "--json", "--user", "n-alice")).out());
+    JsonNode json =
+        ControlJson.MAPPER.readTree(
+            succeeds(remote("nodes", "list", "--json", "--user", "n-alice")).out());
     assertEquals(2, json.size());
     assertEquals("cli-beta", json.get(1).path("hostname").asText());
 
     fails("already used", remote("nodes", "rename", String.valueOf(two.id()), "cli-alpha"));
-    assertTrue(succeeds(remote("nodes", "rename", String.valueOf(two.id()), "cli-gamma")).out().contains("cli-gamma"));
-    assertTrue(succeeds(local("nodes", "tag", String.valueOf(two.id()), "--tag", "tag:x", "--tag", "tag:y"))
-        .out().contains("tag:x,tag:y"));
+    assertTrue(
+        succeeds(remote("nodes", "rename", String.valueOf(two.id()), "cli-gamma"))
+            .out()
+            .contains("cli-gamma"));
+    assertTrue(
+        succeeds(
+                local("nodes", "tag", String.valueOf(two.id()), "--tag", "tag:x", "--tag", "tag:y"))
+            .out()
+            .contains("tag:x,tag:y"));
     fails("invalid tag", remote("nodes", "tag", String.valueOf(two.id()), "--tag", "x"));
     fails("--tag", remote("nodes", "tag", String.valueOf(two.id())));
     succeeds(remote("nodes", "expire", String.valueOf(one.id())));
@@ -210,7 +262,8 @@ class AdminCliTest {
     // The new key works on its own.
     succeeds(trellis("users", "list", "--server", server.url(), "--api-key", secret));
     assertTrue(succeeds(remote("apikeys", "list")).out().contains(prefix));
-    JsonNode json = ControlJson.MAPPER.readTree(succeeds(remote("apikeys", "list", "--json")).out());
+    JsonNode json =
+        ControlJson.MAPPER.readTree(succeeds(remote("apikeys", "list", "--json")).out());
     assertTrue(json.toString().contains(prefix));
 
     succeeds(remote("apikeys", "expire", prefix));
@@ -222,29 +275,43 @@ class AdminCliTest {
   void clusterStatusAndRelays() throws Exception {
     Run status = succeeds(remote("cluster", "status"));
     assertTrue(status.lines().get(0).startsWith("MEMBER"), status.out());
-    assertTrue(status.out().contains("(this)") && status.out().contains("control,relay") && status.out().contains("Up"), status.out());
+    assertTrue(
+        status.out().contains("(this)")
+            && status.out().contains("control,relay")
+            && status.out().contains("Up"),
+        status.out());
     Run json = succeeds(local("cluster", "status", "--json"));
-    assertTrue(json.out().contains("\"members\"") && json.out().contains("\"reachable\" : true"), json.out());
+    assertTrue(
+        json.out().contains("\"members\"") && json.out().contains("\"reachable\" : true"),
+        json.out());
     // The server's relay reaches the receptionist asynchronously after start: wait for its row.
     Run relays = succeeds(remote("relays", "list"));
-    for (long deadline = System.nanoTime() + 30_000_000_000L; relays.lines().size() < 2 && System.nanoTime() < deadline; ) {
+    for (long deadline = System.nanoTime() + 30_000_000_000L;
+        relays.lines().size() < 2 && System.nanoTime() < deadline; ) {
       Thread.sleep(200);
       relays = succeeds(remote("relays", "list"));
     }
     assertTrue(relays.lines().get(0).startsWith("REGION"), relays.out());
-    assertTrue(relays.lines().size() > 1 && relays.lines().get(1).startsWith("default"), relays.out());
+    assertTrue(
+        relays.lines().size() > 1 && relays.lines().get(1).startsWith("default"), relays.out());
   }
 
   @Test
   void findingTheServer() throws Exception {
-    fails("no server found: pass --server and --api-key, or run on the server host (looked for "
-        + elsewhere.resolve("cli.json") + ")", trellis("users", "list", "--data-dir", elsewhere.toString()));
+    fails(
+        "no server found: pass --server and --api-key, or run on the server host (looked for "
+            + elsewhere.resolve("cli.json")
+            + ")",
+        trellis("users", "list", "--data-dir", elsewhere.toString()));
     Path config = elsewhere.resolve("trellis.conf");
     Files.writeString(config, "trellis.data-dir = \"" + dataDir + "\"\n");
     succeeds(trellis("users", "list", "--config", config.toString()));
-    fails("cannot reach the Trellis server at http://127.0.0.1:1",
+    fails(
+        "cannot reach the Trellis server at http://127.0.0.1:1",
         trellis("users", "list", "--server", "http://127.0.0.1:1", "--api-key", apiKey));
-    fails("API key refused", trellis("users", "list", "--server", server.url(), "--api-key", "garbage"));
+    fails(
+        "API key refused",
+        trellis("users", "list", "--server", server.url(), "--api-key", "garbage"));
     fails("pass both --server and --api-key", trellis("users", "list", "--server", server.url()));
   }
 }

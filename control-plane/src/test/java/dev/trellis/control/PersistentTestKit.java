@@ -1,7 +1,10 @@
 package dev.trellis.control;
 
 import com.typesafe.config.ConfigFactory;
+import dev.trellis.control.cluster.ClusterSettings;
 import dev.trellis.persistence.PersistenceSettings;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Duration;
@@ -10,16 +13,13 @@ import java.util.function.Function;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
-import dev.trellis.control.cluster.ClusterSettings;
-import java.io.IOException;
-import java.nio.file.Files;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
 
 /**
  * An actor system on the real LevelDB journal in a data directory, restartable on the same
- * directory. The journal holds the directory open until its system has terminated, so
- * {@link #restart()} waits for that before the next system opens it.
+ * directory. The journal holds the directory open until its system has terminated, so {@link
+ * #restart()} waits for that before the next system opens it.
  */
 public final class PersistentTestKit implements AutoCloseable {
 
@@ -34,14 +34,23 @@ public final class PersistentTestKit implements AutoCloseable {
     this.kit = start();
   }
 
-  /** A one-member cluster (sharded entities need one), on the LevelDB journal in the data directory. */
+  /**
+   * A one-member cluster (sharded entities need one), on the LevelDB journal in the data directory.
+   */
   private ActorTestKit start() {
     var cluster = ClusterSettings.from(ConfigFactory.load()).pekkoConfig();
-    // Leaving even a one-member cluster (coordinated shutdown, shard hand-off) can take more than the
+    // Leaving even a one-member cluster (coordinated shutdown, shard hand-off) can take more than
+    // the
     // test kit's default 10 s on a busy 2-core machine.
-    var slowShutdown = ConfigFactory.parseString("pekko.actor.testkit.typed.system-shutdown-default = 60s");
-    ActorTestKit k = ActorTestKit.create("trellis-test",
-        slowShutdown.withFallback(PersistenceSettings.forDataDir(dataDir)).withFallback(cluster).withFallback(ConfigFactory.load()));
+    var slowShutdown =
+        ConfigFactory.parseString("pekko.actor.testkit.typed.system-shutdown-default = 60s");
+    ActorTestKit k =
+        ActorTestKit.create(
+            "trellis-test",
+            slowShutdown
+                .withFallback(PersistenceSettings.forDataDir(dataDir))
+                .withFallback(cluster)
+                .withFallback(ConfigFactory.load()));
     var self = Cluster.get(k.system());
     self.manager().tell(Join.create(self.selfMember().address()));
     return k;

@@ -75,7 +75,8 @@ public final class ContainerSerializer extends SerializerWithStringManifest {
           out.writeBoolean(opt.isPresent());
           if (opt.isPresent()) write(out, opt.get());
         }
-        default -> throw new IllegalArgumentException("not a List or Optional: " + o.getClass().getName());
+        default ->
+            throw new IllegalArgumentException("not a List or Optional: " + o.getClass().getName());
       }
     } catch (IOException e) {
       throw new UncheckedIOException(e);
@@ -98,16 +99,19 @@ public final class ContainerSerializer extends SerializerWithStringManifest {
       return switch (manifest) {
         case LIST -> {
           int n = in.readInt();
-          if (n < 0 || n > MAX_ELEMENTS) throw new NotSerializableException("list of " + n + " elements");
+          if (n < 0 || n > MAX_ELEMENTS)
+            throw new NotSerializableException("list of " + n + " elements");
           List<Object> list = new ArrayList<>(Math.min(n, 1024));
           for (int i = 0; i < n; i++) list.add(read(in));
           yield Collections.unmodifiableList(list);
         }
         case OPTIONAL -> in.readBoolean() ? Optional.of(read(in)) : Optional.empty();
-        default -> throw new NotSerializableException("unknown container manifest '" + manifest + "'");
+        default ->
+            throw new NotSerializableException("unknown container manifest '" + manifest + "'");
       };
     } catch (IOException e) {
-      NotSerializableException wrapped = new NotSerializableException("malformed container: " + e.getMessage());
+      NotSerializableException wrapped =
+          new NotSerializableException("malformed container: " + e.getMessage());
       wrapped.initCause(e);
       throw wrapped;
     }
@@ -117,7 +121,8 @@ public final class ContainerSerializer extends SerializerWithStringManifest {
     int id = in.readInt();
     String manifest = in.readUTF();
     int length = in.readInt();
-    if (length < 0 || length > in.available()) throw new IOException("element of " + length + " bytes");
+    if (length < 0 || length > in.available())
+      throw new IOException("element of " + length + " bytes");
     byte[] payload = in.readNBytes(length);
     return serialization().deserialize(payload, id, manifest).get();
   }

@@ -9,8 +9,8 @@ import java.util.Optional;
 
 /**
  * The configuration layer of an embedded (single-node) server: LevelDB journal and local snapshot
- * store under one data directory. Put it in front of the application config:
- * {@code PersistenceSettings.forDataDir(dir).withFallback(ConfigFactory.load())}.
+ * store under one data directory. Put it in front of the application config: {@code
+ * PersistenceSettings.forDataDir(dir).withFallback(ConfigFactory.load())}.
  */
 public final class PersistenceSettings {
 
@@ -21,20 +21,27 @@ public final class PersistenceSettings {
 
   /** LevelDB flavour chosen from {@link #NATIVE_PROPERTY}, else from the CPU architecture. */
   public static Config forDataDir(Path dataDir) {
-    return forDataDir(dataDir, nativeOverride().orElseGet(PersistenceSettings::nativeLevelDbSupported));
+    return forDataDir(
+        dataDir, nativeOverride().orElseGet(PersistenceSettings::nativeLevelDbSupported));
   }
 
   public static Config forDataDir(Path dataDir, boolean nativeLevelDb) {
     Path dir = dataDir.toAbsolutePath().normalize();
     return ConfigFactory.parseMap(
         Map.of(
-            "pekko.persistence.journal.plugin", "pekko.persistence.journal.leveldb",
-            "pekko.persistence.journal.leveldb.dir", dir.resolve("journal").toString(),
-            "pekko.persistence.journal.leveldb.native", nativeLevelDb,
-            "pekko.persistence.snapshot-store.plugin", "pekko.persistence.snapshot-store.local",
-            "pekko.persistence.snapshot-store.local.dir", dir.resolve("snapshots").toString(),
+            "pekko.persistence.journal.plugin",
+            "pekko.persistence.journal.leveldb",
+            "pekko.persistence.journal.leveldb.dir",
+            dir.resolve("journal").toString(),
+            "pekko.persistence.journal.leveldb.native",
+            nativeLevelDb,
+            "pekko.persistence.snapshot-store.plugin",
+            "pekko.persistence.snapshot-store.local",
+            "pekko.persistence.snapshot-store.local.dir",
+            dir.resolve("snapshots").toString(),
             // ForkJoinPool starves on JDK 25 with Pekko's default minimum-runnable.
-            "pekko.actor.default-dispatcher.fork-join-executor.minimum-runnable", -1),
+            "pekko.actor.default-dispatcher.fork-join-executor.minimum-runnable",
+            -1),
         "Trellis persistence for " + dir);
   }
 
@@ -43,12 +50,15 @@ public final class PersistenceSettings {
    * (pekko-persistence-jdbc, sharing one connection pool), so every coordinator replica sees the
    * same events. The tables are created by {@link PostgresSchema#ensure}.
    */
-  public static Config forPostgres(String jdbcUrl, String user, String password, int maxConnections) {
+  public static Config forPostgres(
+      String jdbcUrl, String user, String password, int maxConnections) {
     if (!jdbcUrl.startsWith("jdbc:postgresql://")) {
-      throw new IllegalArgumentException("the journal URL must be jdbc:postgresql://HOST:PORT/DATABASE, not '" + jdbcUrl + "'");
+      throw new IllegalArgumentException(
+          "the journal URL must be jdbc:postgresql://HOST:PORT/DATABASE, not '" + jdbcUrl + "'");
     }
     if (maxConnections < 1) {
-      throw new IllegalArgumentException("the journal needs at least one connection, not " + maxConnections);
+      throw new IllegalArgumentException(
+          "the journal needs at least one connection, not " + maxConnections);
     }
     String db = "pekko-persistence-jdbc.shared-databases.trellis";
     return ConfigFactory.parseMap(
@@ -82,7 +92,9 @@ public final class PersistenceSettings {
     return switch (value.trim().toLowerCase(Locale.ROOT)) {
       case "true", "on", "yes" -> Optional.of(true);
       case "false", "off", "no" -> Optional.of(false);
-      default -> throw new IllegalArgumentException(NATIVE_PROPERTY + " must be true or false, not " + value);
+      default ->
+          throw new IllegalArgumentException(
+              NATIVE_PROPERTY + " must be true or false, not " + value);
     };
   }
 }

@@ -38,7 +38,9 @@ class ContainerSerializerTest {
   private static Object roundTrip(Object o) {
     Serializer s = serialization.findSerializerFor(o);
     assertInstanceOf(ContainerSerializer.class, s);
-    return serialization.deserialize(s.toBinary(o), s.identifier(), Serializers.manifestFor(s, o)).get();
+    return serialization
+        .deserialize(s.toBinary(o), s.identifier(), Serializers.manifestFor(s, o))
+        .get();
   }
 
   @Test
@@ -53,8 +55,10 @@ class ContainerSerializerTest {
   @Test
   void garbageIsRejected() {
     ContainerSerializer s = (ContainerSerializer) serialization.findSerializerFor(List.of());
-    assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[] {0x7f, 0, 0, 0}, "L"));
-    assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[] {0, 0, 0, 1, 0, 0}, "L"));
+    assertThrows(
+        NotSerializableException.class, () -> s.fromBinary(new byte[] {0x7f, 0, 0, 0}, "L"));
+    assertThrows(
+        NotSerializableException.class, () -> s.fromBinary(new byte[] {0, 0, 0, 1, 0, 0}, "L"));
     assertThrows(NotSerializableException.class, () -> s.fromBinary(new byte[0], "Q"));
   }
 }

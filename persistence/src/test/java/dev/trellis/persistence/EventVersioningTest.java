@@ -36,7 +36,8 @@ class EventVersioningTest {
 
   @Test
   void cborSerializableIsBoundToJacksonCbor() {
-    Serializer serializer = serialization.findSerializerFor(new NodeRegisteredV2(1, "m", "u", Set.of()));
+    Serializer serializer =
+        serialization.findSerializerFor(new NodeRegisteredV2(1, "m", "u", Set.of()));
     assertEquals("JacksonCborSerializer", serializer.getClass().getSimpleName());
   }
 
@@ -46,7 +47,10 @@ class EventVersioningTest {
     var serializer = (SerializerWithStringManifest) serialization.findSerializerFor(event);
     String manifest = serializer.manifest(event);
     assertEquals(NodeRegisteredV2.class.getName() + "#2", manifest);
-    Object back = serialization.deserialize(serializer.toBinary(event), serializer.identifier(), manifest).get();
+    Object back =
+        serialization
+            .deserialize(serializer.toBinary(event), serializer.identifier(), manifest)
+            .get();
     assertEquals(event, back);
   }
 
@@ -58,9 +62,11 @@ class EventVersioningTest {
     v1.put("machineKey", "mkey");
     v1.put("user", "alice");
     byte[] payload = new CBORMapper().writeValueAsBytes(v1);
-    int serializerId = serialization.findSerializerFor(new NodeRegisteredV2(1, "m", "u", Set.of())).identifier();
+    int serializerId =
+        serialization.findSerializerFor(new NodeRegisteredV2(1, "m", "u", Set.of())).identifier();
 
-    Object back = serialization.deserialize(payload, serializerId, NodeRegisteredV2.class.getName()).get();
+    Object back =
+        serialization.deserialize(payload, serializerId, NodeRegisteredV2.class.getName()).get();
 
     NodeRegisteredV2 event = assertInstanceOf(NodeRegisteredV2.class, back);
     assertEquals(new NodeRegisteredV2(7, "mkey", "alice", Set.of()), event);

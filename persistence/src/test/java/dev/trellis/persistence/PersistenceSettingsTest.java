@@ -31,11 +31,17 @@ class PersistenceSettingsTest {
   @Test
   void layerPointsTheJournalAndSnapshotsIntoTheDataDir() {
     Config config = PersistenceSettings.forDataDir(dataDir, false);
-    assertEquals("pekko.persistence.journal.leveldb", config.getString("pekko.persistence.journal.plugin"));
-    assertEquals(dataDir.resolve("journal").toString(), config.getString("pekko.persistence.journal.leveldb.dir"));
-    assertEquals(dataDir.resolve("snapshots").toString(), config.getString("pekko.persistence.snapshot-store.local.dir"));
+    assertEquals(
+        "pekko.persistence.journal.leveldb", config.getString("pekko.persistence.journal.plugin"));
+    assertEquals(
+        dataDir.resolve("journal").toString(),
+        config.getString("pekko.persistence.journal.leveldb.dir"));
+    assertEquals(
+        dataDir.resolve("snapshots").toString(),
+        config.getString("pekko.persistence.snapshot-store.local.dir"));
     assertEquals(false, config.getBoolean("pekko.persistence.journal.leveldb.native"));
-    assertEquals(-1, config.getInt("pekko.actor.default-dispatcher.fork-join-executor.minimum-runnable"));
+    assertEquals(
+        -1, config.getInt("pekko.actor.default-dispatcher.fork-join-executor.minimum-runnable"));
   }
 
   @Test
@@ -46,9 +52,15 @@ class PersistenceSettingsTest {
     String before = System.getProperty(PersistenceSettings.NATIVE_PROPERTY);
     try {
       System.setProperty(PersistenceSettings.NATIVE_PROPERTY, "off");
-      assertEquals(false, PersistenceSettings.forDataDir(dataDir).getBoolean("pekko.persistence.journal.leveldb.native"));
+      assertEquals(
+          false,
+          PersistenceSettings.forDataDir(dataDir)
+              .getBoolean("pekko.persistence.journal.leveldb.native"));
       System.clearProperty(PersistenceSettings.NATIVE_PROPERTY);
-      assertEquals(x86, PersistenceSettings.forDataDir(dataDir).getBoolean("pekko.persistence.journal.leveldb.native"));
+      assertEquals(
+          x86,
+          PersistenceSettings.forDataDir(dataDir)
+              .getBoolean("pekko.persistence.journal.leveldb.native"));
     } finally {
       if (before == null) System.clearProperty(PersistenceSettings.NATIVE_PROPERTY);
       else System.setProperty(PersistenceSettings.NATIVE_PROPERTY, before);
@@ -59,7 +71,8 @@ class PersistenceSettingsTest {
   @ValueSource(booleans = {false, true})
   void persistsAndRecoversWithLevelDb(boolean nativeLevelDb) {
     if (nativeLevelDb && !PersistenceSettings.nativeLevelDbSupported()) return;
-    Config config = PersistenceSettings.forDataDir(dataDir, nativeLevelDb).withFallback(ConfigFactory.load());
+    Config config =
+        PersistenceSettings.forDataDir(dataDir, nativeLevelDb).withFallback(ConfigFactory.load());
 
     ActorTestKit first = ActorTestKit.create("persist", config);
     TestProbe<List<String>> probe = first.createTestProbe();
@@ -84,12 +97,16 @@ class PersistenceSettingsTest {
   }
 
   /** Minimal event-sourced list used to exercise the journal and snapshot store. */
-  static final class Appender extends EventSourcedBehavior<Appender.Command, Appender.Appended, Appender.Entries> {
+  static final class Appender
+      extends EventSourcedBehavior<Appender.Command, Appender.Appended, Appender.Entries> {
     sealed interface Command {}
+
     record Append(String value, ActorRef<List<String>> replyTo) implements Command {}
+
     record Read(ActorRef<List<String>> replyTo) implements Command {}
 
     record Appended(String value) implements CborSerializable {}
+
     record Entries(List<String> values) implements CborSerializable {}
 
     static Behavior<Command> create(String id) {
@@ -112,10 +129,12 @@ class PersistenceSettingsTest {
 
     @Override
     public CommandHandler<Command, Appended, Entries> commandHandler() {
-      return (state, command) -> switch (command) {
-        case Append a -> Effect().persist(new Appended(a.value())).thenReply(a.replyTo(), Entries::values);
-        case Read r -> Effect().reply(r.replyTo(), state.values());
-      };
+      return (state, command) ->
+          switch (command) {
+            case Append a ->
+                Effect().persist(new Appended(a.value())).thenReply(a.replyTo(), Entries::values);
+            case Read r -> Effect().reply(r.replyTo(), state.values());
+          };
     }
 
     @Override

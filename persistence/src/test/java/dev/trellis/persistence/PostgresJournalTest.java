@@ -6,10 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
-import dev.trellis.persistence.PersistenceSettings;
 import dev.trellis.persistence.PersistenceSettingsTest.Appender;
 import dev.trellis.persistence.postgres.LocalPostgres;
-import dev.trellis.persistence.PostgresSchema;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -22,7 +20,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** The clustered journal: events and snapshots in a real PostgreSQL, recovered by a fresh actor system. */
+/**
+ * The clustered journal: events and snapshots in a real PostgreSQL, recovered by a fresh actor
+ * system.
+ */
 @Timeout(120)
 class PostgresJournalTest {
   private static LocalPostgres postgres;
@@ -42,13 +43,16 @@ class PostgresJournalTest {
   @Test
   void persistsAndRecoversFromPostgres() throws Exception {
     String url = postgres.createDatabase("journal_test");
-    Config config = PersistenceSettings.forPostgres(url, LocalPostgres.USER, "", 4).withFallback(ConfigFactory.load());
+    Config config =
+        PersistenceSettings.forPostgres(url, LocalPostgres.USER, "", 4)
+            .withFallback(ConfigFactory.load());
 
     ActorTestKit first = ActorTestKit.create("pg", config);
     List<String> written;
     try {
       PostgresSchema.ensure(first.system(), Duration.ofSeconds(30));
-      PostgresSchema.ensure(first.system(), Duration.ofSeconds(30)); // a second replica starting: no error
+      PostgresSchema.ensure(
+          first.system(), Duration.ofSeconds(30)); // a second replica starting: no error
       TestProbe<List<String>> probe = first.createTestProbe();
       var log = first.spawn(Appender.create("pg-log-1"));
       for (int i = 0; i < 25; i++) {
@@ -59,7 +63,10 @@ class PostgresJournalTest {
       first.shutdownTestKit();
     }
     try (Connection c = DriverManager.getConnection(url, LocalPostgres.USER, "");
-         ResultSet rows = c.createStatement().executeQuery("SELECT count(*) FROM event_journal WHERE persistence_id = 'pg-log-1'")) {
+        ResultSet rows =
+            c.createStatement()
+                .executeQuery(
+                    "SELECT count(*) FROM event_journal WHERE persistence_id = 'pg-log-1'")) {
       rows.next();
       assertEquals(25, rows.getInt(1), "every event is a row in PostgreSQL");
     }
@@ -77,9 +84,13 @@ class PostgresJournalTest {
 
   @Test
   void badJournalSettingsAreRejectedClearly() {
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> PersistenceSettings.forPostgres("jdbc:mysql://x/y", "u", "", 4));
+    IllegalArgumentException e =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> PersistenceSettings.forPostgres("jdbc:mysql://x/y", "u", "", 4));
     assertTrue(e.getMessage().contains("jdbc:postgresql://"), e.getMessage());
-    assertThrows(IllegalArgumentException.class, () -> PersistenceSettings.forPostgres(postgres.jdbcUrl("x"), "u", "", 0));
+    assertThrows(
+        IllegalArgumentException.class,
+        () -> PersistenceSettings.forPostgres(postgres.jdbcUrl("x"), "u", "", 0));
   }
 }

@@ -23,129 +23,159 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 
 /**
- * The issue-4 comparison on the campus testbed, on demand ({@code scripts/bench-campus}): two hosts measured
- * raw (zone OPEN: plain routing between them), over direct Trellis (zone LAB) and over relayed Trellis (zone
- * CAMPUS: UDP dropped, only TCP to the server), first on plain veths, then on the emulated campus link (tbf rate
- * and a userspace delay line per client link). Rounds are interleaved (raw, direct, relayed, raw, ...) so that
- * the machine's noise falls on all three alike. Each measurement: {@code ping -c 20 -i 0.2} (average RTT) and a
- * single-stream iperf3 TCP transfer; the table gives medians and the study's measures,
- * loss = ln(raw/overlay)·100 and RTT increase = ln(overlay/raw)·100.
+ * The issue-4 comparison on the campus testbed, on demand ({@code scripts/bench-campus}): two hosts
+ * measured raw (zone OPEN: plain routing between them), over direct Trellis (zone LAB) and over
+ * relayed Trellis (zone CAMPUS: UDP dropped, only TCP to the server), first on plain veths, then on
+ * the emulated campus link (tbf rate and a userspace delay line per client link). Rounds are
+ * interleaved (raw, direct, relayed, raw, ...) so that the machine's noise falls on all three
+ * alike. Each measurement: {@code ping -c 20 -i 0.2} (average RTT) and a single-stream iperf3 TCP
+ * transfer; the table gives medians and the study's measures, loss = ln(raw/overlay)·100 and RTT
+ * increase = ln(overlay/raw)·100.
  *
- * <p>System properties: {@code trellis.bench.campus=true} (required), {@code trellis.bench.rounds} (3),
- * {@code trellis.bench.seconds} (10), {@code trellis.bench.rate} (100, Mbit/s), {@code trellis.bench.delayus}
- * (2000), {@code trellis.bench.delayline} (the compiled {@code scripts/delayline.c}), {@code trellis.bench.out}
- * (markdown file).
+ * <p>System properties: {@code trellis.bench.campus=true} (required), {@code trellis.bench.rounds}
+ * (3), {@code trellis.bench.seconds} (10), {@code trellis.bench.rate} (100, Mbit/s), {@code
+ * trellis.bench.delayus} (2000), {@code trellis.bench.delayline} (the compiled {@code
+ * scripts/delayline.c}), {@code trellis.bench.out} (markdown file).
  */
 @EnabledIfSystemProperty(named = "trellis.bench.campus", matches = "true")
 class CampusBenchmark {
-    private static final Duration PATH_TIMEOUT = Duration.ofSeconds(60);
+  private static final Duration PATH_TIMEOUT = Duration.ofSeconds(60);
 
-    enum Mode {
-        RAW(Zone.OPEN, null), DIRECT(Zone.LAB, "direct"), RELAYED(Zone.CAMPUS, "relay");
+  enum Mode {
+    RAW(Zone.OPEN, null),
+    DIRECT(Zone.LAB, "direct"),
+    RELAYED(Zone.CAMPUS, "relay");
 
-        final Zone zone;
-        final String path;
+    final Zone zone;
+    final String path;
 
-        Mode(Zone zone, String path) {
-            this.zone = zone;
-            this.path = path;
+    Mode(Zone zone, String path) {
+      this.zone = zone;
+      this.path = path;
+    }
+  }
+
+  record Sample(double mbps, double rttMs) {}
+
+  @Test
+  void rawVersusDirectVersusRelayed() throws IOException {
+    int rounds = Integer.getInteger("trellis.bench.rounds", 3);
+    int seconds = Integer.getInteger("trellis.bench.seconds", 10);
+    int rate = Integer.getInteger("trellis.bench.rate", 100);
+    int delay = Integer.getInteger("trellis.bench.delayus", 2000);
+    Path delayLine = Path.of(System.getProperty("trellis.bench.delayline", "scripts/delayline"));
+    StringBuilder table = new StringBuilder();
+    table.append(
+        "| link | path | Mbit/s (runs) | median | loss | RTT ms (runs) | median | RTT increase |\n");
+    table.append("|---|---|---|---|---|---|---|---|\n");
+    measureLink("unshaped veth", null, rounds, seconds, table);
+    measureLink(
+        rate + " Mbit/s tbf + " + (delay / 1000.0) + " ms one way",
+        new LinkShape(rate, delay, delayLine.toAbsolutePath()),
+        rounds,
+        seconds,
+        table);
+    String out = table.toString();
+    System.out.println(out);
+    Path file = Path.of(System.getProperty("trellis.bench.out", "target/bench-campus.md"));
+    Files.createDirectories(file.toAbsolutePath().getParent());
+    Files.writeString(file, out);
+  }
+
+  private void measureLink(
+      String label, LinkShape shape, int rounds, int seconds, StringBuilder table) {
+    try (CampusTestbed campus = CampusTestbed.create(shape)) {
+      campus.server().start();
+      String key = campus.server().userWithReusableKey("bench");
+      TrellisAgentProcess a = campus.newCampusAgent("a", "bench-a");
+      TrellisAgentProcess b = campus.newCampusAgent("b", "bench-b");
+      for (TrellisAgentProcess agent : List.of(a, b)) {
+        agent.start();
+        agent.up(campus.server().url(), key);
+      }
+      Await.until(
+          "both peers in each other's map",
+          PATH_TIMEOUT,
+          () -> a.peer("bench-b") != null && b.peer("bench-a") != null);
+      Map<Mode, List<Sample>> samples = new EnumMap<>(Mode.class);
+      for (int round = 1; round <= rounds; round++) {
+        for (Mode mode : Mode.values()) {
+          // The first transfer over each path also warms the JIT up (the agents' and the relay's
+          // hot paths).
+          if (round == 1 && mode != Mode.RAW) {
+            measure(campus, a, b, mode, 5);
+          }
+          Sample s = measure(campus, a, b, mode, seconds);
+          samples.computeIfAbsent(mode, m -> new ArrayList<>()).add(s);
+          Metrics.report(
+              "bench %s round %d %s: %.1f Mbit/s, RTT %.3f ms",
+              label, round, mode, s.mbps(), s.rttMs());
         }
+      }
+      double rawMbps = median(samples.get(Mode.RAW).stream().mapToDouble(Sample::mbps).toArray());
+      double rawRtt = median(samples.get(Mode.RAW).stream().mapToDouble(Sample::rttMs).toArray());
+      for (Mode mode : Mode.values()) {
+        double[] mbps = samples.get(mode).stream().mapToDouble(Sample::mbps).toArray();
+        double[] rtt = samples.get(mode).stream().mapToDouble(Sample::rttMs).toArray();
+        double m = median(mbps);
+        double r = median(rtt);
+        table.append(
+            String.format(
+                Locale.ROOT,
+                "| %s | %s | %s | %.1f | %s | %s | %.3f | %s |%n",
+                label,
+                mode.name().toLowerCase(Locale.ROOT),
+                join(mbps, "%.1f"),
+                m,
+                mode == Mode.RAW
+                    ? "—"
+                    : String.format(Locale.ROOT, "%.1f %%", Math.log(rawMbps / m) * 100),
+                join(rtt, "%.3f"),
+                r,
+                mode == Mode.RAW
+                    ? "—"
+                    : String.format(Locale.ROOT, "%.1f %%", Math.log(r / rawRtt) * 100)));
+      }
     }
+  }
 
-    record Sample(double mbps, double rttMs) {}
-
-    @Test
-    void rawVersusDirectVersusRelayed() throws IOException {
-        int rounds = Integer.getInteger("trellis.bench.rounds", 3);
-        int seconds = Integer.getInteger("trellis.bench.seconds", 10);
-        int rate = Integer.getInteger("trellis.bench.rate", 100);
-        int delay = Integer.getInteger("trellis.bench.delayus", 2000);
-        Path delayLine = Path.of(System.getProperty("trellis.bench.delayline", "scripts/delayline"));
-        StringBuilder table = new StringBuilder();
-        table.append("| link | path | Mbit/s (runs) | median | loss | RTT ms (runs) | median | RTT increase |\n");
-        table.append("|---|---|---|---|---|---|---|---|\n");
-        measureLink("unshaped veth", null, rounds, seconds, table);
-        measureLink(rate + " Mbit/s tbf + " + (delay / 1000.0) + " ms one way", new LinkShape(rate, delay, delayLine.toAbsolutePath()),
-                rounds, seconds, table);
-        String out = table.toString();
-        System.out.println(out);
-        Path file = Path.of(System.getProperty("trellis.bench.out", "target/bench-campus.md"));
-        Files.createDirectories(file.toAbsolutePath().getParent());
-        Files.writeString(file, out);
+  private Sample measure(
+      CampusTestbed campus, TrellisAgentProcess a, TrellisAgentProcess b, Mode mode, int seconds) {
+    campus.moveTo(a, mode.zone);
+    campus.moveTo(b, mode.zone);
+    String target = mode == Mode.RAW ? b.address() : b.overlay();
+    if (mode.path != null) {
+      // Traffic both ways so discovery has something to upgrade or fall back on.
+      Await.until(
+          "the path between the hosts being " + mode.path,
+          PATH_TIMEOUT,
+          () -> {
+            Ping.ping(a.namespace(), target, 2, 1, null, "0.2");
+            return mode.path.equals(a.pathTo(b)) && mode.path.equals(b.pathTo(a));
+          });
     }
-
-    private void measureLink(String label, LinkShape shape, int rounds, int seconds, StringBuilder table) {
-        try (CampusTestbed campus = CampusTestbed.create(shape)) {
-            campus.server().start();
-            String key = campus.server().userWithReusableKey("bench");
-            TrellisAgentProcess a = campus.newCampusAgent("a", "bench-a");
-            TrellisAgentProcess b = campus.newCampusAgent("b", "bench-b");
-            for (TrellisAgentProcess agent : List.of(a, b)) {
-                agent.start();
-                agent.up(campus.server().url(), key);
-            }
-            Await.until("both peers in each other's map", PATH_TIMEOUT, () -> a.peer("bench-b") != null && b.peer("bench-a") != null);
-            Map<Mode, List<Sample>> samples = new EnumMap<>(Mode.class);
-            for (int round = 1; round <= rounds; round++) {
-                for (Mode mode : Mode.values()) {
-                    // The first transfer over each path also warms the JIT up (the agents' and the relay's hot paths).
-                    if (round == 1 && mode != Mode.RAW) {
-                        measure(campus, a, b, mode, 5);
-                    }
-                    Sample s = measure(campus, a, b, mode, seconds);
-                    samples.computeIfAbsent(mode, m -> new ArrayList<>()).add(s);
-                    Metrics.report("bench %s round %d %s: %.1f Mbit/s, RTT %.3f ms", label, round, mode, s.mbps(), s.rttMs());
-                }
-            }
-            double rawMbps = median(samples.get(Mode.RAW).stream().mapToDouble(Sample::mbps).toArray());
-            double rawRtt = median(samples.get(Mode.RAW).stream().mapToDouble(Sample::rttMs).toArray());
-            for (Mode mode : Mode.values()) {
-                double[] mbps = samples.get(mode).stream().mapToDouble(Sample::mbps).toArray();
-                double[] rtt = samples.get(mode).stream().mapToDouble(Sample::rttMs).toArray();
-                double m = median(mbps);
-                double r = median(rtt);
-                table.append(String.format(Locale.ROOT, "| %s | %s | %s | %.1f | %s | %s | %.3f | %s |%n", label,
-                        mode.name().toLowerCase(Locale.ROOT), join(mbps, "%.1f"), m,
-                        mode == Mode.RAW ? "—" : String.format(Locale.ROOT, "%.1f %%", Math.log(rawMbps / m) * 100),
-                        join(rtt, "%.3f"), r,
-                        mode == Mode.RAW ? "—" : String.format(Locale.ROOT, "%.1f %%", Math.log(r / rawRtt) * 100)));
-            }
-        }
+    Ping.ping(a.namespace(), target, 3, 2, null, "0.2");
+    Ping.Result ping = Ping.ping(a.namespace(), target, 20, 2, null, "0.2");
+    assertTrue(ping.allReplied(), mode + ": ping lost replies:\n" + ping.raw().stdout());
+    Iperf.Result iperf = Iperf.tcp(b.namespace(), a.namespace(), target, seconds, false);
+    if (mode.path != null) {
+      assertTrue(mode.path.equals(a.pathTo(b)), mode + ": the path changed during the measurement");
     }
+    return new Sample(iperf.mbps(), ping.rttAvgMs());
+  }
 
-    private Sample measure(CampusTestbed campus, TrellisAgentProcess a, TrellisAgentProcess b, Mode mode, int seconds) {
-        campus.moveTo(a, mode.zone);
-        campus.moveTo(b, mode.zone);
-        String target = mode == Mode.RAW ? b.address() : b.overlay();
-        if (mode.path != null) {
-            // Traffic both ways so discovery has something to upgrade or fall back on.
-            Await.until("the path between the hosts being " + mode.path, PATH_TIMEOUT, () -> {
-                Ping.ping(a.namespace(), target, 2, 1, null, "0.2");
-                return mode.path.equals(a.pathTo(b)) && mode.path.equals(b.pathTo(a));
-            });
-        }
-        Ping.ping(a.namespace(), target, 3, 2, null, "0.2");
-        Ping.Result ping = Ping.ping(a.namespace(), target, 20, 2, null, "0.2");
-        assertTrue(ping.allReplied(), mode + ": ping lost replies:\n" + ping.raw().stdout());
-        Iperf.Result iperf = Iperf.tcp(b.namespace(), a.namespace(), target, seconds, false);
-        if (mode.path != null) {
-            assertTrue(mode.path.equals(a.pathTo(b)), mode + ": the path changed during the measurement");
-        }
-        return new Sample(iperf.mbps(), ping.rttAvgMs());
-    }
+  static double median(double[] values) {
+    double[] sorted = values.clone();
+    Arrays.sort(sorted);
+    int n = sorted.length;
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  }
 
-    static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  private static String join(double[] values, String format) {
+    List<String> parts = new ArrayList<>();
+    for (double v : values) {
+      parts.add(String.format(Locale.ROOT, format, v));
     }
-
-    private static String join(double[] values, String format) {
-        List<String> parts = new ArrayList<>();
-        for (double v : values) {
-            parts.add(String.format(Locale.ROOT, format, v));
-        }
-        return String.join(", ", parts);
-    }
+    return String.join(", ", parts);
+  }
 }

@@ -27,204 +27,288 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * The reference campus as one cluster: three building hosts on the server network, each running
- * {@code trellis server} (control + relay, region building-a/b/c), one PostgreSQL journal on a fourth host, and
- * campus robots (UDP blocked) homed on different buildings' relays, pinging each other across buildings.
+ * {@code trellis server} (control + relay, region building-a/b/c), one PostgreSQL journal on a
+ * fourth host, and campus robots (UDP blocked) homed on different buildings' relays, pinging each
+ * other across buildings.
+ *
  * <ol>
- *   <li>{@code kill -9} building A's server: the pair it relayed resumes (the gap is measured and reported), no
- *       node, address or key is lost, a new robot still joins;</li>
- *   <li>A is started again: it rejoins the cluster and a robot homed on it is served by its relay again;</li>
- *   <li>building C is cut off from everything (iptables on the router): the robot homed there moves to another
- *       building's relay and its pings resume; the other two members remove C.</li>
+ *   <li>{@code kill -9} building A's server: the pair it relayed resumes (the gap is measured and
+ *       reported), no node, address or key is lost, a new robot still joins;
+ *   <li>A is started again: it rejoins the cluster and a robot homed on it is served by its relay
+ *       again;
+ *   <li>building C is cut off from everything (iptables on the router): the robot homed there moves
+ *       to another building's relay and its pings resume; the other two members remove C.
  * </ol>
+ *
  * Needs root (network namespaces) and PostgreSQL; skipped visibly otherwise.
  */
 @Timeout(value = 900, unit = TimeUnit.SECONDS)
 class CampusClusterTest {
-    private static final String[] ADDRESS = {CampusTestbed.SERVER_ADDRESS, "198.18.10.3", "198.18.10.4"};
-    private static final String[] REGION = {"building-a", "building-b", "building-c"};
-    private static final String DB_ADDRESS = "198.18.10.9";
-    private static final int CLUSTER_PORT = 25520;
-    private static final Duration WAIT = Duration.ofSeconds(120);
-    /** {@code ping -D}: "[1732512345.123456] 64 bytes from ...: icmp_seq=12 ...". */
-    private static final Pattern REPLY = Pattern.compile("^\\[(\\d+\\.\\d+)\\] \\d+ bytes from .*icmp_seq=(\\d+)", Pattern.MULTILINE);
+  private static final String[] ADDRESS = {
+    CampusTestbed.SERVER_ADDRESS, "198.18.10.3", "198.18.10.4"
+  };
+  private static final String[] REGION = {"building-a", "building-b", "building-c"};
+  private static final String DB_ADDRESS = "198.18.10.9";
+  private static final int CLUSTER_PORT = 25520;
+  private static final Duration WAIT = Duration.ofSeconds(120);
 
-    @Test
-    void threeBuildingsKeepRobotsConnectedThroughTheLossOfOne() throws Exception {
-        CampusTestbed.run(this::run);
+  /** {@code ping -D}: "[1732512345.123456] 64 bytes from ...: icmp_seq=12 ...". */
+  private static final Pattern REPLY =
+      Pattern.compile("^\\[(\\d+\\.\\d+)\\] \\d+ bytes from .*icmp_seq=(\\d+)", Pattern.MULTILINE);
+
+  @Test
+  void threeBuildingsKeepRobotsConnectedThroughTheLossOfOne() throws Exception {
+    CampusTestbed.run(this::run);
+  }
+
+  private static String config(int building, String jdbcUrl) {
+    StringBuilder seeds = new StringBuilder();
+    for (String a : ADDRESS) {
+      seeds
+          .append(seeds.isEmpty() ? "" : ", ")
+          .append('"')
+          .append(a)
+          .append(':')
+          .append(CLUSTER_PORT)
+          .append('"');
     }
-
-    private static String config(int building, String jdbcUrl) {
-        StringBuilder seeds = new StringBuilder();
-        for (String a : ADDRESS) {
-            seeds.append(seeds.isEmpty() ? "" : ", ").append('"').append(a).append(':').append(CLUSTER_PORT).append('"');
-        }
-        return """
+    return """
                 trellis.server-url = "http://%1$s:%2$d"
                 trellis.journal = postgres
                 trellis.postgres { url = "%3$s", user = "%4$s" }
                 trellis.cluster { host = "%1$s", port = %5$d, seed-nodes = [%6$s], split-brain-resolver.stable-after = 5s }
                 trellis.relay { region = "%7$s", url = "http://%1$s:%2$d" }
-                """.formatted(ADDRESS[building], CampusTestbed.SERVER_PORT, jdbcUrl, LocalPostgres.USER, CLUSTER_PORT, seeds,
-                REGION[building]);
+                """
+        .formatted(
+            ADDRESS[building],
+            CampusTestbed.SERVER_PORT,
+            jdbcUrl,
+            LocalPostgres.USER,
+            CLUSTER_PORT,
+            seeds,
+            REGION[building]);
+  }
+
+  private void run(CampusTestbed campus) throws Exception {
+    TrellisServerProcess[] building = {
+      campus.server(),
+      campus.newServerHost("sb", ADDRESS[1]),
+      campus.newServerHost("sc", ADDRESS[2])
+    };
+    TrellisServerProcess dbHost = campus.newServerHost("db", DB_ADDRESS);
+    try (LocalPostgres postgres =
+        LocalPostgres.start(
+            List.of(Tools.ip(), "netns", "exec", dbHost.namespace().name()), DB_ADDRESS)) {
+      String jdbc = postgres.createDatabase("campus");
+      String[] config = new String[3];
+      for (int i = 0; i < 3; i++) {
+        config[i] = config(i, jdbc);
+        building[i].start(config[i]);
+      }
+      awaitUpMembers(building[1], 3);
+      String key = building[0].userWithReusableKey("lab");
+
+      // Four robots on campus networks, each homed (pinned) on a building's relay and logged in
+      // there.
+      TrellisAgentProcess a1 = robot(campus, "a1", "robot-a1", 0, building, key);
+      TrellisAgentProcess b1 = robot(campus, "b1", "robot-b1", 1, building, key);
+      TrellisAgentProcess c1 = robot(campus, "c1", "robot-c1", 2, building, key);
+      TrellisAgentProcess b2 = robot(campus, "b2", "robot-b2", 1, building, key);
+      awaitPing(a1, b1);
+      awaitPing(c1, b2);
+      JsonNode relays = relays(building[1]);
+      for (String region : REGION) {
+        assertTrue(
+            connectedNodes(relays, region) >= 1,
+            "every building's relay holds a robot: " + relays.toPrettyString());
+      }
+      Set<String> nodesBefore = nodes(building[1]);
+      assertEquals(4, nodesBefore.size(), nodesBefore.toString());
+
+      // 1. kill -9 building A while a1 <-> b1 (through A and B) and c1 <-> b2 (through C and B)
+      // ping.
+      HostProcess pingAB = continuousPing(a1, b1, 40);
+      HostProcess pingCB = continuousPing(c1, b2, 40);
+      Await.until(
+          "both pairs answering",
+          WAIT,
+          () -> replies(pingAB).size() > 30 && replies(pingCB).size() > 30);
+      double killedAt = System.currentTimeMillis() / 1000.0;
+      building[0].process().kill();
+      pingAB.await(Duration.ofSeconds(90));
+      pingCB.await(Duration.ofSeconds(90));
+      double gapAB = largestGap(replies(pingAB), killedAt);
+      double gapCB = largestGap(replies(pingCB), killedAt);
+      Metrics.report(
+          "campus cluster: kill -9 building-a: robot-a1<->robot-b1 (homed a/b) longest reply gap %.2f s; "
+              + "robot-c1<->robot-b2 (homed c/b) %.2f s",
+          gapAB, gapCB);
+      assertTrue(
+          lastReply(pingAB) > killedAt + gapAB,
+          "a1 <-> b1 never resumed after the kill:\n" + pingAB.output());
+      assertTrue(lastReply(pingCB) > killedAt + 1, "c1 <-> b2 stopped:\n" + pingCB.output());
+
+      // Nothing registered is lost, and a new robot joins through a surviving building.
+      Await.until(
+          "the survivors serving the node list",
+          WAIT,
+          () -> nodes(building[1]).equals(nodesBefore));
+      TrellisAgentProcess n1 = campus.newCampusAgent("n1", "robot-n1");
+      n1.start();
+      n1.up(building[1].url(), key);
+      awaitPing(n1, a1);
+      awaitUpMembers(building[2], 2);
+
+      // 2. A comes back: it rejoins, and a robot homed on it is served by its relay again.
+      building[0].start(config[0]);
+      awaitUpMembers(building[1], 3);
+      TrellisAgentProcess n2 = robot(campus, "n2", "robot-n2", 0, building, key);
+      awaitPing(n2, c1);
+      Await.until(
+          "building-a's relay holding robot-n2 again",
+          WAIT,
+          () -> connectedNodes(relays(building[1]), REGION[0]) >= 1);
+      assertEquals(
+          6, nodes(building[0]).size(), "building-a serves the whole node list after rejoining");
+
+      // 3. Cut building C off: c1, homed there, moves to another building's relay; A and B remove
+      // C.
+      HostProcess pingCut = continuousPing(c1, b2, 60);
+      Await.until("c1 <-> b2 answering", WAIT, () -> replies(pingCut).size() > 20);
+      double cutAt = System.currentTimeMillis() / 1000.0;
+      campus.isolate(building[2], true);
+      pingCut.await(Duration.ofSeconds(120));
+      double gapCut = largestGap(replies(pingCut), cutAt);
+      Metrics.report(
+          "campus cluster: building-c cut off: robot-c1 (homed c) <-> robot-b2 longest reply gap %.2f s",
+          gapCut);
+      assertTrue(
+          lastReply(pingCut) > cutAt + gapCut,
+          "c1 <-> b2 never resumed after the cut:\n" + pingCut.output());
+      awaitUpMembers(building[1], 2);
+      for (JsonNode m : members(building[1])) {
+        assertFalse(
+            m.path("address").asText().contains("@" + ADDRESS[2] + ":"),
+            "building-c is still a member: " + m);
+      }
+      campus.isolate(building[2], false);
     }
+  }
 
-    private void run(CampusTestbed campus) throws Exception {
-        TrellisServerProcess[] building = {campus.server(), campus.newServerHost("sb", ADDRESS[1]), campus.newServerHost("sc", ADDRESS[2])};
-        TrellisServerProcess dbHost = campus.newServerHost("db", DB_ADDRESS);
-        try (LocalPostgres postgres = LocalPostgres.start(List.of(Tools.ip(), "netns", "exec", dbHost.namespace().name()), DB_ADDRESS)) {
-            String jdbc = postgres.createDatabase("campus");
-            String[] config = new String[3];
-            for (int i = 0; i < 3; i++) {
-                config[i] = config(i, jdbc);
-                building[i].start(config[i]);
-            }
-            awaitUpMembers(building[1], 3);
-            String key = building[0].userWithReusableKey("lab");
+  /** A campus robot homed on {@code home}'s relay, logged in through that building. */
+  private static TrellisAgentProcess robot(
+      CampusTestbed campus,
+      String suffix,
+      String hostname,
+      int home,
+      TrellisServerProcess[] building,
+      String key) {
+    TrellisAgentProcess a = campus.newCampusAgent(suffix, hostname);
+    a.start(Map.of("TRELLIS_HOME_RELAY", REGION[home]));
+    a.up(building[home].url(), key);
+    return a;
+  }
 
-            // Four robots on campus networks, each homed (pinned) on a building's relay and logged in there.
-            TrellisAgentProcess a1 = robot(campus, "a1", "robot-a1", 0, building, key);
-            TrellisAgentProcess b1 = robot(campus, "b1", "robot-b1", 1, building, key);
-            TrellisAgentProcess c1 = robot(campus, "c1", "robot-c1", 2, building, key);
-            TrellisAgentProcess b2 = robot(campus, "b2", "robot-b2", 1, building, key);
-            awaitPing(a1, b1);
-            awaitPing(c1, b2);
-            JsonNode relays = relays(building[1]);
-            for (String region : REGION) {
-                assertTrue(connectedNodes(relays, region) >= 1, "every building's relay holds a robot: " + relays.toPrettyString());
-            }
-            Set<String> nodesBefore = nodes(building[1]);
-            assertEquals(4, nodesBefore.size(), nodesBefore.toString());
+  private static void awaitPing(TrellisAgentProcess from, TrellisAgentProcess to) {
+    Await.until(
+        from.hostname() + " pinging " + to.hostname(),
+        WAIT,
+        () -> Ping.ping(from.namespace(), to.overlay(), 2, 1, null, "0.2").received() > 0);
+  }
 
-            // 1. kill -9 building A while a1 <-> b1 (through A and B) and c1 <-> b2 (through C and B) ping.
-            HostProcess pingAB = continuousPing(a1, b1, 40);
-            HostProcess pingCB = continuousPing(c1, b2, 40);
-            Await.until("both pairs answering", WAIT, () -> replies(pingAB).size() > 30 && replies(pingCB).size() > 30);
-            double killedAt = System.currentTimeMillis() / 1000.0;
-            building[0].process().kill();
-            pingAB.await(Duration.ofSeconds(90));
-            pingCB.await(Duration.ofSeconds(90));
-            double gapAB = largestGap(replies(pingAB), killedAt);
-            double gapCB = largestGap(replies(pingCB), killedAt);
-            Metrics.report("campus cluster: kill -9 building-a: robot-a1<->robot-b1 (homed a/b) longest reply gap %.2f s; "
-                    + "robot-c1<->robot-b2 (homed c/b) %.2f s", gapAB, gapCB);
-            assertTrue(lastReply(pingAB) > killedAt + gapAB, "a1 <-> b1 never resumed after the kill:\n" + pingAB.output());
-            assertTrue(lastReply(pingCB) > killedAt + 1, "c1 <-> b2 stopped:\n" + pingCB.output());
+  /** Pings every 100 ms for {@code seconds}, with each reply's arrival time. */
+  private static HostProcess continuousPing(
+      TrellisAgentProcess from, TrellisAgentProcess to, int seconds) {
+    return from.namespace()
+        .start(
+            "ping-" + from.hostname() + "-" + to.hostname(),
+            Map.of(),
+            Tools.require("ping"),
+            "-D",
+            "-n",
+            "-i",
+            "0.1",
+            "-W",
+            "1",
+            "-w",
+            Integer.toString(seconds),
+            to.overlay());
+  }
 
-            // Nothing registered is lost, and a new robot joins through a surviving building.
-            Await.until("the survivors serving the node list", WAIT, () -> nodes(building[1]).equals(nodesBefore));
-            TrellisAgentProcess n1 = campus.newCampusAgent("n1", "robot-n1");
-            n1.start();
-            n1.up(building[1].url(), key);
-            awaitPing(n1, a1);
-            awaitUpMembers(building[2], 2);
-
-            // 2. A comes back: it rejoins, and a robot homed on it is served by its relay again.
-            building[0].start(config[0]);
-            awaitUpMembers(building[1], 3);
-            TrellisAgentProcess n2 = robot(campus, "n2", "robot-n2", 0, building, key);
-            awaitPing(n2, c1);
-            Await.until("building-a's relay holding robot-n2 again", WAIT,
-                    () -> connectedNodes(relays(building[1]), REGION[0]) >= 1);
-            assertEquals(6, nodes(building[0]).size(), "building-a serves the whole node list after rejoining");
-
-            // 3. Cut building C off: c1, homed there, moves to another building's relay; A and B remove C.
-            HostProcess pingCut = continuousPing(c1, b2, 60);
-            Await.until("c1 <-> b2 answering", WAIT, () -> replies(pingCut).size() > 20);
-            double cutAt = System.currentTimeMillis() / 1000.0;
-            campus.isolate(building[2], true);
-            pingCut.await(Duration.ofSeconds(120));
-            double gapCut = largestGap(replies(pingCut), cutAt);
-            Metrics.report("campus cluster: building-c cut off: robot-c1 (homed c) <-> robot-b2 longest reply gap %.2f s", gapCut);
-            assertTrue(lastReply(pingCut) > cutAt + gapCut, "c1 <-> b2 never resumed after the cut:\n" + pingCut.output());
-            awaitUpMembers(building[1], 2);
-            for (JsonNode m : members(building[1])) {
-                assertFalse(m.path("address").asText().contains("@" + ADDRESS[2] + ":"), "building-c is still a member: " + m);
-            }
-            campus.isolate(building[2], false);
-        }
+  /** Arrival times (epoch seconds) of the replies so far. */
+  private static List<Double> replies(HostProcess ping) {
+    List<Double> times = new ArrayList<>();
+    Matcher m = REPLY.matcher(ping.output());
+    while (m.find()) {
+      times.add(Double.parseDouble(m.group(1)));
     }
+    return times;
+  }
 
-    /** A campus robot homed on {@code home}'s relay, logged in through that building. */
-    private static TrellisAgentProcess robot(CampusTestbed campus, String suffix, String hostname, int home, TrellisServerProcess[] building, String key) {
-        TrellisAgentProcess a = campus.newCampusAgent(suffix, hostname);
-        a.start(Map.of("TRELLIS_HOME_RELAY", REGION[home]));
-        a.up(building[home].url(), key);
-        return a;
+  private static double lastReply(HostProcess ping) {
+    List<Double> r = replies(ping);
+    return r.isEmpty() ? 0 : r.getLast();
+  }
+
+  /**
+   * The longest time between two consecutive replies, counting from the last reply before {@code
+   * from}.
+   */
+  private static double largestGap(List<Double> replies, double from) {
+    double gap = 0;
+    for (int i = 1; i < replies.size(); i++) {
+      if (replies.get(i) >= from) {
+        gap = Math.max(gap, replies.get(i) - replies.get(i - 1));
+      }
     }
+    return gap;
+  }
 
-    private static void awaitPing(TrellisAgentProcess from, TrellisAgentProcess to) {
-        Await.until(from.hostname() + " pinging " + to.hostname(), WAIT,
-                () -> Ping.ping(from.namespace(), to.overlay(), 2, 1, null, "0.2").received() > 0);
-    }
+  private static JsonNode members(TrellisServerProcess via) {
+    return via.json("cluster", "status").path("members");
+  }
 
-    /** Pings every 100 ms for {@code seconds}, with each reply's arrival time. */
-    private static HostProcess continuousPing(TrellisAgentProcess from, TrellisAgentProcess to, int seconds) {
-        return from.namespace().start("ping-" + from.hostname() + "-" + to.hostname(), Map.of(),
-                Tools.require("ping"), "-D", "-n", "-i", "0.1", "-W", "1", "-w", Integer.toString(seconds), to.overlay());
-    }
-
-    /** Arrival times (epoch seconds) of the replies so far. */
-    private static List<Double> replies(HostProcess ping) {
-        List<Double> times = new ArrayList<>();
-        Matcher m = REPLY.matcher(ping.output());
-        while (m.find()) {
-            times.add(Double.parseDouble(m.group(1)));
-        }
-        return times;
-    }
-
-    private static double lastReply(HostProcess ping) {
-        List<Double> r = replies(ping);
-        return r.isEmpty() ? 0 : r.getLast();
-    }
-
-    /** The longest time between two consecutive replies, counting from the last reply before {@code from}. */
-    private static double largestGap(List<Double> replies, double from) {
-        double gap = 0;
-        for (int i = 1; i < replies.size(); i++) {
-            if (replies.get(i) >= from) {
-                gap = Math.max(gap, replies.get(i) - replies.get(i - 1));
-            }
-        }
-        return gap;
-    }
-
-    private static JsonNode members(TrellisServerProcess via) {
-        return via.json("cluster", "status").path("members");
-    }
-
-    private static void awaitUpMembers(TrellisServerProcess via, int n) {
-        Await.until(n + " Up members seen from " + via.address(), WAIT, () -> {
-            JsonNode members = members(via);
-            int up = 0;
-            for (JsonNode m : members) {
-                up += "Up".equals(m.path("status").asText()) && m.path("reachable").asBoolean() ? 1 : 0;
-            }
-            return up == n && members.size() == n;
+  private static void awaitUpMembers(TrellisServerProcess via, int n) {
+    Await.until(
+        n + " Up members seen from " + via.address(),
+        WAIT,
+        () -> {
+          JsonNode members = members(via);
+          int up = 0;
+          for (JsonNode m : members) {
+            up += "Up".equals(m.path("status").asText()) && m.path("reachable").asBoolean() ? 1 : 0;
+          }
+          return up == n && members.size() == n;
         });
-    }
+  }
 
-    private static JsonNode relays(TrellisServerProcess via) {
-        return via.json("relays", "list");
-    }
+  private static JsonNode relays(TrellisServerProcess via) {
+    return via.json("relays", "list");
+  }
 
-    private static int connectedNodes(JsonNode relays, String region) {
-        int n = 0;
-        for (JsonNode r : relays) {
-            if (region.equals(r.path("region").asText())) {
-                n += r.path("connectedNodes").asInt();
-            }
-        }
-        return n;
+  private static int connectedNodes(JsonNode relays, String region) {
+    int n = 0;
+    for (JsonNode r : relays) {
+      if (region.equals(r.path("region").asText())) {
+        n += r.path("connectedNodes").asInt();
+      }
     }
+    return n;
+  }
 
-    /** Every registered node as "hostname ipv4 ipv6 nodeKey". */
-    private static Set<String> nodes(TrellisServerProcess via) {
-        Set<String> out = new TreeSet<>();
-        for (JsonNode n : via.json("nodes", "list")) {
-            out.add(n.path("hostname").asText() + " " + n.path("ipv4").asText() + " " + n.path("ipv6").asText() + " "
-                    + n.path("nodeKey").asText());
-        }
-        return out;
+  /** Every registered node as "hostname ipv4 ipv6 nodeKey". */
+  private static Set<String> nodes(TrellisServerProcess via) {
+    Set<String> out = new TreeSet<>();
+    for (JsonNode n : via.json("nodes", "list")) {
+      out.add(
+          n.path("hostname").asText()
+              + " "
+              + n.path("ipv4").asText()
+              + " "
+              + n.path("ipv6").asText()
+              + " "
+              + n.path("nodeKey").asText());
     }
+    return out;
+  }
 }

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.trellis.control.cluster.ClusterSettings;
 import dev.trellis.control.relay.RelaySettings;
 import dev.trellis.control.server.ServerSettings;
-import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.system.netns.WgImpl;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -19,75 +18,95 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The three-building example in {@code cluster-config/}: the Ansible playbook passes
- * {@code ansible-playbook --syntax-check}, and every building's configuration — the static files and the ones the
- * playbook's template renders from the inventory — loads in the server with the cluster, journal and relay map the
- * README describes. Skipped, with the reason, without ansible-playbook (CI installs ansible-core).
+ * The three-building example in {@code cluster-config/}: the Ansible playbook passes {@code
+ * ansible-playbook --syntax-check}, and every building's configuration — the static files and the
+ * ones the playbook's template renders from the inventory — loads in the server with the cluster,
+ * journal and relay map the README describes. Skipped, with the reason, without ansible-playbook
+ * (CI installs ansible-core).
  */
 class ClusterConfigTest {
-    private static final Map<String, String> BUILDINGS = Map.of("a", "10.10.1.10", "b", "10.10.2.10", "c", "10.10.3.10");
-    private static final Path CONFIG = WgImpl.home().resolve("cluster-config");
+  private static final Map<String, String> BUILDINGS =
+      Map.of("a", "10.10.1.10", "b", "10.10.2.10", "c", "10.10.3.10");
+  private static final Path CONFIG = WgImpl.home().resolve("cluster-config");
 
-    @TempDir
-    Path tmp;
+  @TempDir Path tmp;
 
-    private static String ansiblePlaybook() {
-        for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin").split(":")) {
-            Path p = Path.of(dir, "ansible-playbook");
-            if (Files.isExecutable(p)) {
-                return p.toString();
-            }
-        }
-        Assumptions.abort("ansible-playbook is not installed (apt-get install ansible-core): skipping the playbook checks");
-        return null;
+  private static String ansiblePlaybook() {
+    for (String dir : System.getenv().getOrDefault("PATH", "/usr/bin").split(":")) {
+      Path p = Path.of(dir, "ansible-playbook");
+      if (Files.isExecutable(p)) {
+        return p.toString();
+      }
     }
+    Assumptions.abort(
+        "ansible-playbook is not installed (apt-get install ansible-core): skipping the playbook checks");
+    return null;
+  }
 
-    private static String run(List<String> command) throws Exception {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "timed out: " + command);
-        assertEquals(0, p.exitValue(), String.join(" ", command) + " failed:\n" + out);
-        return out;
-    }
+  private static String run(List<String> command) throws Exception {
+    Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(120, TimeUnit.SECONDS), "timed out: " + command);
+    assertEquals(0, p.exitValue(), String.join(" ", command) + " failed:\n" + out);
+    return out;
+  }
 
-    @Test
-    void playbookPassesTheSyntaxCheck() throws Exception {
-        String out = run(List.of(ansiblePlaybook(), "--syntax-check", "-i", CONFIG.resolve("ansible/inventory.ini").toString(),
+  @Test
+  void playbookPassesTheSyntaxCheck() throws Exception {
+    String out =
+        run(
+            List.of(
+                ansiblePlaybook(),
+                "--syntax-check",
+                "-i",
+                CONFIG.resolve("ansible/inventory.ini").toString(),
                 CONFIG.resolve("ansible/site.yml").toString()));
-        assertTrue(out.contains("playbook:"), out);
-    }
+    assertTrue(out.contains("playbook:"), out);
+  }
 
-    @Test
-    void staticBuildingConfigsLoad() throws Exception {
-        for (var b : BUILDINGS.entrySet()) {
-            check(CONFIG.resolve("campus/building-" + b.getKey() + ".conf"), b.getKey(), b.getValue());
-        }
+  @Test
+  void staticBuildingConfigsLoad() throws Exception {
+    for (var b : BUILDINGS.entrySet()) {
+      check(CONFIG.resolve("campus/building-" + b.getKey() + ".conf"), b.getKey(), b.getValue());
     }
+  }
 
-    @Test
-    void renderedBuildingConfigsLoad() throws Exception {
-        run(List.of(ansiblePlaybook(), "-i", CONFIG.resolve("ansible/inventory.ini").toString(),
-                CONFIG.resolve("ansible/render-configs.yml").toString(), "-e", "render_dir=" + tmp));
-        Files.copy(CONFIG.resolve("campus/common.conf"), tmp.resolve("common.conf"));
-        for (var b : BUILDINGS.entrySet()) {
-            check(tmp.resolve("building-" + b.getKey() + ".conf"), b.getKey(), b.getValue());
-        }
+  @Test
+  void renderedBuildingConfigsLoad() throws Exception {
+    run(
+        List.of(
+            ansiblePlaybook(),
+            "-i",
+            CONFIG.resolve("ansible/inventory.ini").toString(),
+            CONFIG.resolve("ansible/render-configs.yml").toString(),
+            "-e",
+            "render_dir=" + tmp));
+    Files.copy(CONFIG.resolve("campus/common.conf"), tmp.resolve("common.conf"));
+    for (var b : BUILDINGS.entrySet()) {
+      check(tmp.resolve("building-" + b.getKey() + ".conf"), b.getKey(), b.getValue());
     }
+  }
 
-    private void check(Path file, String building, String address) {
-        ServerSettings s = ServerSettings.load(file, tmp.resolve("data-" + building), null);
-        assertEquals("http://" + address + ":8080", s.serverUrl(), file.toString());
-        assertTrue(s.journal().postgres(), file.toString());
-        assertEquals("jdbc:postgresql://10.10.1.10:5432/trellis", s.journal().url(), file.toString());
-        ClusterSettings cluster = ClusterSettings.from(s.config());
-        assertEquals(address, cluster.host(), file.toString());
-        assertEquals(25520, cluster.port(), file.toString());
-        assertEquals(List.of("pekko://trellis@10.10.1.10:25520", "pekko://trellis@10.10.2.10:25520", "pekko://trellis@10.10.3.10:25520"),
-                cluster.seedNodes(), file.toString());
-        RelaySettings relay = RelaySettings.from(s.config());
-        // Only its own relay is configured: the other buildings' come from live cluster membership (and leave with it).
-        assertEquals(List.of(), relay.others(), file.toString());
-        assertEquals("building-" + building, relay.ownEntry("KEY", 3478).region());
-        assertEquals("http://" + address + ":8080", relay.ownEntry("KEY", 3478).url());
-    }
+  private void check(Path file, String building, String address) {
+    ServerSettings s = ServerSettings.load(file, tmp.resolve("data-" + building), null);
+    assertEquals("http://" + address + ":8080", s.serverUrl(), file.toString());
+    assertTrue(s.journal().postgres(), file.toString());
+    assertEquals("jdbc:postgresql://10.10.1.10:5432/trellis", s.journal().url(), file.toString());
+    ClusterSettings cluster = ClusterSettings.from(s.config());
+    assertEquals(address, cluster.host(), file.toString());
+    assertEquals(25520, cluster.port(), file.toString());
+    assertEquals(
+        List.of(
+            "pekko://trellis@10.10.1.10:25520",
+            "pekko://trellis@10.10.2.10:25520",
+            "pekko://trellis@10.10.3.10:25520"),
+        cluster.seedNodes(),
+        file.toString());
+    RelaySettings relay = RelaySettings.from(s.config());
+    // Only its own relay is configured: the other buildings' come from live cluster membership (and
+    // leave with it).
+    assertEquals(List.of(), relay.others(), file.toString());
+    assertEquals("building-" + building, relay.ownEntry("KEY", 3478).region());
+    assertEquals("http://" + address + ":8080", relay.ownEntry("KEY", 3478).url());
+  }
 }

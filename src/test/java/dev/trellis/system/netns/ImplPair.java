@@ -8,36 +8,41 @@ import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
- * Side A and side B of a two-node test. The set of implementations taking part can be narrowed with the
- * system property {@code trellis.wg.impls} (or environment variable TRELLIS_WG_IMPLS), e.g.
+ * Side A and side B of a two-node test. The set of implementations taking part can be narrowed with
+ * the system property {@code trellis.wg.impls} (or environment variable TRELLIS_WG_IMPLS), e.g.
  * {@code -Dtrellis.wg.impls=WIREGUARD_GO} to run only the wireguard-go control cases.
  */
 public record ImplPair(WgImpl a, WgImpl b) {
 
-    public static final List<ImplPair> INTEROP = List.of(
-            new ImplPair(WgImpl.TRELLIS, WgImpl.WIREGUARD_GO),
-            new ImplPair(WgImpl.TRELLIS, WgImpl.TRELLIS),
-            new ImplPair(WgImpl.WIREGUARD_GO, WgImpl.WIREGUARD_GO));
+  public static final List<ImplPair> INTEROP =
+      List.of(
+          new ImplPair(WgImpl.TRELLIS, WgImpl.WIREGUARD_GO),
+          new ImplPair(WgImpl.TRELLIS, WgImpl.TRELLIS),
+          new ImplPair(WgImpl.WIREGUARD_GO, WgImpl.WIREGUARD_GO));
 
-    /** The interop pairs whose implementations are all enabled. */
-    public static Stream<ImplPair> selected() {
-        Set<WgImpl> enabled = enabledImpls();
-        return INTEROP.stream().filter(p -> enabled.contains(p.a) && enabled.contains(p.b));
-    }
+  /** The interop pairs whose implementations are all enabled. */
+  public static Stream<ImplPair> selected() {
+    Set<WgImpl> enabled = enabledImpls();
+    return INTEROP.stream().filter(p -> enabled.contains(p.a) && enabled.contains(p.b));
+  }
 
-    /** Implementations enabled for this run (all, unless narrowed by trellis.wg.impls / TRELLIS_WG_IMPLS). */
-    public static Set<WgImpl> enabledImpls() {
-        String spec = System.getProperty("trellis.wg.impls", System.getenv("TRELLIS_WG_IMPLS"));
-        if (spec == null || spec.isBlank()) {
-            return EnumSet.allOf(WgImpl.class);
-        }
-        return Arrays.stream(spec.split("[,\\s]+")).filter(s -> !s.isBlank())
-                .map(s -> WgImpl.valueOf(s.strip().toUpperCase().replace('-', '_')))
-                .collect(Collectors.toCollection(() -> EnumSet.noneOf(WgImpl.class)));
+  /**
+   * Implementations enabled for this run (all, unless narrowed by trellis.wg.impls /
+   * TRELLIS_WG_IMPLS).
+   */
+  public static Set<WgImpl> enabledImpls() {
+    String spec = System.getProperty("trellis.wg.impls", System.getenv("TRELLIS_WG_IMPLS"));
+    if (spec == null || spec.isBlank()) {
+      return EnumSet.allOf(WgImpl.class);
     }
+    return Arrays.stream(spec.split("[,\\s]+"))
+        .filter(s -> !s.isBlank())
+        .map(s -> WgImpl.valueOf(s.strip().toUpperCase().replace('-', '_')))
+        .collect(Collectors.toCollection(() -> EnumSet.noneOf(WgImpl.class)));
+  }
 
-    @Override
-    public String toString() {
-        return a + "<->" + b;
-    }
+  @Override
+  public String toString() {
+    return a + "<->" + b;
+  }
 }

@@ -12,6 +12,7 @@ import dev.trellis.control.node.NodeRecord;
 import dev.trellis.control.user.User;
 import dev.trellis.proto.control.ControlJson;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -24,6 +25,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
+import java.util.function.Supplier;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
@@ -35,8 +37,6 @@ import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.http.scaladsl.model.EntityStreamSizeException;
-import java.nio.charset.StandardCharsets;
-import java.util.function.Supplier;
 
 /**
  * The admin HTTP API under {@code /api/v1}: a thin JSON shell over {@link Admin}. Every request
@@ -47,19 +47,26 @@ import java.util.function.Supplier;
 public final class AdminRoutes extends AllDirectives {
 
   static final long MAX_BODY = 64 * 1024;
+
   /** Fits MAX_BODY with 44-character base64 keys. */
   static final int MAX_KEYS_CHECKED = 1000;
+
   private static final Duration ASK_TIMEOUT = Admin.ASK_TIMEOUT.plusSeconds(5);
-  private static final ObjectReader READER = ControlJson.MAPPER.reader()
-      .with(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-      .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  private static final ObjectReader READER =
+      ControlJson.MAPPER
+          .reader()
+          .with(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
   private final ActorRef<Admin.Command> admin;
   private final ActorRef<ApiKeyRegistry.Command> apiKeys;
   private final ActorSystem<?> system;
   private final Clock clock;
 
-  public AdminRoutes(ActorRef<Admin.Command> admin, ActorRef<ApiKeyRegistry.Command> apiKeys, ActorSystem<?> system,
+  public AdminRoutes(
+      ActorRef<Admin.Command> admin,
+      ActorRef<ApiKeyRegistry.Command> apiKeys,
+      ActorSystem<?> system,
       Clock clock) {
     this.admin = admin;
     this.apiKeys = apiKeys;
@@ -69,134 +76,279 @@ public final class AdminRoutes extends AllDirectives {
 
   /** Everything under {@code /api}; unknown paths there answer 404 JSON. */
   public Route route() {
-    return pathPrefix("api", () -> concat(
-        pathPrefix("v1", () -> authenticated(this::v1)),
-        notFound()));
+    return pathPrefix(
+        "api", () -> concat(pathPrefix("v1", () -> authenticated(this::v1)), notFound()));
   }
 
   private Route v1() {
     return concat(
-        path("users", () -> concat(
-            get(() -> reply(ask(Admin.ListUsers::new), 200)),
-            post(() -> body(false, b -> {
-              String name = b.string("name", true);
-              b.done();
-              return reply(this.<User>ask(r -> new Admin.CreateUser(name, r)), 201);
-            })),
-            methodNotAllowed("GET, POST"))),
-        path(PathMatchers.segment("users").slash(PathMatchers.segment()), name -> concat(
-            delete(() -> reply(this.<User>ask(r -> new Admin.DeleteUser(name, r)), 200)),
-            methodNotAllowed("DELETE"))),
-        path("authkeys", () -> concat(
-            get(() -> parameterOptional("user", user -> reply(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys(user.orElse(null), r)), 200))),
-            post(() -> body(false, b -> {
-              String user = b.string("user", true);
-              boolean reusable = b.bool("reusable");
-              boolean ephemeral = b.bool("ephemeral");
-              Duration expiration = b.duration("expiration");
-              Set<String> tags = b.strings("tags", false);
-              b.done();
-              return reply(this.<AuthKeyRegistry.CreatedAuthKey>ask(r -> new Admin.CreateAuthKey(user, reusable, ephemeral, expiration, tags, r)), 201);
-            })),
-            methodNotAllowed("GET, POST"))),
-        path(PathMatchers.segment("authkeys").slash(PathMatchers.segment()).slash("expire"), id -> concat(
-            post(() -> reply(this.<AuthKeyRegistry.AuthKey>ask(r -> new Admin.ExpireAuthKey(id, r)), 200)),
-            methodNotAllowed("POST"))),
-        path("nodes", () -> concat(
-            get(() -> parameterOptional("user", user -> reply(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(user.orElse(null), r)), 200))),
-            methodNotAllowed("GET"))),
-        path(PathMatchers.segment("nodes").slash(PathMatchers.segment()), id -> concat(
-            delete(() -> nodeId(id, n -> reply(this.<NodeRecord>ask(r -> new Admin.DeleteNode(n, r)), 200))),
-            methodNotAllowed("DELETE"))),
-        path(PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("expire"), id -> concat(
-            post(() -> nodeId(id, n -> reply(this.<NodeRecord>ask(r -> new Admin.ExpireNode(n, r)), 200))),
-            methodNotAllowed("POST"))),
-        path(PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("rename"), id -> concat(
-            post(() -> nodeId(id, n -> body(false, b -> {
-              String name = b.string("name", true);
-              b.done();
-              return reply(this.<NodeRecord>ask(r -> new Admin.RenameNode(n, name, r)), 200);
-            }))),
-            methodNotAllowed("POST"))),
-        path(PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("tags"), id -> concat(
-            post(() -> nodeId(id, n -> body(false, b -> {
-              Set<String> tags = b.strings("tags", true);
-              b.done();
-              return reply(this.<NodeRecord>ask(r -> new Admin.TagNode(n, tags, r)), 200);
-            }))),
-            methodNotAllowed("POST"))),
-        path("apikeys", () -> concat(
-            get(() -> reply(ask(Admin.ListApiKeys::new), 200)),
-            post(() -> body(true, b -> {
-              Duration expiration = b.duration("expiration");
-              b.done();
-              return reply(this.<ApiKeyRegistry.CreatedApiKey>ask(r -> new Admin.CreateApiKey(expiration, r)), 201);
-            })),
-            methodNotAllowed("GET, POST"))),
-        path("cluster", () -> concat(
-            get(() -> reply(ask(Admin.GetClusterStatus::new), 200)),
-            methodNotAllowed("GET"))),
-        path("relays", () -> concat(
-            get(() -> reply(ask(Admin.ListRelays::new), 200)),
-            methodNotAllowed("GET"))),
+        path(
+            "users",
+            () ->
+                concat(
+                    get(() -> reply(ask(Admin.ListUsers::new), 200)),
+                    post(
+                        () ->
+                            body(
+                                false,
+                                b -> {
+                                  String name = b.string("name", true);
+                                  b.done();
+                                  return reply(
+                                      this.<User>ask(r -> new Admin.CreateUser(name, r)), 201);
+                                })),
+                    methodNotAllowed("GET, POST"))),
+        path(
+            PathMatchers.segment("users").slash(PathMatchers.segment()),
+            name ->
+                concat(
+                    delete(() -> reply(this.<User>ask(r -> new Admin.DeleteUser(name, r)), 200)),
+                    methodNotAllowed("DELETE"))),
+        path(
+            "authkeys",
+            () ->
+                concat(
+                    get(
+                        () ->
+                            parameterOptional(
+                                "user",
+                                user ->
+                                    reply(
+                                        this.<Admin.AuthKeyList>ask(
+                                            r -> new Admin.ListAuthKeys(user.orElse(null), r)),
+                                        200))),
+                    post(
+                        () ->
+                            body(
+                                false,
+                                b -> {
+                                  String user = b.string("user", true);
+                                  boolean reusable = b.bool("reusable");
+                                  boolean ephemeral = b.bool("ephemeral");
+                                  Duration expiration = b.duration("expiration");
+                                  Set<String> tags = b.strings("tags", false);
+                                  b.done();
+                                  return reply(
+                                      this.<AuthKeyRegistry.CreatedAuthKey>ask(
+                                          r ->
+                                              new Admin.CreateAuthKey(
+                                                  user, reusable, ephemeral, expiration, tags, r)),
+                                      201);
+                                })),
+                    methodNotAllowed("GET, POST"))),
+        path(
+            PathMatchers.segment("authkeys").slash(PathMatchers.segment()).slash("expire"),
+            id ->
+                concat(
+                    post(
+                        () ->
+                            reply(
+                                this.<AuthKeyRegistry.AuthKey>ask(
+                                    r -> new Admin.ExpireAuthKey(id, r)),
+                                200)),
+                    methodNotAllowed("POST"))),
+        path(
+            "nodes",
+            () ->
+                concat(
+                    get(
+                        () ->
+                            parameterOptional(
+                                "user",
+                                user ->
+                                    reply(
+                                        this.<Admin.NodeList>ask(
+                                            r -> new Admin.ListNodes(user.orElse(null), r)),
+                                        200))),
+                    methodNotAllowed("GET"))),
+        path(
+            PathMatchers.segment("nodes").slash(PathMatchers.segment()),
+            id ->
+                concat(
+                    delete(
+                        () ->
+                            nodeId(
+                                id,
+                                n ->
+                                    reply(
+                                        this.<NodeRecord>ask(r -> new Admin.DeleteNode(n, r)),
+                                        200))),
+                    methodNotAllowed("DELETE"))),
+        path(
+            PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("expire"),
+            id ->
+                concat(
+                    post(
+                        () ->
+                            nodeId(
+                                id,
+                                n ->
+                                    reply(
+                                        this.<NodeRecord>ask(r -> new Admin.ExpireNode(n, r)),
+                                        200))),
+                    methodNotAllowed("POST"))),
+        path(
+            PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("rename"),
+            id ->
+                concat(
+                    post(
+                        () ->
+                            nodeId(
+                                id,
+                                n ->
+                                    body(
+                                        false,
+                                        b -> {
+                                          String name = b.string("name", true);
+                                          b.done();
+                                          return reply(
+                                              this.<NodeRecord>ask(
+                                                  r -> new Admin.RenameNode(n, name, r)),
+                                              200);
+                                        }))),
+                    methodNotAllowed("POST"))),
+        path(
+            PathMatchers.segment("nodes").slash(PathMatchers.segment()).slash("tags"),
+            id ->
+                concat(
+                    post(
+                        () ->
+                            nodeId(
+                                id,
+                                n ->
+                                    body(
+                                        false,
+                                        b -> {
+                                          Set<String> tags = b.strings("tags", true);
+                                          b.done();
+                                          return reply(
+                                              this.<NodeRecord>ask(
+                                                  r -> new Admin.TagNode(n, tags, r)),
+                                              200);
+                                        }))),
+                    methodNotAllowed("POST"))),
+        path(
+            "apikeys",
+            () ->
+                concat(
+                    get(() -> reply(ask(Admin.ListApiKeys::new), 200)),
+                    post(
+                        () ->
+                            body(
+                                true,
+                                b -> {
+                                  Duration expiration = b.duration("expiration");
+                                  b.done();
+                                  return reply(
+                                      this.<ApiKeyRegistry.CreatedApiKey>ask(
+                                          r -> new Admin.CreateApiKey(expiration, r)),
+                                      201);
+                                })),
+                    methodNotAllowed("GET, POST"))),
+        path(
+            "cluster",
+            () ->
+                concat(
+                    get(() -> reply(ask(Admin.GetClusterStatus::new), 200)),
+                    methodNotAllowed("GET"))),
+        path(
+            "relays",
+            () ->
+                concat(get(() -> reply(ask(Admin.ListRelays::new), 200)), methodNotAllowed("GET"))),
         // For `trellis relay`: which of these node keys may use a relay.
-        path(PathMatchers.segment("relay").slash("live-node-keys"), () -> concat(
-            post(() -> body(false, b -> {
-              Set<String> keys = b.strings("keys", true);
-              b.done();
-              if (keys.size() > MAX_KEYS_CHECKED) {
-                throw new BadRequest("at most " + MAX_KEYS_CHECKED + " keys per request");
-              }
-              return reply(this.<Admin.LiveKeys>ask(r -> new Admin.LiveNodeKeys(keys, r)), 200);
-            })),
-            methodNotAllowed("POST"))),
-        path(PathMatchers.segment("apikeys").slash(PathMatchers.segment()).slash("expire"), prefix -> concat(
-            post(() -> reply(this.<ApiKeyRegistry.ApiKey>ask(r -> new Admin.ExpireApiKey(prefix, r)), 200)),
-            methodNotAllowed("POST"))),
+        path(
+            PathMatchers.segment("relay").slash("live-node-keys"),
+            () ->
+                concat(
+                    post(
+                        () ->
+                            body(
+                                false,
+                                b -> {
+                                  Set<String> keys = b.strings("keys", true);
+                                  b.done();
+                                  if (keys.size() > MAX_KEYS_CHECKED) {
+                                    throw new BadRequest(
+                                        "at most " + MAX_KEYS_CHECKED + " keys per request");
+                                  }
+                                  return reply(
+                                      this.<Admin.LiveKeys>ask(
+                                          r -> new Admin.LiveNodeKeys(keys, r)),
+                                      200);
+                                })),
+                    methodNotAllowed("POST"))),
+        path(
+            PathMatchers.segment("apikeys").slash(PathMatchers.segment()).slash("expire"),
+            prefix ->
+                concat(
+                    post(
+                        () ->
+                            reply(
+                                this.<ApiKeyRegistry.ApiKey>ask(
+                                    r -> new Admin.ExpireApiKey(prefix, r)),
+                                200)),
+                    methodNotAllowed("POST"))),
         notFound());
   }
 
   /** Bearer API key, verified by the registry; 401 for missing, unknown or expired keys. */
   private Route authenticated(Supplier<Route> inner) {
-    return optionalHeaderValueByName("Authorization", header -> {
-      Optional<String> key = header.map(String::trim)
-          .filter(h -> h.regionMatches(true, 0, "Bearer ", 0, 7))
-          .map(h -> h.substring(7).trim());
-      if (key.isEmpty()) {
-        return complete(unauthorized("missing API key: send Authorization: Bearer <API key>"));
-      }
-      CompletionStage<Result<ApiKeyRegistry.ApiKey>> verified = AskPattern.ask(apiKeys,
-          r -> new ApiKeyRegistry.VerifyApiKey(key.get(), clock.instant(), r), ASK_TIMEOUT, system.scheduler());
-      return onComplete(verified, t -> {
-        if (t.isFailure()) return complete(error(503, "the server did not answer in time"));
-        return switch (t.get()) {
-          case Result.Ok<ApiKeyRegistry.ApiKey> ok -> inner.get();
-          case Result.Rejected<ApiKeyRegistry.ApiKey> no when no.code() == Result.Code.EXPIRED ->
-              complete(unauthorized(no.message()));
-          case Result.Rejected<ApiKeyRegistry.ApiKey> no -> complete(unauthorized("invalid API key"));
-        };
-      });
-    });
+    return optionalHeaderValueByName(
+        "Authorization",
+        header -> {
+          Optional<String> key =
+              header
+                  .map(String::trim)
+                  .filter(h -> h.regionMatches(true, 0, "Bearer ", 0, 7))
+                  .map(h -> h.substring(7).trim());
+          if (key.isEmpty()) {
+            return complete(unauthorized("missing API key: send Authorization: Bearer <API key>"));
+          }
+          CompletionStage<Result<ApiKeyRegistry.ApiKey>> verified =
+              AskPattern.ask(
+                  apiKeys,
+                  r -> new ApiKeyRegistry.VerifyApiKey(key.get(), clock.instant(), r),
+                  ASK_TIMEOUT,
+                  system.scheduler());
+          return onComplete(
+              verified,
+              t -> {
+                if (t.isFailure()) return complete(error(503, "the server did not answer in time"));
+                return switch (t.get()) {
+                  case Result.Ok<ApiKeyRegistry.ApiKey> ok -> inner.get();
+                  case Result.Rejected<ApiKeyRegistry.ApiKey> no
+                      when no.code() == Result.Code.EXPIRED ->
+                      complete(unauthorized(no.message()));
+                  case Result.Rejected<ApiKeyRegistry.ApiKey> no ->
+                      complete(unauthorized("invalid API key"));
+                };
+              });
+        });
   }
 
   private <T> CompletionStage<Result<T>> ask(Function<ActorRef<Result<T>>, Admin.Command> command) {
     return AskPattern.ask(admin, command::apply, ASK_TIMEOUT, system.scheduler());
   }
 
-  /** Ok as {@code okStatus} with the value as JSON; a rejection as its status with {"error", "code"}. */
+  /**
+   * Ok as {@code okStatus} with the value as JSON; a rejection as its status with {"error",
+   * "code"}.
+   */
   private <T> Route reply(CompletionStage<Result<T>> result, int okStatus) {
-    return completeWithFuture(result.handle((r, failure) -> {
-      if (failure != null) return error(503, "the server did not answer in time");
-      return switch (r) {
-        case Result.Ok<T> ok -> json(okStatus, ok.value());
-        case Result.Rejected<T> no -> {
-          Map<String, String> body = new LinkedHashMap<>();
-          body.put("error", no.message());
-          body.put("code", no.code().name());
-          yield json(status(no.code()), body);
-        }
-      };
-    }));
+    return completeWithFuture(
+        result.handle(
+            (r, failure) -> {
+              if (failure != null) return error(503, "the server did not answer in time");
+              return switch (r) {
+                case Result.Ok<T> ok -> json(okStatus, ok.value());
+                case Result.Rejected<T> no -> {
+                  Map<String, String> body = new LinkedHashMap<>();
+                  body.put("error", no.message());
+                  body.put("code", no.code().name());
+                  yield json(status(no.code()), body);
+                }
+              };
+            }));
   }
 
   static int status(Result.Code code) {
@@ -220,44 +372,60 @@ public final class AdminRoutes extends AllDirectives {
   }
 
   /**
-   * The body as a JSON object, at most {@link #MAX_BODY} bytes; an empty body is {} if
-   * {@code emptyAllowed}. {@link BadRequest} thrown by {@code inner} becomes 400.
+   * The body as a JSON object, at most {@link #MAX_BODY} bytes; an empty body is {} if {@code
+   * emptyAllowed}. {@link BadRequest} thrown by {@code inner} becomes 400.
    */
   private Route body(boolean emptyAllowed, BodyRoute inner) {
-    return extractRequestEntity(entity -> {
-      if (entity.getContentLengthOption().isPresent() && entity.getContentLengthOption().getAsLong() > MAX_BODY) {
-        entity.discardBytes(system);
-        return complete(tooLarge());
-      }
-      // withSizeLimit: a body without Content-Length (chunked) that grows too large fails with
-      // EntityStreamSizeException (413) too; toStrict alone reports it as a generic EntityStreamException.
-      return onComplete(entity.withSizeLimit(MAX_BODY).toStrict(10_000, MAX_BODY, system), t -> {
-        if (t.isFailure()) {
-          return complete(causedBy(t.failed().get(), EntityStreamSizeException.class)
-              ? tooLarge() : error(400, "cannot read the request body"));
-        }
-        byte[] bytes = t.get().getData().toArray();
-        JsonNode node;
-        try {
-          node = bytes.length == 0 || new String(bytes, StandardCharsets.UTF_8).isBlank()
-              ? (emptyAllowed ? ControlJson.MAPPER.createObjectNode() : null)
-              : READER.readTree(bytes);
-        } catch (JsonProcessingException e) {
-          String where = e.getLocation() == null ? ""
-              : " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
-          return complete(error(400, "malformed JSON" + where + ": " + e.getOriginalMessage()));
-        } catch (IOException e) {
-          return complete(error(400, "malformed JSON: " + e.getMessage()));
-        }
-        if (node == null) return complete(error(400, "request body missing: send a JSON object"));
-        if (!node.isObject()) return complete(error(400, "the request body must be a JSON object"));
-        try {
-          return inner.apply(new Body(node));
-        } catch (BadRequest e) {
-          return complete(error(400, e.getMessage()));
-        }
-      });
-    });
+    return extractRequestEntity(
+        entity -> {
+          if (entity.getContentLengthOption().isPresent()
+              && entity.getContentLengthOption().getAsLong() > MAX_BODY) {
+            entity.discardBytes(system);
+            return complete(tooLarge());
+          }
+          // withSizeLimit: a body without Content-Length (chunked) that grows too large fails with
+          // EntityStreamSizeException (413) too; toStrict alone reports it as a generic
+          // EntityStreamException.
+          return onComplete(
+              entity.withSizeLimit(MAX_BODY).toStrict(10_000, MAX_BODY, system),
+              t -> {
+                if (t.isFailure()) {
+                  return complete(
+                      causedBy(t.failed().get(), EntityStreamSizeException.class)
+                          ? tooLarge()
+                          : error(400, "cannot read the request body"));
+                }
+                byte[] bytes = t.get().getData().toArray();
+                JsonNode node;
+                try {
+                  node =
+                      bytes.length == 0 || new String(bytes, StandardCharsets.UTF_8).isBlank()
+                          ? (emptyAllowed ? ControlJson.MAPPER.createObjectNode() : null)
+                          : READER.readTree(bytes);
+                } catch (JsonProcessingException e) {
+                  String where =
+                      e.getLocation() == null
+                          ? ""
+                          : " at line "
+                              + e.getLocation().getLineNr()
+                              + ", column "
+                              + e.getLocation().getColumnNr();
+                  return complete(
+                      error(400, "malformed JSON" + where + ": " + e.getOriginalMessage()));
+                } catch (IOException e) {
+                  return complete(error(400, "malformed JSON: " + e.getMessage()));
+                }
+                if (node == null)
+                  return complete(error(400, "request body missing: send a JSON object"));
+                if (!node.isObject())
+                  return complete(error(400, "the request body must be a JSON object"));
+                try {
+                  return inner.apply(new Body(node));
+                } catch (BadRequest e) {
+                  return complete(error(400, e.getMessage()));
+                }
+              });
+        });
   }
 
   private static boolean causedBy(Throwable t, Class<? extends Throwable> type) {
@@ -266,12 +434,21 @@ public final class AdminRoutes extends AllDirectives {
   }
 
   private Route methodNotAllowed(String allowed) {
-    return complete(error(405, "method not allowed; use " + allowed).addHeader(RawHeader.create("Allow", allowed)));
+    return complete(
+        error(405, "method not allowed; use " + allowed)
+            .addHeader(RawHeader.create("Allow", allowed)));
   }
 
   private Route notFound() {
-    return extractRequest(request ->
-        complete(error(404, "no such API endpoint: " + request.method().value() + " " + request.getUri().path())));
+    return extractRequest(
+        request ->
+            complete(
+                error(
+                    404,
+                    "no such API endpoint: "
+                        + request.method().value()
+                        + " "
+                        + request.getUri().path())));
   }
 
   private static HttpResponse tooLarge() {
@@ -288,7 +465,8 @@ public final class AdminRoutes extends AllDirectives {
 
   static HttpResponse json(int status, Object value) {
     try {
-      return HttpResponse.create().withStatus(StatusCodes.get(status))
+      return HttpResponse.create()
+          .withStatus(StatusCodes.get(status))
           .withEntity(ContentTypes.APPLICATION_JSON, ControlJson.MAPPER.writeValueAsBytes(value));
     } catch (JsonProcessingException e) {
       throw new IllegalStateException("cannot encode " + value.getClass().getSimpleName(), e);
@@ -358,10 +536,12 @@ public final class AdminRoutes extends AllDirectives {
         if (required) throw new BadRequest("field '" + name + "' is required");
         return Set.of();
       }
-      if (!value.isArray()) throw new BadRequest("field '" + name + "' must be an array of strings");
+      if (!value.isArray())
+        throw new BadRequest("field '" + name + "' must be an array of strings");
       Set<String> out = new LinkedHashSet<>();
       for (JsonNode item : value) {
-        if (!item.isTextual()) throw new BadRequest("field '" + name + "' must be an array of strings");
+        if (!item.isTextual())
+          throw new BadRequest("field '" + name + "' must be an array of strings");
         out.add(item.textValue());
       }
       return out;
@@ -374,8 +554,12 @@ public final class AdminRoutes extends AllDirectives {
         if (!known.contains(n)) unknown.add(n);
       }
       if (!unknown.isEmpty()) {
-        throw new BadRequest("unknown field" + (unknown.size() == 1 ? " '" : "s '") + String.join("', '", unknown)
-            + "'" + (known.isEmpty() ? "" : "; expected " + String.join(", ", known)));
+        throw new BadRequest(
+            "unknown field"
+                + (unknown.size() == 1 ? " '" : "s '")
+                + String.join("', '", unknown)
+                + "'"
+                + (known.isEmpty() ? "" : "; expected " + String.join(", ", known)));
       }
     }
   }

@@ -24,16 +24,18 @@ import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
  * public and names the key, the secret is kept only as SHA-256.
  */
 public final class ApiKeyRegistry
-    extends EventSourcedBehavior<ApiKeyRegistry.Command, ApiKeyRegistry.Event, ApiKeyRegistry.State> {
+    extends EventSourcedBehavior<
+        ApiKeyRegistry.Command, ApiKeyRegistry.Event, ApiKeyRegistry.State> {
 
   public static final PersistenceId PERSISTENCE_ID = PersistenceId.ofUniqueId("apikeys");
   public static final String SECRET_PREFIX = "trellis-api-";
 
   /**
-   * An admin API key as listed (never the secret). {@code expiration} null means never;
-   * {@code expired} means expired explicitly.
+   * An admin API key as listed (never the secret). {@code expiration} null means never; {@code
+   * expired} means expired explicitly.
    */
-  public record ApiKey(String prefix, Instant createdAt, Instant expiration, boolean expired) implements CborSerializable {
+  public record ApiKey(String prefix, Instant createdAt, Instant expiration, boolean expired)
+      implements CborSerializable {
 
     /** Expired explicitly or by time at {@code now}. */
     public boolean expiredAt(Instant now) {
@@ -48,22 +50,26 @@ public final class ApiKeyRegistry
   public sealed interface Command extends CborSerializable {}
 
   /** {@code expiration} null = never expires. */
-  public record CreateApiKey(Instant expiration, ActorRef<Result<CreatedApiKey>> replyTo) implements Command {}
+  public record CreateApiKey(Instant expiration, ActorRef<Result<CreatedApiKey>> replyTo)
+      implements Command {}
 
-  public record VerifyApiKey(String secret, Instant now, ActorRef<Result<ApiKey>> replyTo) implements Command {}
+  public record VerifyApiKey(String secret, Instant now, ActorRef<Result<ApiKey>> replyTo)
+      implements Command {}
 
-  public record ExpireApiKey(String prefix, Instant now, ActorRef<Result<ApiKey>> replyTo) implements Command {}
+  public record ExpireApiKey(String prefix, Instant now, ActorRef<Result<ApiKey>> replyTo)
+      implements Command {}
 
   public record ListApiKeys(ActorRef<List<ApiKey>> replyTo) implements Command {}
 
   public sealed interface Event extends CborSerializable {}
 
-  public record ApiKeyCreated(String prefix, Instant createdAt, Instant expiration, String secretSha256)
-      implements Event {}
+  public record ApiKeyCreated(
+      String prefix, Instant createdAt, Instant expiration, String secretSha256) implements Event {}
 
   public record ApiKeyExpired(String prefix, Instant at) implements Event {}
 
-  public record StoredApiKey(String prefix, Instant createdAt, Instant expiration, String secretSha256, boolean expired)
+  public record StoredApiKey(
+      String prefix, Instant createdAt, Instant expiration, String secretSha256, boolean expired)
       implements CborSerializable {
     ApiKey view() {
       return new ApiKey(prefix, createdAt, expiration, expired);
@@ -100,29 +106,42 @@ public final class ApiKeyRegistry
 
   @Override
   public CommandHandler<Command, Event, State> commandHandler() {
-    return (state, command) -> switch (command) {
-      case CreateApiKey c -> create(state, c);
-      case VerifyApiKey v -> verify(state, v);
-      case ExpireApiKey e -> expire(state, e);
-      case ListApiKeys l -> Effect().reply(l.replyTo(), state.keys().values().stream()
-          .map(StoredApiKey::view)
-          .sorted(Comparator.comparing(ApiKey::createdAt).thenComparing(ApiKey::prefix))
-          .toList());
-    };
+    return (state, command) ->
+        switch (command) {
+          case CreateApiKey c -> create(state, c);
+          case VerifyApiKey v -> verify(state, v);
+          case ExpireApiKey e -> expire(state, e);
+          case ListApiKeys l ->
+              Effect()
+                  .reply(
+                      l.replyTo(),
+                      state.keys().values().stream()
+                          .map(StoredApiKey::view)
+                          .sorted(
+                              Comparator.comparing(ApiKey::createdAt).thenComparing(ApiKey::prefix))
+                          .toList());
+        };
   }
 
   private Effect<Event, State> create(State state, CreateApiKey command) {
     Instant now = clock.instant();
     if (command.expiration() != null && !command.expiration().isAfter(now)) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.INVALID,
-          "expiration " + command.expiration() + " is not in the future"));
+      return Effect()
+          .reply(
+              command.replyTo(),
+              Result.rejected(
+                  Code.INVALID, "expiration " + command.expiration() + " is not in the future"));
     }
     String prefix;
-    do prefix = Secrets.newId(); while (state.keys().containsKey(prefix));
+    do prefix = Secrets.newId();
+    while (state.keys().containsKey(prefix));
     String secret = Secrets.newSecret(SECRET_PREFIX, prefix);
     String keyPrefix = prefix;
-    return Effect().persist(new ApiKeyCreated(prefix, now, command.expiration(), Secrets.sha256Hex(secret)))
-        .thenReply(command.replyTo(), s -> Result.ok(new CreatedApiKey(s.keys().get(keyPrefix).view(), secret)));
+    return Effect()
+        .persist(new ApiKeyCreated(prefix, now, command.expiration(), Secrets.sha256Hex(secret)))
+        .thenReply(
+            command.replyTo(),
+            s -> Result.ok(new CreatedApiKey(s.keys().get(keyPrefix).view(), secret)));
   }
 
   private Effect<Event, State> verify(State state, VerifyApiKey command) {
@@ -132,7 +151,10 @@ public final class ApiKeyRegistry
       return Effect().reply(command.replyTo(), Result.rejected(Code.NOT_FOUND, "unknown API key"));
     }
     if (key.view().expiredAt(command.now())) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.EXPIRED, "API key " + prefix + " has expired"));
+      return Effect()
+          .reply(
+              command.replyTo(),
+              Result.rejected(Code.EXPIRED, "API key " + prefix + " has expired"));
     }
     return Effect().reply(command.replyTo(), Result.ok(key.view()));
   }
@@ -140,23 +162,35 @@ public final class ApiKeyRegistry
   private Effect<Event, State> expire(State state, ExpireApiKey command) {
     StoredApiKey key = state.keys().get(command.prefix());
     if (key == null) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.NOT_FOUND, "no API key " + command.prefix()));
+      return Effect()
+          .reply(
+              command.replyTo(), Result.rejected(Code.NOT_FOUND, "no API key " + command.prefix()));
     }
     if (key.expired()) return Effect().reply(command.replyTo(), Result.ok(key.view()));
-    return Effect().persist(new ApiKeyExpired(key.prefix(), command.now()))
+    return Effect()
+        .persist(new ApiKeyExpired(key.prefix(), command.now()))
         .thenReply(command.replyTo(), s -> Result.ok(s.keys().get(key.prefix()).view()));
   }
 
   @Override
   public EventHandler<State, Event> eventHandler() {
-    return (state, event) -> switch (event) {
-      case ApiKeyCreated e -> put(state, new StoredApiKey(e.prefix(), e.createdAt(), e.expiration(), e.secretSha256(), false));
-      case ApiKeyExpired e -> {
-        StoredApiKey key = state.keys().get(e.prefix());
-        yield key == null ? state
-            : put(state, new StoredApiKey(key.prefix(), key.createdAt(), key.expiration(), key.secretSha256(), true));
-      }
-    };
+    return (state, event) ->
+        switch (event) {
+          case ApiKeyCreated e ->
+              put(
+                  state,
+                  new StoredApiKey(
+                      e.prefix(), e.createdAt(), e.expiration(), e.secretSha256(), false));
+          case ApiKeyExpired e -> {
+            StoredApiKey key = state.keys().get(e.prefix());
+            yield key == null
+                ? state
+                : put(
+                    state,
+                    new StoredApiKey(
+                        key.prefix(), key.createdAt(), key.expiration(), key.secretSha256(), true));
+          }
+        };
   }
 
   private static State put(State state, StoredApiKey key) {

@@ -17,18 +17,22 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
  * forwarder to wherever the entity is now.
  */
 public final class ShardedRegistry {
-    public static final String ENTITY_ID = "all";
+  public static final String ENTITY_ID = "all";
 
-    private ShardedRegistry() {}
+  private ShardedRegistry() {}
 
-    public static <C> ActorRef<C> start(ActorContext<?> ctx, Class<C> protocol, String name, Supplier<Behavior<C>> behavior) {
-        ClusterSharding sharding = ClusterSharding.get(ctx.getSystem());
-        EntityTypeKey<C> key = EntityTypeKey.create(protocol, name);
-        sharding.init(Entity.of(key, entity -> behavior.get()).withRole(ClusterSettings.ROLE_CONTROL));
-        EntityRef<C> entity = sharding.entityRefFor(key, ENTITY_ID);
-        return ctx.spawn(Behaviors.<C>receiveMessage(command -> {
-            entity.tell(command);
-            return Behaviors.same();
-        }), name);
-    }
+  public static <C> ActorRef<C> start(
+      ActorContext<?> ctx, Class<C> protocol, String name, Supplier<Behavior<C>> behavior) {
+    ClusterSharding sharding = ClusterSharding.get(ctx.getSystem());
+    EntityTypeKey<C> key = EntityTypeKey.create(protocol, name);
+    sharding.init(Entity.of(key, entity -> behavior.get()).withRole(ClusterSettings.ROLE_CONTROL));
+    EntityRef<C> entity = sharding.entityRefFor(key, ENTITY_ID);
+    return ctx.spawn(
+        Behaviors.<C>receiveMessage(
+            command -> {
+              entity.tell(command);
+              return Behaviors.same();
+            }),
+        name);
+  }
 }

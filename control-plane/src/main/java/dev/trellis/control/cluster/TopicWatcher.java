@@ -14,42 +14,53 @@ import org.apache.pekko.actor.typed.pubsub.Topic;
  * which publishes the current state again.
  */
 public final class TopicWatcher {
-    static final Duration POLL = Duration.ofSeconds(1);
+  static final Duration POLL = Duration.ofSeconds(1);
 
-    private TopicWatcher() {}
+  private TopicWatcher() {}
 
-    private sealed interface Message {}
+  private sealed interface Message {}
 
-    private record Poll() implements Message {}
+  private record Poll() implements Message {}
 
-    private record Stats(int index, Topic.TopicStats stats) implements Message {}
+  private record Stats(int index, Topic.TopicStats stats) implements Message {}
 
-    public static Behavior<Void> create(List<ActorRef<Topic.Command<Object>>> topics, Runnable resync) {
-        return Behaviors.<Message>setup(ctx -> Behaviors.withTimers(timers -> {
-            timers.startTimerWithFixedDelay(new Poll(), POLL);
-            int[] known = new int[topics.size()];
-            return Behaviors.receiveMessage(m -> {
-                switch (m) {
-                    case Poll p -> {
-                        for (int i = 0; i < topics.size(); i++) {
-                            int index = i;
-                            ctx.ask(Topic.TopicStats.class, topics.get(i), POLL, Topic::getTopicStats,
-                                    (stats, failure) -> new Stats(index, stats));
-                        }
-                    }
-                    case Stats s when s.stats() == null -> { }
-                    case Stats s -> {
-                        int instances = s.stats().topicInstanceCount();
-                        if (instances > known[s.index()]) {
-                            known[s.index()] = instances;
-                            resync.run();
-                        } else {
-                            known[s.index()] = instances; // a replica left: remember the lower count
-                        }
-                    }
-                }
-                return Behaviors.same();
-            });
-        })).unsafeCast();
-    }
+  public static Behavior<Void> create(
+      List<ActorRef<Topic.Command<Object>>> topics, Runnable resync) {
+    return Behaviors.<Message>setup(
+            ctx ->
+                Behaviors.withTimers(
+                    timers -> {
+                      timers.startTimerWithFixedDelay(new Poll(), POLL);
+                      int[] known = new int[topics.size()];
+                      return Behaviors.receiveMessage(
+                          m -> {
+                            switch (m) {
+                              case Poll p -> {
+                                for (int i = 0; i < topics.size(); i++) {
+                                  int index = i;
+                                  ctx.ask(
+                                      Topic.TopicStats.class,
+                                      topics.get(i),
+                                      POLL,
+                                      Topic::getTopicStats,
+                                      (stats, failure) -> new Stats(index, stats));
+                                }
+                              }
+                              case Stats s when s.stats() == null -> {}
+                              case Stats s -> {
+                                int instances = s.stats().topicInstanceCount();
+                                if (instances > known[s.index()]) {
+                                  known[s.index()] = instances;
+                                  resync.run();
+                                } else {
+                                  known[s.index()] =
+                                      instances; // a replica left: remember the lower count
+                                }
+                              }
+                            }
+                            return Behaviors.same();
+                          });
+                    }))
+        .unsafeCast();
+  }
 }

@@ -2,6 +2,7 @@ package dev.trellis.control.map;
 
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.persistence.CborSerializable;
 import dev.trellis.proto.control.ControlMessage;
 import java.time.Clock;
 import java.time.Duration;
@@ -10,25 +11,24 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
 import java.util.function.Consumer;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.pubsub.Topic;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import dev.trellis.persistence.CborSerializable;
-import java.util.Objects;
-import java.util.Set;
+import org.apache.pekko.actor.typed.pubsub.Topic;
 
 /**
  * Every node's current view, and the fan-out of changes to connected control sessions. Node
- * entities publish their persisted state here; sessions report presence and endpoints. Changes
- * are collected for {@link #BATCH_WINDOW} and sent as one delta, encoded once for all sessions,
- * so a burst of N changes costs N·sessions work only in the worst case, not per change.
- * A node's JSON is cached until it changes, so a full map is a concatenation, not N encodings.
+ * entities publish their persisted state here; sessions report presence and endpoints. Changes are
+ * collected for {@link #BATCH_WINDOW} and sent as one delta, encoded once for all sessions, so a
+ * burst of N changes costs N·sessions work only in the worst case, not per change. A node's JSON is
+ * cached until it changes, so a full map is a concatenation, not N encodings.
  *
  * <p>This actor keeps the order of events and the sessions; the parts behind it are plain classes
  * touched only on its thread: {@link NodeIndex} (the node store), {@link PresenceTable} (presence,
@@ -36,346 +36,412 @@ import java.util.Set;
  * and delivering deltas).
  */
 public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
-    static final Duration BATCH_WINDOW = Duration.ofMillis(50);
-    static final Duration EXPIRY_CHECK = Duration.ofSeconds(5);
+  static final Duration BATCH_WINDOW = Duration.ofMillis(50);
+  static final Duration EXPIRY_CHECK = Duration.ofSeconds(5);
 
-    public sealed interface Command {}
+  public sealed interface Command {}
 
-    /** From the node directory: a node's persisted state changed, or it was deleted. */
-    public record FromNodes(NodeEntity.Published published) implements Command {}
+  /** From the node directory: a node's persisted state changed, or it was deleted. */
+  public record FromNodes(NodeEntity.Published published) implements Command {}
 
-    /**
-     * A session logged in as {@code record}'s node and wants its map. The record is what the login
-     * just read or wrote; its own publication may still be on the way here.
-     */
-    public record Connect(NodeRecord record, ActorRef<SessionOutput> session, List<String> endpoints) implements Command {
-        long nodeId() {
-            return record.id();
-        }
+  /**
+   * A session logged in as {@code record}'s node and wants its map. The record is what the login
+   * just read or wrote; its own publication may still be on the way here.
+   */
+  public record Connect(NodeRecord record, ActorRef<SessionOutput> session, List<String> endpoints)
+      implements Command {
+    long nodeId() {
+      return record.id();
     }
+  }
 
-    public record Disconnect(long nodeId, ActorRef<SessionOutput> session) implements Command {}
+  public record Disconnect(long nodeId, ActorRef<SessionOutput> session) implements Command {}
 
-    /** New endpoints and home relay region (null: unchanged) of a connected node. */
-    public record UpdateEndpoints(long nodeId, List<String> endpoints, String homeRelay) implements Command {
-        public UpdateEndpoints(long nodeId, List<String> endpoints) {
-            this(nodeId, endpoints, null);
-        }
+  /** New endpoints and home relay region (null: unchanged) of a connected node. */
+  public record UpdateEndpoints(long nodeId, List<String> endpoints, String homeRelay)
+      implements Command {
+    public UpdateEndpoints(long nodeId, List<String> endpoints) {
+      this(nodeId, endpoints, null);
     }
+  }
 
-    /** The relay map every node receives in its full map from now on. */
-    public record SetRelayMap(List<ControlMessage.RelayInfo> relays) implements Command {}
+  /** The relay map every node receives in its full map from now on. */
+  public record SetRelayMap(List<ControlMessage.RelayInfo> relays) implements Command {}
 
-    /** The URLs of every coordinator replica, as the cluster's membership says now. */
-    public record SetControlUrls(List<String> urls) implements Command {}
+  /** The URLs of every coordinator replica, as the cluster's membership says now. */
+  public record SetControlUrls(List<String> urls) implements Command {}
 
-    /**
-     * Another replica's topic appeared (it joined, or its subscription only now reached us): events
-     * published before it did were not delivered there, so publish again what this map knows —
-     * every live record on the node topic and the presence of this replica's sessions.
-     */
-    public record Resync() implements Command {}
+  /**
+   * Another replica's topic appeared (it joined, or its subscription only now reached us): events
+   * published before it did were not delivered there, so publish again what this map knows — every
+   * live record on the node topic and the presence of this replica's sessions.
+   */
+  public record Resync() implements Command {}
 
-    /** Who is online, for admin listings. */
-    public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
+  /** Who is online, for admin listings. */
+  public record GetPresence(ActorRef<Map<Long, Presence>> replyTo) implements Command {}
 
-    /** Whether a base64 node key belongs to a registered, live node (the relay's admission check). */
-    public record IsLiveNodeKey(String nodeKey, ActorRef<Boolean> replyTo) implements Command {}
+  /** Whether a base64 node key belongs to a registered, live node (the relay's admission check). */
+  public record IsLiveNodeKey(String nodeKey, ActorRef<Boolean> replyTo) implements Command {}
 
-    /** {@code watcher} hears {@link NodeKeyGone} whenever a live node key stops being live. */
-    public record WatchNodeKeys(ActorRef<NodeKeyGone> watcher) implements Command {}
+  /** {@code watcher} hears {@link NodeKeyGone} whenever a live node key stops being live. */
+  public record WatchNodeKeys(ActorRef<NodeKeyGone> watcher) implements Command {}
 
-    /** Which of {@code nodeKeys} (base64) belong to registered, live nodes (a standalone relay's check). */
-    public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Set<String>> replyTo) implements Command {}
+  /**
+   * Which of {@code nodeKeys} (base64) belong to registered, live nodes (a standalone relay's
+   * check).
+   */
+  public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Set<String>> replyTo)
+      implements Command {}
 
-    /** A node key that was live no longer is: the node expired, logged out, was deleted or re-keyed. */
-    public record NodeKeyGone(String nodeKey, String reason) {}
+  /**
+   * A node key that was live no longer is: the node expired, logged out, was deleted or re-keyed.
+   */
+  public record NodeKeyGone(String nodeKey, String reason) {}
 
-    private record Flush() implements Command {}
+  private record Flush() implements Command {}
 
-    private record CheckExpiry() implements Command {}
+  private record CheckExpiry() implements Command {}
 
-    private record ReapEphemeral(long nodeId, long generation) implements Command {}
+  private record ReapEphemeral(long nodeId, long generation) implements Command {}
 
-    /** What a session is told: bytes are an encoded {@link ControlMessage} ready to seal. */
-    public sealed interface SessionOutput {}
+  /** What a session is told: bytes are an encoded {@link ControlMessage} ready to seal. */
+  public sealed interface SessionOutput {}
 
-    public record SendEncoded(byte[] json) implements SessionOutput {}
+  public record SendEncoded(byte[] json) implements SessionOutput {}
 
-    /** The node may no longer use the network; the session says goodbye and closes. */
-    public record Evict(String reason) implements SessionOutput {}
+  /** The node may no longer use the network; the session says goodbye and closes. */
+  public record Evict(String reason) implements SessionOutput {}
 
-    public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay)
-            implements CborSerializable {}
+  public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay)
+      implements CborSerializable {}
 
-    /**
-     * A node's presence as the replica holding its session ({@code origin}) sees it, shared with the
-     * other replicas' maps through a cluster topic so their sessions show it online, with endpoints.
-     */
-    public record PresenceChanged(long nodeId, Presence presence, String origin)
-            implements Command, CborSerializable {}
+  /**
+   * A node's presence as the replica holding its session ({@code origin}) sees it, shared with the
+   * other replicas' maps through a cluster topic so their sessions show it online, with endpoints.
+   */
+  public record PresenceChanged(long nodeId, Presence presence, String origin)
+      implements Command, CborSerializable {}
 
-    /** Tells the directory to delete an ephemeral node that stayed offline. */
-    public interface EphemeralReaper extends Consumer<Long> {}
+  /** Tells the directory to delete an ephemeral node that stayed offline. */
+  public interface EphemeralReaper extends Consumer<Long> {}
 
+  private final TimerScheduler<Command> timers;
+  private final Clock clock;
+  private final Duration ephemeralTimeout;
+  private final EphemeralReaper reaper;
+  private ControlMessage.NetworkInfo network;
+  private final NodeIndex nodes;
+  private final PresenceTable presence;
+  private final MapEncoder encoder;
+  private final DeltaBatcher batcher;
+  private final Map<Long, ActorRef<SessionOutput>> sessions = new HashMap<>();
+  private final Map<Long, Long> reapGeneration = new HashMap<>();
+  private final List<ActorRef<NodeKeyGone>> keyWatchers = new ArrayList<>();
 
-    private final TimerScheduler<Command> timers;
-    private final Clock clock;
-    private final Duration ephemeralTimeout;
-    private final EphemeralReaper reaper;
-    private ControlMessage.NetworkInfo network;
-    private final NodeIndex nodes;
-    private final PresenceTable presence;
-    private final MapEncoder encoder;
-    private final DeltaBatcher batcher;
-    private final Map<Long, ActorRef<SessionOutput>> sessions = new HashMap<>();
-    private final Map<Long, Long> reapGeneration = new HashMap<>();
-    private final List<ActorRef<NodeKeyGone>> keyWatchers = new ArrayList<>();
-    /** Where presence changes go to the other replicas (null: a map on its own, as in tests). */
-    private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
-    private final ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic;
+  /** Where presence changes go to the other replicas (null: a map on its own, as in tests). */
+  private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
 
-    private NetworkMap(ActorContext<Command> context, TimerScheduler<Command> timers, Clock clock,
-                       Duration ephemeralTimeout, EphemeralReaper reaper, ControlMessage.NetworkInfo network,
-                       ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
-                       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic, String origin) {
-        super(context);
-        this.presenceTopic = presenceTopic;
-        this.nodeTopic = nodeTopic;
-        if (presenceTopic != null) {
-            presenceTopic.tell(Topic.subscribe(context.getSelf().narrow()));
-        }
-        this.timers = timers;
-        this.clock = clock;
-        this.ephemeralTimeout = ephemeralTimeout;
-        this.reaper = reaper;
-        this.network = network;
-        this.nodes = new NodeIndex(clock);
-        this.presence = new PresenceTable(origin);
-        this.encoder = new MapEncoder(nodes, presence);
-        this.batcher = new DeltaBatcher(() -> timers.startSingleTimer("flush", new Flush(), BATCH_WINDOW));
-        timers.startTimerWithFixedDelay(new CheckExpiry(), EXPIRY_CHECK);
+  private final ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic;
+
+  private NetworkMap(
+      ActorContext<Command> context,
+      TimerScheduler<Command> timers,
+      Clock clock,
+      Duration ephemeralTimeout,
+      EphemeralReaper reaper,
+      ControlMessage.NetworkInfo network,
+      ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
+      ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
+      String origin) {
+    super(context);
+    this.presenceTopic = presenceTopic;
+    this.nodeTopic = nodeTopic;
+    if (presenceTopic != null) {
+      presenceTopic.tell(Topic.subscribe(context.getSelf().narrow()));
     }
+    this.timers = timers;
+    this.clock = clock;
+    this.ephemeralTimeout = ephemeralTimeout;
+    this.reaper = reaper;
+    this.network = network;
+    this.nodes = new NodeIndex(clock);
+    this.presence = new PresenceTable(origin);
+    this.encoder = new MapEncoder(nodes, presence);
+    this.batcher =
+        new DeltaBatcher(() -> timers.startSingleTimer("flush", new Flush(), BATCH_WINDOW));
+    timers.startTimerWithFixedDelay(new CheckExpiry(), EXPIRY_CHECK);
+  }
 
-    public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
-                                           ControlMessage.NetworkInfo network) {
-        return create(clock, ephemeralTimeout, reaper, network, null, null, "local");
+  public static Behavior<Command> create(
+      Clock clock,
+      Duration ephemeralTimeout,
+      EphemeralReaper reaper,
+      ControlMessage.NetworkInfo network) {
+    return create(clock, ephemeralTimeout, reaper, network, null, null, "local");
+  }
+
+  /**
+   * A replica's map: its presence changes go to {@code presenceTopic}, and the other replicas' come
+   * from it.
+   */
+  public static Behavior<Command> create(
+      Clock clock,
+      Duration ephemeralTimeout,
+      EphemeralReaper reaper,
+      ControlMessage.NetworkInfo network,
+      ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
+      ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
+      String origin) {
+    return Behaviors.withTimers(
+        timers ->
+            Behaviors.setup(
+                ctx ->
+                    new NetworkMap(
+                        ctx,
+                        timers,
+                        clock,
+                        ephemeralTimeout,
+                        reaper,
+                        network,
+                        presenceTopic,
+                        nodeTopic,
+                        origin)));
+  }
+
+  /**
+   * New network settings: every session hears them at once (nodes use them to fail over and to pick
+   * relays).
+   */
+  private Behavior<Command> setNetwork(ControlMessage.NetworkInfo updated) {
+    if (updated.equals(network)) {
+      return this;
     }
+    network = updated;
+    byte[] json = MapEncoder.networkUpdate(network);
+    sessions.values().forEach(s -> s.tell(new SendEncoded(json)));
+    return this;
+  }
 
-    /** A replica's map: its presence changes go to {@code presenceTopic}, and the other replicas' come from it. */
-    public static Behavior<Command> create(Clock clock, Duration ephemeralTimeout, EphemeralReaper reaper,
-                                           ControlMessage.NetworkInfo network,
-                                           ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
-                                           ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic, String origin) {
-        return Behaviors.withTimers(timers -> Behaviors.setup(ctx ->
-                new NetworkMap(ctx, timers, clock, ephemeralTimeout, reaper, network, presenceTopic, nodeTopic, origin)));
+  private Behavior<Command> resync() {
+    if (nodeTopic != null) {
+      for (NodeRecord r : nodes.all()) {
+        if (nodes.live(r)) {
+          nodeTopic.tell(Topic.publish(new NodeEntity.NodeChanged(r)));
+        }
+      }
     }
-
-    /** New network settings: every session hears them at once (nodes use them to fail over and to pick relays). */
-    private Behavior<Command> setNetwork(ControlMessage.NetworkInfo updated) {
-        if (updated.equals(network)) {
-            return this;
-        }
-        network = updated;
-        byte[] json = MapEncoder.networkUpdate(network);
-        sessions.values().forEach(s -> s.tell(new SendEncoded(json)));
-        return this;
+    for (long id : sessions.keySet()) {
+      Presence p = presence.get(id);
+      if (p != null) {
+        publish(id, p);
+      }
     }
+    return this;
+  }
 
-    private Behavior<Command> resync() {
-        if (nodeTopic != null) {
-            for (NodeRecord r : nodes.all()) {
-                if (nodes.live(r)) {
-                    nodeTopic.tell(Topic.publish(new NodeEntity.NodeChanged(r)));
-                }
-            }
-        }
-        for (long id : sessions.keySet()) {
-            Presence p = presence.get(id);
-            if (p != null) {
-                publish(id, p);
-            }
-        }
-        return this;
+  /** Tells the other replicas a presence this replica observed. */
+  private void publish(long nodeId, Presence p) {
+    if (presenceTopic != null) {
+      presenceTopic.tell(Topic.publish(new PresenceChanged(nodeId, p, presence.origin())));
     }
+  }
 
-    /** Tells the other replicas a presence this replica observed. */
-    private void publish(long nodeId, Presence p) {
-        if (presenceTopic != null) {
-            presenceTopic.tell(Topic.publish(new PresenceChanged(nodeId, p, presence.origin())));
-        }
+  private Behavior<Command> onPresenceChanged(PresenceChanged m) {
+    if (presence.reported(m, sessions.containsKey(m.nodeId())) && nodes.isLive(m.nodeId())) {
+      markChanged(m.nodeId());
     }
+    return this;
+  }
 
-    private Behavior<Command> onPresenceChanged(PresenceChanged m) {
-        if (presence.reported(m, sessions.containsKey(m.nodeId())) && nodes.isLive(m.nodeId())) {
-            markChanged(m.nodeId());
-        }
-        return this;
-    }
+  @Override
+  public Receive<Command> createReceive() {
+    return newReceiveBuilder()
+        .onMessage(FromNodes.class, this::onFromNodes)
+        .onMessage(Connect.class, this::onConnect)
+        .onMessage(Disconnect.class, this::onDisconnect)
+        .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
+        .onMessage(GetPresence.class, this::onGetPresence)
+        .onMessage(PresenceChanged.class, this::onPresenceChanged)
+        .onMessage(Resync.class, m -> resync())
+        .onMessage(SetRelayMap.class, m -> setNetwork(network.withRelays(List.copyOf(m.relays()))))
+        .onMessage(
+            SetControlUrls.class, m -> setNetwork(network.withControlUrls(List.copyOf(m.urls()))))
+        .onMessage(
+            IsLiveNodeKey.class,
+            m -> {
+              m.replyTo().tell(nodes.isLiveNodeKey(m.nodeKey()));
+              return this;
+            })
+        .onMessage(
+            LiveNodeKeys.class,
+            m -> {
+              m.replyTo().tell(nodes.liveNodeKeys(m.nodeKeys()));
+              return this;
+            })
+        .onMessage(
+            WatchNodeKeys.class,
+            m -> {
+              keyWatchers.add(m.watcher());
+              return this;
+            })
+        .onMessage(
+            Flush.class,
+            m -> {
+              batcher.flush(nodes::isLive, encoder, sessions);
+              return this;
+            })
+        .onMessage(CheckExpiry.class, m -> checkExpiry())
+        .onMessage(ReapEphemeral.class, this::onReap)
+        .build();
+  }
 
-    @Override
-    public Receive<Command> createReceive() {
-        return newReceiveBuilder()
-                .onMessage(FromNodes.class, this::onFromNodes)
-                .onMessage(Connect.class, this::onConnect)
-                .onMessage(Disconnect.class, this::onDisconnect)
-                .onMessage(UpdateEndpoints.class, this::onUpdateEndpoints)
-                .onMessage(GetPresence.class, this::onGetPresence)
-                .onMessage(PresenceChanged.class, this::onPresenceChanged)
-                .onMessage(Resync.class, m -> resync())
-                .onMessage(SetRelayMap.class, m -> setNetwork(network.withRelays(List.copyOf(m.relays()))))
-                .onMessage(SetControlUrls.class, m -> setNetwork(network.withControlUrls(List.copyOf(m.urls()))))
-                .onMessage(IsLiveNodeKey.class, m -> {
-                    m.replyTo().tell(nodes.isLiveNodeKey(m.nodeKey()));
-                    return this;
-                })
-                .onMessage(LiveNodeKeys.class, m -> {
-                    m.replyTo().tell(nodes.liveNodeKeys(m.nodeKeys()));
-                    return this;
-                })
-                .onMessage(WatchNodeKeys.class, m -> {
-                    keyWatchers.add(m.watcher());
-                    return this;
-                })
-                .onMessage(Flush.class, m -> {
-                    batcher.flush(nodes::isLive, encoder, sessions);
-                    return this;
-                })
-                .onMessage(CheckExpiry.class, m -> checkExpiry())
-                .onMessage(ReapEphemeral.class, this::onReap)
-                .build();
-    }
-
-    private Behavior<Command> onFromNodes(FromNodes message) {
-        switch (message.published()) {
-            case NodeEntity.NodeChanged(NodeRecord record) -> {
-                boolean wasLive = batcher.visible(record.id());
-                NodeRecord old = nodes.put(record);
-                if (nodes.live(old) && (!nodes.live(record) || !Objects.equals(old.nodeKey(), record.nodeKey()))) {
-                    keyGone(old, nodes.live(record) ? "node key changed" : "node expired or logged out");
-                }
-                if (nodes.live(record)) {
-                    markChanged(record.id());
-                } else {
-                    evict(record.id(), record.expired() || record.expiry() != null ? "node expired" : "node logged out");
-                    if (wasLive) {
-                        markRemoved(record.id());
-                    }
-                }
-            }
-            case NodeEntity.NodeRemoved(long nodeId, String user) -> {
-                keyGone(nodes.remove(nodeId), "node deleted");
-                boolean wasLive = batcher.visible(nodeId);
-                evict(nodeId, "node deleted");
-                presence.remove(nodeId);
-                if (wasLive) {
-                    markRemoved(nodeId);
-                }
-            }
-        }
-        return this;
-    }
-
-    private Behavior<Command> onConnect(Connect message) {
-        NodeRecord record = nodes.get(message.nodeId());
-        if (!nodes.live(record) && nodes.live(message.record())) {
-            record = message.record();
-            nodes.put(record);
-        }
-        if (!nodes.live(record)) {
-            message.session().tell(new Evict("node is not registered or has expired"));
-            return this;
-        }
-        ActorRef<SessionOutput> previous = sessions.put(message.nodeId(), message.session());
-        if (previous != null && !previous.equals(message.session())) {
-            previous.tell(new Evict("replaced by a newer session of the same node"));
-        }
-        reapGeneration.remove(message.nodeId());
-        publish(message.nodeId(), presence.connected(message.nodeId(), message.endpoints(), clock.instant()));
-        markChanged(message.nodeId());
-        message.session().tell(new SendEncoded(encoder.fullMap(message.nodeId(), network)));
-        return this;
-    }
-
-    private Behavior<Command> onDisconnect(Disconnect message) {
-        if (!message.session().equals(sessions.get(message.nodeId()))) {
-            return this; // an older, replaced session
-        }
-        sessions.remove(message.nodeId());
-        Presence offline = presence.disconnected(message.nodeId(), clock.instant());
-        if (offline == null) {
-            // It reconnected to another replica before this session closed: it is online there.
-            markChanged(message.nodeId());
-            return this;
-        }
-        publish(message.nodeId(), offline);
-        NodeRecord record = nodes.get(message.nodeId());
-        if (record != null && record.ephemeral()) {
-            long generation = reapGeneration.merge(message.nodeId(), 1L, Long::sum);
-            timers.startSingleTimer("reap-" + message.nodeId(), new ReapEphemeral(message.nodeId(), generation), ephemeralTimeout);
+  private Behavior<Command> onFromNodes(FromNodes message) {
+    switch (message.published()) {
+      case NodeEntity.NodeChanged(NodeRecord record) -> {
+        boolean wasLive = batcher.visible(record.id());
+        NodeRecord old = nodes.put(record);
+        if (nodes.live(old)
+            && (!nodes.live(record) || !Objects.equals(old.nodeKey(), record.nodeKey()))) {
+          keyGone(old, nodes.live(record) ? "node key changed" : "node expired or logged out");
         }
         if (nodes.live(record)) {
-            markChanged(message.nodeId());
+          markChanged(record.id());
+        } else {
+          evict(
+              record.id(),
+              record.expired() || record.expiry() != null ? "node expired" : "node logged out");
+          if (wasLive) {
+            markRemoved(record.id());
+          }
         }
-        return this;
-    }
-
-    private Behavior<Command> onUpdateEndpoints(UpdateEndpoints message) {
-        Presence updated = presence.endpointsChanged(message.nodeId(), message.endpoints(), message.homeRelay(), clock.instant());
-        if (updated != null) {
-            publish(message.nodeId(), updated);
-            markChanged(message.nodeId());
+      }
+      case NodeEntity.NodeRemoved(long nodeId, String user) -> {
+        keyGone(nodes.remove(nodeId), "node deleted");
+        boolean wasLive = batcher.visible(nodeId);
+        evict(nodeId, "node deleted");
+        presence.remove(nodeId);
+        if (wasLive) {
+          markRemoved(nodeId);
         }
-        return this;
+      }
     }
+    return this;
+  }
 
-    private Behavior<Command> onGetPresence(GetPresence message) {
-        message.replyTo().tell(presence.snapshot());
-        return this;
+  private Behavior<Command> onConnect(Connect message) {
+    NodeRecord record = nodes.get(message.nodeId());
+    if (!nodes.live(record) && nodes.live(message.record())) {
+      record = message.record();
+      nodes.put(record);
     }
+    if (!nodes.live(record)) {
+      message.session().tell(new Evict("node is not registered or has expired"));
+      return this;
+    }
+    ActorRef<SessionOutput> previous = sessions.put(message.nodeId(), message.session());
+    if (previous != null && !previous.equals(message.session())) {
+      previous.tell(new Evict("replaced by a newer session of the same node"));
+    }
+    reapGeneration.remove(message.nodeId());
+    publish(
+        message.nodeId(),
+        presence.connected(message.nodeId(), message.endpoints(), clock.instant()));
+    markChanged(message.nodeId());
+    message.session().tell(new SendEncoded(encoder.fullMap(message.nodeId(), network)));
+    return this;
+  }
 
-    private Behavior<Command> onReap(ReapEphemeral message) {
-        Long generation = reapGeneration.get(message.nodeId());
-        if (generation != null && generation == message.generation() && !sessions.containsKey(message.nodeId())) {
-            reapGeneration.remove(message.nodeId());
-            getContext().getLog().info("deleting ephemeral node {}: offline for {}", message.nodeId(), ephemeralTimeout);
-            reaper.accept(message.nodeId());
-        }
-        return this;
+  private Behavior<Command> onDisconnect(Disconnect message) {
+    if (!message.session().equals(sessions.get(message.nodeId()))) {
+      return this; // an older, replaced session
     }
+    sessions.remove(message.nodeId());
+    Presence offline = presence.disconnected(message.nodeId(), clock.instant());
+    if (offline == null) {
+      // It reconnected to another replica before this session closed: it is online there.
+      markChanged(message.nodeId());
+      return this;
+    }
+    publish(message.nodeId(), offline);
+    NodeRecord record = nodes.get(message.nodeId());
+    if (record != null && record.ephemeral()) {
+      long generation = reapGeneration.merge(message.nodeId(), 1L, Long::sum);
+      timers.startSingleTimer(
+          "reap-" + message.nodeId(),
+          new ReapEphemeral(message.nodeId(), generation),
+          ephemeralTimeout);
+    }
+    if (nodes.live(record)) {
+      markChanged(message.nodeId());
+    }
+    return this;
+  }
 
-    private Behavior<Command> checkExpiry() {
-        Instant now = clock.instant();
-        for (NodeRecord record : new ArrayList<>(nodes.all())) {
-            if (record.expiry() != null && !record.expiry().isAfter(now) && batcher.visible(record.id())) {
-                keyGone(record, "node expired");
-                evict(record.id(), "node expired");
-                markRemoved(record.id());
-            }
-        }
-        return this;
+  private Behavior<Command> onUpdateEndpoints(UpdateEndpoints message) {
+    Presence updated =
+        presence.endpointsChanged(
+            message.nodeId(), message.endpoints(), message.homeRelay(), clock.instant());
+    if (updated != null) {
+      publish(message.nodeId(), updated);
+      markChanged(message.nodeId());
     }
+    return this;
+  }
 
-    private void keyGone(NodeRecord old, String reason) {
-        if (old != null && old.nodeKey() != null) {
-            keyWatchers.forEach(w -> w.tell(new NodeKeyGone(old.nodeKey(), reason)));
-        }
-    }
+  private Behavior<Command> onGetPresence(GetPresence message) {
+    message.replyTo().tell(presence.snapshot());
+    return this;
+  }
 
-    private void evict(long nodeId, String reason) {
-        ActorRef<SessionOutput> session = sessions.remove(nodeId);
-        if (session != null) {
-            session.tell(new Evict(reason));
-        }
+  private Behavior<Command> onReap(ReapEphemeral message) {
+    Long generation = reapGeneration.get(message.nodeId());
+    if (generation != null
+        && generation == message.generation()
+        && !sessions.containsKey(message.nodeId())) {
+      reapGeneration.remove(message.nodeId());
+      getContext()
+          .getLog()
+          .info("deleting ephemeral node {}: offline for {}", message.nodeId(), ephemeralTimeout);
+      reaper.accept(message.nodeId());
     }
+    return this;
+  }
 
-    private void markChanged(long nodeId) {
-        encoder.invalidate(nodeId);
-        batcher.changed(nodeId);
+  private Behavior<Command> checkExpiry() {
+    Instant now = clock.instant();
+    for (NodeRecord record : new ArrayList<>(nodes.all())) {
+      if (record.expiry() != null
+          && !record.expiry().isAfter(now)
+          && batcher.visible(record.id())) {
+        keyGone(record, "node expired");
+        evict(record.id(), "node expired");
+        markRemoved(record.id());
+      }
     }
+    return this;
+  }
 
-    private void markRemoved(long nodeId) {
-        encoder.invalidate(nodeId);
-        batcher.removed(nodeId);
+  private void keyGone(NodeRecord old, String reason) {
+    if (old != null && old.nodeKey() != null) {
+      keyWatchers.forEach(w -> w.tell(new NodeKeyGone(old.nodeKey(), reason)));
     }
+  }
+
+  private void evict(long nodeId, String reason) {
+    ActorRef<SessionOutput> session = sessions.remove(nodeId);
+    if (session != null) {
+      session.tell(new Evict(reason));
+    }
+  }
+
+  private void markChanged(long nodeId) {
+    encoder.invalidate(nodeId);
+    batcher.changed(nodeId);
+  }
+
+  private void markRemoved(long nodeId) {
+    encoder.invalidate(nodeId);
+    batcher.removed(nodeId);
+  }
 }

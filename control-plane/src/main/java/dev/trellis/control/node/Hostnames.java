@@ -17,9 +17,15 @@ public final class Hostnames {
     return hostname != null && LABEL.matcher(hostname).matches();
   }
 
-  /** Lowercase, other characters to '-', no '-' at either end, at most 63 characters; "node" if nothing is left. */
+  /**
+   * Lowercase, other characters to '-', no '-' at either end, at most 63 characters; "node" if
+   * nothing is left.
+   */
   public static String sanitize(String requested) {
-    String name = requested == null ? "" : OUTSIDE_LABEL.matcher(requested.toLowerCase(Locale.ROOT)).replaceAll("-");
+    String name =
+        requested == null
+            ? ""
+            : OUTSIDE_LABEL.matcher(requested.toLowerCase(Locale.ROOT)).replaceAll("-");
     name = trimDashes(name);
     if (name.length() > MAX_LENGTH) name = trimDashes(name.substring(0, MAX_LENGTH));
     return name.isEmpty() ? "node" : name;
@@ -30,8 +36,10 @@ public final class Hostnames {
     if (!taken.test(base)) return base;
     for (int n = 1; ; n++) {
       String suffix = "-" + n;
-      String head = base.length() + suffix.length() > MAX_LENGTH
-          ? trimDashes(base.substring(0, MAX_LENGTH - suffix.length())) : base;
+      String head =
+          base.length() + suffix.length() > MAX_LENGTH
+              ? trimDashes(base.substring(0, MAX_LENGTH - suffix.length()))
+              : base;
       String candidate = (head.isEmpty() ? "node" : head) + suffix;
       if (!taken.test(candidate)) return candidate;
     }
@@ -42,9 +50,11 @@ public final class Hostnames {
     if (hostname.equals(base)) return true;
     int dash = hostname.lastIndexOf('-');
     if (dash <= 0 || dash == hostname.length() - 1) return false;
-    for (int i = dash + 1; i < hostname.length(); i++) if (!Character.isDigit(hostname.charAt(i))) return false;
+    for (int i = dash + 1; i < hostname.length(); i++)
+      if (!Character.isDigit(hostname.charAt(i))) return false;
     String head = hostname.substring(0, dash);
-    return base.equals(head) || (base.startsWith(head) && base.length() + hostname.length() - dash > MAX_LENGTH);
+    return base.equals(head)
+        || (base.startsWith(head) && base.length() + hostname.length() - dash > MAX_LENGTH);
   }
 
   private static String trimDashes(String name) {

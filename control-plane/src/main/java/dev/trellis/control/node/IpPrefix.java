@@ -13,9 +13,13 @@ record IpPrefix(byte[] network, int bits, String text) {
     if (slash < 0) throw new IllegalArgumentException("not a CIDR prefix: " + cidr);
     InetAddress address;
     try {
-      address = ipv6 ? Inet6Address.ofLiteral(cidr.substring(0, slash)) : Inet4Address.ofLiteral(cidr.substring(0, slash));
+      address =
+          ipv6
+              ? Inet6Address.ofLiteral(cidr.substring(0, slash))
+              : Inet4Address.ofLiteral(cidr.substring(0, slash));
     } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("not an " + (ipv6 ? "IPv6" : "IPv4") + " prefix: " + cidr, e);
+      throw new IllegalArgumentException(
+          "not an " + (ipv6 ? "IPv6" : "IPv4") + " prefix: " + cidr, e);
     }
     int bits;
     try {
@@ -24,9 +28,11 @@ record IpPrefix(byte[] network, int bits, String text) {
       throw new IllegalArgumentException("bad prefix length in " + cidr, e);
     }
     byte[] bytes = address.getAddress();
-    if (bits < 0 || bits > bytes.length * 8) throw new IllegalArgumentException("bad prefix length in " + cidr);
+    if (bits < 0 || bits > bytes.length * 8)
+      throw new IllegalArgumentException("bad prefix length in " + cidr);
     // Host bits of the written address are ignored: 100.64.0.1/10 means 100.64.0.0/10.
-    BigInteger mask = BigInteger.ONE.shiftLeft(bytes.length * 8 - bits).subtract(BigInteger.ONE).not();
+    BigInteger mask =
+        BigInteger.ONE.shiftLeft(bytes.length * 8 - bits).subtract(BigInteger.ONE).not();
     byte[] network = toBytes(new BigInteger(1, bytes).and(mask), bytes.length);
     return new IpPrefix(network, bits, format(network) + "/" + bits);
   }
@@ -41,7 +47,8 @@ record IpPrefix(byte[] network, int bits, String text) {
   }
 
   String addressAt(long offset) {
-    return format(toBytes(new BigInteger(1, network).add(BigInteger.valueOf(offset)), network.length));
+    return format(
+        toBytes(new BigInteger(1, network).add(BigInteger.valueOf(offset)), network.length));
   }
 
   /** Offset of an address inside this prefix, or -1 if it is outside or malformed. */
@@ -67,16 +74,29 @@ record IpPrefix(byte[] network, int bits, String text) {
   /** Dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run as "::"). */
   static String format(byte[] address) {
     if (address.length == 4) {
-      return (address[0] & 0xff) + "." + (address[1] & 0xff) + "." + (address[2] & 0xff) + "." + (address[3] & 0xff);
+      return (address[0] & 0xff)
+          + "."
+          + (address[1] & 0xff)
+          + "."
+          + (address[2] & 0xff)
+          + "."
+          + (address[3] & 0xff);
     }
     int[] groups = new int[8];
-    for (int i = 0; i < 8; i++) groups[i] = ((address[2 * i] & 0xff) << 8) | (address[2 * i + 1] & 0xff);
+    for (int i = 0; i < 8; i++)
+      groups[i] = ((address[2 * i] & 0xff) << 8) | (address[2 * i + 1] & 0xff);
     int bestStart = -1, bestLength = 1;
     for (int i = 0; i < 8; ) {
-      if (groups[i] != 0) { i++; continue; }
+      if (groups[i] != 0) {
+        i++;
+        continue;
+      }
       int start = i;
       while (i < 8 && groups[i] == 0) i++;
-      if (i - start > bestLength) { bestStart = start; bestLength = i - start; }
+      if (i - start > bestLength) {
+        bestStart = start;
+        bestLength = i - start;
+      }
     }
     StringBuilder text = new StringBuilder();
     for (int i = 0; i < 8; i++) {

@@ -1,7 +1,7 @@
 package dev.trellis.control.node;
 
-import java.util.List;
 import dev.trellis.control.cluster.ClusterSettings;
+import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
@@ -23,31 +23,40 @@ public final class NodeDirectory {
 
   public record Forward(long nodeId, NodeEntity.Command command) implements Command {}
 
-  /** Asks every listed entity for its record, answered to this replica's map (starting it where needed). */
+  /**
+   * Asks every listed entity for its record, answered to this replica's map (starting it where
+   * needed).
+   */
   public record SpawnAll(List<Long> nodeIds) implements Command {}
 
   /**
-   * Starts sharding node entities on this member (control role) and returns the directory.
-   * Entities hosted here publish through {@code publisher} (the cluster-wide topic in a server);
-   * {@code listener}, this replica's map side, hears every Announce answer.
+   * Starts sharding node entities on this member (control role) and returns the directory. Entities
+   * hosted here publish through {@code publisher} (the cluster-wide topic in a server); {@code
+   * listener}, this replica's map side, hears every Announce answer.
    */
-  public static Behavior<Command> create(ActorSystem<?> system, ActorRef<NodeEntity.Published> publisher,
-                                         ActorRef<NodeEntity.Published> listener) {
+  public static Behavior<Command> create(
+      ActorSystem<?> system,
+      ActorRef<NodeEntity.Published> publisher,
+      ActorRef<NodeEntity.Published> listener) {
     ClusterSharding sharding = ClusterSharding.get(system);
-    sharding.init(Entity.of(NodeEntity.TYPE_KEY, ctx -> NodeEntity.create(Long.parseLong(ctx.getEntityId()), publisher))
-        .withStopMessage(NodeEntity.stop())
-        .withRole(ClusterSettings.ROLE_CONTROL));
-    return Behaviors.receiveMessage(command -> {
-      switch (command) {
-        case Forward f -> entity(sharding, f.nodeId()).tell(f.command());
-        case SpawnAll all -> {
-          for (long id : all.nodeIds()) {
-            entity(sharding, id).tell(new NodeEntity.Announce(listener));
+    sharding.init(
+        Entity.of(
+                NodeEntity.TYPE_KEY,
+                ctx -> NodeEntity.create(Long.parseLong(ctx.getEntityId()), publisher))
+            .withStopMessage(NodeEntity.stop())
+            .withRole(ClusterSettings.ROLE_CONTROL));
+    return Behaviors.receiveMessage(
+        command -> {
+          switch (command) {
+            case Forward f -> entity(sharding, f.nodeId()).tell(f.command());
+            case SpawnAll all -> {
+              for (long id : all.nodeIds()) {
+                entity(sharding, id).tell(new NodeEntity.Announce(listener));
+              }
+            }
           }
-        }
-      }
-      return Behaviors.same();
-    });
+          return Behaviors.same();
+        });
   }
 
   private static EntityRef<NodeEntity.Command> entity(ClusterSharding sharding, long id) {

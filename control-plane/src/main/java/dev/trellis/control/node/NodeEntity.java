@@ -11,6 +11,7 @@ import java.util.Optional;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 import org.apache.pekko.persistence.typed.PersistenceId;
 import org.apache.pekko.persistence.typed.RecoveryCompleted;
 import org.apache.pekko.persistence.typed.javadsl.CommandHandler;
@@ -19,7 +20,6 @@ import org.apache.pekko.persistence.typed.javadsl.EventHandler;
 import org.apache.pekko.persistence.typed.javadsl.EventSourcedBehavior;
 import org.apache.pekko.persistence.typed.javadsl.RetentionCriteria;
 import org.apache.pekko.persistence.typed.javadsl.SignalHandler;
-import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
 
 /**
  * One node, persistence id {@code node-<id>}. Publishes {@link NodeChanged} after every persisted
@@ -33,9 +33,9 @@ public final class NodeEntity
   public sealed interface Command extends CborSerializable {}
 
   /**
-   * First registration, or a re-login with a new auth key: replaces user, tags, node key,
-   * ephemeral flag, expiry, hostname and addresses, and clears expired and logged-out.
-   * {@code expiry} null = never.
+   * First registration, or a re-login with a new auth key: replaces user, tags, node key, ephemeral
+   * flag, expiry, hostname and addresses, and clears expired and logged-out. {@code expiry} null =
+   * never.
    */
   public record Register(
       String machineKey,
@@ -51,12 +51,14 @@ public final class NodeEntity
       ActorRef<Result<NodeRecord>> replyTo)
       implements Command {}
 
-  public record RotateNodeKey(String newNodeKey, ActorRef<Result<NodeRecord>> replyTo) implements Command {}
+  public record RotateNodeKey(String newNodeKey, ActorRef<Result<NodeRecord>> replyTo)
+      implements Command {}
 
   /** The caller has had the hostname approved by {@link AddressAllocator}. */
   public record Rename(String hostname, ActorRef<Result<NodeRecord>> replyTo) implements Command {}
 
-  public record SetTags(Set<String> tags, ActorRef<Result<NodeRecord>> replyTo) implements Command {}
+  public record SetTags(Set<String> tags, ActorRef<Result<NodeRecord>> replyTo)
+      implements Command {}
 
   public record Expire(Instant now, ActorRef<Result<NodeRecord>> replyTo) implements Command {}
 
@@ -73,8 +75,13 @@ public final class NodeEntity
    */
   public record Announce(ActorRef<Published> replyTo) implements Command {}
 
-  /** Sharding's stop message on passivation, sent through the mailbox: every command queued before it is answered. */
-  enum Stop implements Command { INSTANCE }
+  /**
+   * Sharding's stop message on passivation, sent through the mailbox: every command queued before
+   * it is answered.
+   */
+  enum Stop implements Command {
+    INSTANCE
+  }
 
   public static Command stop() {
     return Stop.INSTANCE;
@@ -121,9 +128,10 @@ public final class NodeEntity
     }
   }
 
-  /** The entity kind Cluster Sharding places on the control members; the entity id is the node id. */
-  public static final EntityTypeKey<Command> TYPE_KEY =
-      EntityTypeKey.create(Command.class, "node");
+  /**
+   * The entity kind Cluster Sharding places on the control members; the entity id is the node id.
+   */
+  public static final EntityTypeKey<Command> TYPE_KEY = EntityTypeKey.create(Command.class, "node");
 
   public static PersistenceId persistenceId(long nodeId) {
     return PersistenceId.ofUniqueId("node-" + nodeId);
@@ -161,9 +169,13 @@ public final class NodeEntity
   @Override
   public SignalHandler<State> signalHandler() {
     return newSignalHandlerBuilder()
-        .onSignal(RecoveryCompleted.instance(), state -> state.current()
-            .filter(record -> record.live(clock.instant()))
-            .ifPresent(record -> listener.tell(new NodeChanged(record))))
+        .onSignal(
+            RecoveryCompleted.instance(),
+            state ->
+                state
+                    .current()
+                    .filter(record -> record.live(clock.instant()))
+                    .ifPresent(record -> listener.tell(new NodeChanged(record))))
         .build();
   }
 
@@ -173,38 +185,53 @@ public final class NodeEntity
       if (command == Stop.INSTANCE) return Effect().stop();
       if (command instanceof Get get) return Effect().reply(get.replyTo(), state.current());
       if (command instanceof Announce announce) {
-        return Effect().none().thenRun((State s) -> s.current().filter(record -> record.live(clock.instant()))
-            .ifPresent(record -> announce.replyTo().tell(new NodeChanged(record))));
+        return Effect()
+            .none()
+            .thenRun(
+                (State s) ->
+                    s.current()
+                        .filter(record -> record.live(clock.instant()))
+                        .ifPresent(record -> announce.replyTo().tell(new NodeChanged(record))));
       }
       if (command instanceof Register register) return register(state, register);
       NodeRecord node = state.current().orElse(null);
-      if (node == null) return Effect().reply(replyTo(command), Result.rejected(Code.NOT_FOUND, "no node " + nodeId));
+      if (node == null)
+        return Effect()
+            .reply(replyTo(command), Result.rejected(Code.NOT_FOUND, "no node " + nodeId));
       return switch (command) {
         case RotateNodeKey c -> {
           if (!Keys.isPublicKey(c.newNodeKey())) yield invalid(c.replyTo(), "malformed node key");
-          if (c.newNodeKey().equals(node.nodeKey())) yield Effect().reply(c.replyTo(), Result.ok(node));
+          if (c.newNodeKey().equals(node.nodeKey()))
+            yield Effect().reply(c.replyTo(), Result.ok(node));
           yield persist(new NodeKeyRotated(c.newNodeKey()), c.replyTo());
         }
         case Rename c -> {
-          if (!Hostnames.isValid(c.hostname())) yield invalid(c.replyTo(), "invalid hostname '" + c.hostname() + "'");
-          if (c.hostname().equals(node.hostname())) yield Effect().reply(c.replyTo(), Result.ok(node));
+          if (!Hostnames.isValid(c.hostname()))
+            yield invalid(c.replyTo(), "invalid hostname '" + c.hostname() + "'");
+          if (c.hostname().equals(node.hostname()))
+            yield Effect().reply(c.replyTo(), Result.ok(node));
           yield persist(new NodeRenamed(c.hostname()), c.replyTo());
         }
         case SetTags c -> {
           String bad = Tags.firstInvalid(c.tags());
           if (bad != null) yield invalid(c.replyTo(), "invalid tag '" + bad + "'");
-          if (Tags.copy(c.tags()).equals(node.tags())) yield Effect().reply(c.replyTo(), Result.ok(node));
+          if (Tags.copy(c.tags()).equals(node.tags()))
+            yield Effect().reply(c.replyTo(), Result.ok(node));
           yield persist(new NodeTagsSet(Tags.copy(c.tags())), c.replyTo());
         }
-        case Expire c -> node.expired()
-            ? Effect().reply(c.replyTo(), Result.ok(node))
-            : persist(new NodeExpired(c.now()), c.replyTo());
-        case Logout c -> node.loggedOut()
-            ? Effect().reply(c.replyTo(), Result.ok(node))
-            : persist(new NodeLoggedOut(), c.replyTo());
-        case Delete c -> Effect().persist(new NodeDeleted())
-            .thenRun(() -> listener.tell(new NodeRemoved(nodeId, node.user())))
-            .thenReply(c.replyTo(), s -> Result.ok(node));
+        case Expire c ->
+            node.expired()
+                ? Effect().reply(c.replyTo(), Result.ok(node))
+                : persist(new NodeExpired(c.now()), c.replyTo());
+        case Logout c ->
+            node.loggedOut()
+                ? Effect().reply(c.replyTo(), Result.ok(node))
+                : persist(new NodeLoggedOut(), c.replyTo());
+        case Delete c ->
+            Effect()
+                .persist(new NodeDeleted())
+                .thenRun(() -> listener.tell(new NodeRemoved(nodeId, node.user())))
+                .thenReply(c.replyTo(), s -> Result.ok(node));
         case Register c -> throw new IllegalStateException("handled above");
         case Get c -> throw new IllegalStateException("handled above");
         case Announce c -> throw new IllegalStateException("handled above");
@@ -214,12 +241,16 @@ public final class NodeEntity
   }
 
   private Effect<Event, State> register(State state, Register c) {
-    if (state.deleted()) return Effect().reply(c.replyTo(), Result.rejected(Code.NOT_FOUND, "node " + nodeId + " was deleted"));
+    if (state.deleted())
+      return Effect()
+          .reply(c.replyTo(), Result.rejected(Code.NOT_FOUND, "node " + nodeId + " was deleted"));
     if (!Keys.isPublicKey(c.machineKey())) return invalid(c.replyTo(), "malformed machine key");
     if (!Keys.isPublicKey(c.nodeKey())) return invalid(c.replyTo(), "malformed node key");
     if (c.user() == null || c.user().isBlank()) return invalid(c.replyTo(), "a node needs a user");
-    if (!Hostnames.isValid(c.hostname())) return invalid(c.replyTo(), "invalid hostname '" + c.hostname() + "'");
-    if (c.ipv4() == null || c.ipv6() == null) return invalid(c.replyTo(), "a node needs an IPv4 and an IPv6 address");
+    if (!Hostnames.isValid(c.hostname()))
+      return invalid(c.replyTo(), "invalid hostname '" + c.hostname() + "'");
+    if (c.ipv4() == null || c.ipv6() == null)
+      return invalid(c.replyTo(), "a node needs an IPv4 and an IPv6 address");
     String bad = Tags.firstInvalid(c.tags());
     if (bad != null) return invalid(c.replyTo(), "invalid tag '" + bad + "'");
     if (c.now() == null) return invalid(c.replyTo(), "registration time missing");
@@ -228,18 +259,32 @@ public final class NodeEntity
     }
     NodeRecord node = state.record();
     if (node != null && !node.machineKey().equals(c.machineKey())) {
-      return Effect().reply(c.replyTo(), Result.rejected(Code.CONFLICT,
-          "node " + nodeId + " belongs to another machine key"));
+      return Effect()
+          .reply(
+              c.replyTo(),
+              Result.rejected(Code.CONFLICT, "node " + nodeId + " belongs to another machine key"));
     }
-    var event = new NodeRegistered(c.machineKey(), c.nodeKey(), c.user(), c.hostname(), c.ipv4(), c.ipv6(),
-        Tags.copy(c.tags()), c.ephemeral(), c.expiry(), c.now());
+    var event =
+        new NodeRegistered(
+            c.machineKey(),
+            c.nodeKey(),
+            c.user(),
+            c.hostname(),
+            c.ipv4(),
+            c.ipv6(),
+            Tags.copy(c.tags()),
+            c.ephemeral(),
+            c.expiry(),
+            c.now());
     // A retried registration with nothing new is answered without another event.
-    if (node != null && apply(state, event).record().equals(node)) return Effect().reply(c.replyTo(), Result.ok(node));
+    if (node != null && apply(state, event).record().equals(node))
+      return Effect().reply(c.replyTo(), Result.ok(node));
     return persist(event, c.replyTo());
   }
 
   private Effect<Event, State> persist(Event event, ActorRef<Result<NodeRecord>> replyTo) {
-    return Effect().persist(event)
+    return Effect()
+        .persist(event)
         .thenRun((State s) -> listener.tell(new NodeChanged(s.record())))
         .thenReply(replyTo, s -> Result.ok(s.record()));
   }
@@ -271,22 +316,109 @@ public final class NodeEntity
   private State apply(State state, Event event) {
     NodeRecord n = state.record();
     return switch (event) {
-      case NodeRegistered e -> new State(new NodeRecord(nodeId, e.machineKey(), e.nodeKey(), e.user(), e.hostname(),
-          e.ipv4(), e.ipv6(), Tags.copy(e.tags()), e.ephemeral(), n == null ? e.at() : n.createdAt(), e.expiry(),
-          false, false), false);
-      case NodeKeyRotated e -> new State(new NodeRecord(n.id(), n.machineKey(), e.nodeKey(), n.user(), n.hostname(),
-          n.ipv4(), n.ipv6(), n.tags(), n.ephemeral(), n.createdAt(), n.expiry(), n.expired(), n.loggedOut()), false);
-      case NodeRenamed e -> new State(new NodeRecord(n.id(), n.machineKey(), n.nodeKey(), n.user(), e.hostname(),
-          n.ipv4(), n.ipv6(), n.tags(), n.ephemeral(), n.createdAt(), n.expiry(), n.expired(), n.loggedOut()), false);
-      case NodeTagsSet e -> new State(new NodeRecord(n.id(), n.machineKey(), n.nodeKey(), n.user(), n.hostname(),
-          n.ipv4(), n.ipv6(), Tags.copy(e.tags()), n.ephemeral(), n.createdAt(), n.expiry(), n.expired(), n.loggedOut()),
-          false);
+      case NodeRegistered e ->
+          new State(
+              new NodeRecord(
+                  nodeId,
+                  e.machineKey(),
+                  e.nodeKey(),
+                  e.user(),
+                  e.hostname(),
+                  e.ipv4(),
+                  e.ipv6(),
+                  Tags.copy(e.tags()),
+                  e.ephemeral(),
+                  n == null ? e.at() : n.createdAt(),
+                  e.expiry(),
+                  false,
+                  false),
+              false);
+      case NodeKeyRotated e ->
+          new State(
+              new NodeRecord(
+                  n.id(),
+                  n.machineKey(),
+                  e.nodeKey(),
+                  n.user(),
+                  n.hostname(),
+                  n.ipv4(),
+                  n.ipv6(),
+                  n.tags(),
+                  n.ephemeral(),
+                  n.createdAt(),
+                  n.expiry(),
+                  n.expired(),
+                  n.loggedOut()),
+              false);
+      case NodeRenamed e ->
+          new State(
+              new NodeRecord(
+                  n.id(),
+                  n.machineKey(),
+                  n.nodeKey(),
+                  n.user(),
+                  e.hostname(),
+                  n.ipv4(),
+                  n.ipv6(),
+                  n.tags(),
+                  n.ephemeral(),
+                  n.createdAt(),
+                  n.expiry(),
+                  n.expired(),
+                  n.loggedOut()),
+              false);
+      case NodeTagsSet e ->
+          new State(
+              new NodeRecord(
+                  n.id(),
+                  n.machineKey(),
+                  n.nodeKey(),
+                  n.user(),
+                  n.hostname(),
+                  n.ipv4(),
+                  n.ipv6(),
+                  Tags.copy(e.tags()),
+                  n.ephemeral(),
+                  n.createdAt(),
+                  n.expiry(),
+                  n.expired(),
+                  n.loggedOut()),
+              false);
       // The expiry moves up to the moment of expiring, so listings show when it happened.
-      case NodeExpired e -> new State(new NodeRecord(n.id(), n.machineKey(), n.nodeKey(), n.user(), n.hostname(),
-          n.ipv4(), n.ipv6(), n.tags(), n.ephemeral(), n.createdAt(),
-          n.expiry() == null || n.expiry().isAfter(e.at()) ? e.at() : n.expiry(), true, n.loggedOut()), false);
-      case NodeLoggedOut e -> new State(new NodeRecord(n.id(), n.machineKey(), n.nodeKey(), n.user(), n.hostname(),
-          n.ipv4(), n.ipv6(), n.tags(), n.ephemeral(), n.createdAt(), n.expiry(), n.expired(), true), false);
+      case NodeExpired e ->
+          new State(
+              new NodeRecord(
+                  n.id(),
+                  n.machineKey(),
+                  n.nodeKey(),
+                  n.user(),
+                  n.hostname(),
+                  n.ipv4(),
+                  n.ipv6(),
+                  n.tags(),
+                  n.ephemeral(),
+                  n.createdAt(),
+                  n.expiry() == null || n.expiry().isAfter(e.at()) ? e.at() : n.expiry(),
+                  true,
+                  n.loggedOut()),
+              false);
+      case NodeLoggedOut e ->
+          new State(
+              new NodeRecord(
+                  n.id(),
+                  n.machineKey(),
+                  n.nodeKey(),
+                  n.user(),
+                  n.hostname(),
+                  n.ipv4(),
+                  n.ipv6(),
+                  n.tags(),
+                  n.ephemeral(),
+                  n.createdAt(),
+                  n.expiry(),
+                  n.expired(),
+                  true),
+              false);
       case NodeDeleted e -> new State(n, true);
     };
   }

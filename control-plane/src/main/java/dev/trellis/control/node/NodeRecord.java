@@ -24,7 +24,10 @@ public record NodeRecord(
     boolean loggedOut)
     implements CborSerializable {
 
-  /** Whether the node may be on the network at {@code now}: not expired (by flag or time), not logged out. */
+  /**
+   * Whether the node may be on the network at {@code now}: not expired (by flag or time), not
+   * logged out.
+   */
   public boolean live(Instant now) {
     return !expired && !loggedOut && (expiry == null || now.isBefore(expiry));
   }

@@ -23,61 +23,81 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
  * read the data directory anyway).
  */
 public final class LocalAdminAccess {
-    public static final String FILE = "cli.json";
-    private static final Duration ASK = Duration.ofSeconds(15);
+  public static final String FILE = "cli.json";
+  private static final Duration ASK = Duration.ofSeconds(15);
 
-    private LocalAdminAccess() {}
+  private LocalAdminAccess() {}
 
-    public record Access(String url, String apiKey) {}
+  public record Access(String url, String apiKey) {}
 
-    /** Reads {@code <dataDir>/cli.json}; null if absent. */
-    public static Access read(Path dataDir) throws IOException {
-        Path file = dataDir.resolve(FILE);
-        if (!Files.exists(file)) {
-            return null;
-        }
-        JsonNode node = ControlJson.MAPPER.readTree(file.toFile());
-        if (!node.hasNonNull("url") || !node.hasNonNull("apiKey")) {
-            throw new IOException(file + " is missing url or apiKey");
-        }
-        return new Access(node.get("url").asText(), node.get("apiKey").asText());
+  /** Reads {@code <dataDir>/cli.json}; null if absent. */
+  public static Access read(Path dataDir) throws IOException {
+    Path file = dataDir.resolve(FILE);
+    if (!Files.exists(file)) {
+      return null;
     }
-
-    /** Keeps the file's key if the registry still accepts it, else makes a new one; updates the URL. */
-    static void ensure(Path dataDir, String url, ActorRef<ApiKeyRegistry.Command> apiKeys, Scheduler scheduler, Clock clock)
-            throws Exception {
-        Access existing = null;
-        try {
-            existing = read(dataDir);
-        } catch (IOException e) {
-            // unreadable: replaced below
-        }
-        String key = null;
-        if (existing != null) {
-            String candidate = existing.apiKey();
-            Result<ApiKeyRegistry.ApiKey> verified = AskPattern.<ApiKeyRegistry.Command, Result<ApiKeyRegistry.ApiKey>>ask(apiKeys,
-                    r -> new ApiKeyRegistry.VerifyApiKey(candidate, clock.instant(), r), ASK, scheduler)
-                    .toCompletableFuture().get(ASK.toSeconds(), TimeUnit.SECONDS);
-            if (verified instanceof Result.Ok<ApiKeyRegistry.ApiKey>) {
-                key = candidate;
-            }
-        }
-        if (key == null) {
-            Result<ApiKeyRegistry.CreatedApiKey> created = AskPattern.<ApiKeyRegistry.Command, Result<ApiKeyRegistry.CreatedApiKey>>ask(apiKeys,
-                    r -> new ApiKeyRegistry.CreateApiKey(null, r), ASK, scheduler)
-                    .toCompletableFuture().get(ASK.toSeconds(), TimeUnit.SECONDS);
-            if (!(created instanceof Result.Ok<ApiKeyRegistry.CreatedApiKey>(ApiKeyRegistry.CreatedApiKey k))) {
-                throw new IOException("could not create the local admin API key: " + created);
-            }
-            key = k.secret();
-        }
-        if (existing != null && existing.apiKey().equals(key) && existing.url().equals(url)) {
-            return;
-        }
-        Path tmp = dataDir.resolve(FILE + ".tmp");
-        Files.deleteIfExists(tmp);
-        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-        ControlJson.MAPPER.writeValue(tmp.toFile(), Map.of("url", url, "apiKey", key));
-        Files.move(tmp, dataDir.resolve(FILE), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    JsonNode node = ControlJson.MAPPER.readTree(file.toFile());
+    if (!node.hasNonNull("url") || !node.hasNonNull("apiKey")) {
+      throw new IOException(file + " is missing url or apiKey");
     }
+    return new Access(node.get("url").asText(), node.get("apiKey").asText());
+  }
+
+  /**
+   * Keeps the file's key if the registry still accepts it, else makes a new one; updates the URL.
+   */
+  static void ensure(
+      Path dataDir,
+      String url,
+      ActorRef<ApiKeyRegistry.Command> apiKeys,
+      Scheduler scheduler,
+      Clock clock)
+      throws Exception {
+    Access existing = null;
+    try {
+      existing = read(dataDir);
+    } catch (IOException e) {
+      // unreadable: replaced below
+    }
+    String key = null;
+    if (existing != null) {
+      String candidate = existing.apiKey();
+      Result<ApiKeyRegistry.ApiKey> verified =
+          AskPattern.<ApiKeyRegistry.Command, Result<ApiKeyRegistry.ApiKey>>ask(
+                  apiKeys,
+                  r -> new ApiKeyRegistry.VerifyApiKey(candidate, clock.instant(), r),
+                  ASK,
+                  scheduler)
+              .toCompletableFuture()
+              .get(ASK.toSeconds(), TimeUnit.SECONDS);
+      if (verified instanceof Result.Ok<ApiKeyRegistry.ApiKey>) {
+        key = candidate;
+      }
+    }
+    if (key == null) {
+      Result<ApiKeyRegistry.CreatedApiKey> created =
+          AskPattern.<ApiKeyRegistry.Command, Result<ApiKeyRegistry.CreatedApiKey>>ask(
+                  apiKeys, r -> new ApiKeyRegistry.CreateApiKey(null, r), ASK, scheduler)
+              .toCompletableFuture()
+              .get(ASK.toSeconds(), TimeUnit.SECONDS);
+      if (!(created
+          instanceof Result.Ok<ApiKeyRegistry.CreatedApiKey>(ApiKeyRegistry.CreatedApiKey k))) {
+        throw new IOException("could not create the local admin API key: " + created);
+      }
+      key = k.secret();
+    }
+    if (existing != null && existing.apiKey().equals(key) && existing.url().equals(url)) {
+      return;
+    }
+    Path tmp = dataDir.resolve(FILE + ".tmp");
+    Files.deleteIfExists(tmp);
+    Files.createFile(
+        tmp, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    ControlJson.MAPPER.writeValue(tmp.toFile(), Map.of("url", url, "apiKey", key));
+    Files.move(
+        tmp,
+        dataDir.resolve(FILE),
+        StandardCopyOption.REPLACE_EXISTING,
+        StandardCopyOption.ATOMIC_MOVE);
+  }
 }

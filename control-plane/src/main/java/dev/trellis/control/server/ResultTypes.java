@@ -20,26 +20,28 @@ import java.util.List;
  *
  * <p>A Jackson module, registered on Pekko's Jackson serializers (jackson-cbor and jackson-json)
  * through {@code pekko.serialization.jackson.jackson-modules} in this module's reference.conf; an
- * ObjectMapper of one's own that reads or writes Results needs {@code registerModule(new ResultTypes())}.
- * Only the named classes are accepted: no class is picked by name from the payload.
+ * ObjectMapper of one's own that reads or writes Results needs {@code registerModule(new
+ * ResultTypes())}. Only the named classes are accepted: no class is picked by name from the
+ * payload.
  */
 public final class ResultTypes extends SimpleModule {
-  public static final List<NamedType> TYPES = List.of(
-      new NamedType(User.class, "user"),
-      new NamedType(AuthKeyRegistry.AuthKey.class, "auth-key"),
-      new NamedType(AuthKeyRegistry.CreatedAuthKey.class, "created-auth-key"),
-      new NamedType(AuthKeyRegistry.AuthKeyGrant.class, "auth-key-grant"),
-      new NamedType(ApiKeyRegistry.ApiKey.class, "api-key"),
-      new NamedType(ApiKeyRegistry.CreatedApiKey.class, "created-api-key"),
-      new NamedType(AddressAllocator.Allocation.class, "allocation"),
-      new NamedType(NodeRecord.class, "node"),
-      new NamedType(Admin.UserList.class, "user-list"),
-      new NamedType(Admin.AuthKeyList.class, "auth-key-list"),
-      new NamedType(Admin.NodeList.class, "node-list"),
-      new NamedType(Admin.ApiKeyList.class, "api-key-list"),
-      new NamedType(Admin.LiveKeys.class, "live-keys"),
-      new NamedType(ClusterStatus.class, "cluster-status"),
-      new NamedType(RelayDirectory.RelayList.class, "relay-list"));
+  public static final List<NamedType> TYPES =
+      List.of(
+          new NamedType(User.class, "user"),
+          new NamedType(AuthKeyRegistry.AuthKey.class, "auth-key"),
+          new NamedType(AuthKeyRegistry.CreatedAuthKey.class, "created-auth-key"),
+          new NamedType(AuthKeyRegistry.AuthKeyGrant.class, "auth-key-grant"),
+          new NamedType(ApiKeyRegistry.ApiKey.class, "api-key"),
+          new NamedType(ApiKeyRegistry.CreatedApiKey.class, "created-api-key"),
+          new NamedType(AddressAllocator.Allocation.class, "allocation"),
+          new NamedType(NodeRecord.class, "node"),
+          new NamedType(Admin.UserList.class, "user-list"),
+          new NamedType(Admin.AuthKeyList.class, "auth-key-list"),
+          new NamedType(Admin.NodeList.class, "node-list"),
+          new NamedType(Admin.ApiKeyList.class, "api-key-list"),
+          new NamedType(Admin.LiveKeys.class, "live-keys"),
+          new NamedType(ClusterStatus.class, "cluster-status"),
+          new NamedType(RelayDirectory.RelayList.class, "relay-list"));
 
   public ResultTypes() {
     super("trellis-result-types");

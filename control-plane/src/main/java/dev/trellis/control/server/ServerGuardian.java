@@ -40,131 +40,185 @@ import org.apache.pekko.cluster.typed.Join;
  * </ul>
  *
  * Start-up code asks it for the result ({@link GetWiring}). The map reaps an ephemeral node through
- * the admin actor, which needs the map: the map tells this guardian ({@link ReapNode}), which
- * tells the admin actor.
+ * the admin actor, which needs the map: the map tells this guardian ({@link ReapNode}), which tells
+ * the admin actor.
  *
  * <p>Threads: its state is its own actor's. What it hands out (ActorRefs, the {@link RelayServer})
  * is safe to share.
  */
 final class ServerGuardian {
-    private ServerGuardian() {}
+  private ServerGuardian() {}
 
-    /** What a member is wired from. {@code stunPort} null: no STUN here. */
-    record Setup(ServerSettings settings, ClusterSettings cluster, RelaySettings relay, byte[] privateKey,
-                 String serverKey, Integer stunPort, Clock clock) {}
+  /** What a member is wired from. {@code stunPort} null: no STUN here. */
+  record Setup(
+      ServerSettings settings,
+      ClusterSettings cluster,
+      RelaySettings relay,
+      byte[] privateKey,
+      String serverKey,
+      Integer stunPort,
+      Clock clock) {}
 
-    sealed interface Command {}
+  sealed interface Command {}
 
-    /** Answers with what the guardian wired (at once: the wiring is done when it has started). */
-    record GetWiring(ActorRef<Wiring> replyTo) implements Command {}
+  /** Answers with what the guardian wired (at once: the wiring is done when it has started). */
+  record GetWiring(ActorRef<Wiring> replyTo) implements Command {}
 
-    /** The services, and the relay on a member with the relay role (else null). */
-    record Wiring(TrellisServer.Services services, RelayServer relay) {}
+  /** The services, and the relay on a member with the relay role (else null). */
+  record Wiring(TrellisServer.Services services, RelayServer relay) {}
 
-    /** The HTTP port is bound: this member serves at {@code url}. Told once. */
-    record Serving(String url) implements Command {}
+  /** The HTTP port is bound: this member serves at {@code url}. Told once. */
+  record Serving(String url) implements Command {}
 
-    /** The network map gives up on an ephemeral node: delete it the admin way. */
-    private record ReapNode(long nodeId) implements Command {}
+  /** The network map gives up on an ephemeral node: delete it the admin way. */
+  private record ReapNode(long nodeId) implements Command {}
 
-    static Behavior<Command> create(Setup setup) {
-        return Behaviors.setup(ctx -> {
-            ServerSettings settings = setup.settings();
-            Cluster cluster = Cluster.get(ctx.getSystem());
-            if (setup.cluster().standalone()) {
-                // A cluster of its own: join itself, so cluster features work without any other member.
-                cluster.manager().tell(Join.create(cluster.selfMember().address()));
-            }
-            // Sharded across the control members; each a single entity for the whole cluster.
-            ActorRef<UserRegistry.Command> users = ShardedRegistry.start(ctx, UserRegistry.Command.class, "users",
-                    UserRegistry::create);
-            ActorRef<AuthKeyRegistry.Command> authKeys = ShardedRegistry.start(ctx, AuthKeyRegistry.Command.class, "authkeys",
-                    AuthKeyRegistry::create);
-            ActorRef<ApiKeyRegistry.Command> apiKeys = ShardedRegistry.start(ctx, ApiKeyRegistry.Command.class, "apikeys",
-                    ApiKeyRegistry::create);
-            ActorRef<AddressAllocator.Command> allocator = ShardedRegistry.start(ctx, AddressAllocator.Command.class, "addresses",
-                    () -> AddressAllocator.create(settings.ipv4Prefix(), settings.ipv6Prefix()));
-            ActorRef<Topic.Command<NodeEntity.Published>> topic = ctx.spawn(
-                    Topic.create(NodeEntity.Published.class, "trellis-node-events"), "node-events-topic");
-            ActorRef<Topic.Command<NetworkMap.PresenceChanged>> presence = ctx.spawn(
-                    Topic.create(NetworkMap.PresenceChanged.class, "trellis-presence"), "presence-topic");
-            ActorRef<Command> self = ctx.getSelf();
-            ActorRef<NetworkMap.Command> map = ctx.spawn(NetworkMap.create(setup.clock(), settings.ephemeralTimeout(),
-                    nodeId -> self.tell(new ReapNode(nodeId)),
-                    new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()), presence, topic,
-                    cluster.selfMember().address().toString()), "network-map");
-            // Node entities publish to every replica's map through a cluster topic.
-            ActorRef<NodeEntity.Published> published = ctx.spawn(toMap(map), "node-events");
-            topic.tell(Topic.subscribe(published));
-            ctx.spawn(TopicWatcher.create(List.of(topic.unsafeUpcast(), presence.unsafeUpcast()),
-                    () -> map.tell(new NetworkMap.Resync())), "topic-watcher");
-            ActorRef<NodeEntity.Published> publisher = ctx.spawn(toTopic(topic), "node-publisher");
-            ActorRef<NodeDirectory.Command> nodes = ctx.spawn(NodeDirectory.create(ctx.getSystem(), publisher, published), "nodes");
-            ActorRef<Admin.Command> admin = ctx.spawn(
-                    Admin.create(users, authKeys, apiKeys, allocator, nodes, map, setup.clock()), "admin");
-            TrellisServer.Services services = new TrellisServer.Services(users, authKeys, apiKeys, allocator, nodes, map, admin);
+  static Behavior<Command> create(Setup setup) {
+    return Behaviors.setup(
+        ctx -> {
+          ServerSettings settings = setup.settings();
+          Cluster cluster = Cluster.get(ctx.getSystem());
+          if (setup.cluster().standalone()) {
+            // A cluster of its own: join itself, so cluster features work without any other member.
+            cluster.manager().tell(Join.create(cluster.selfMember().address()));
+          }
+          // Sharded across the control members; each a single entity for the whole cluster.
+          ActorRef<UserRegistry.Command> users =
+              ShardedRegistry.start(ctx, UserRegistry.Command.class, "users", UserRegistry::create);
+          ActorRef<AuthKeyRegistry.Command> authKeys =
+              ShardedRegistry.start(
+                  ctx, AuthKeyRegistry.Command.class, "authkeys", AuthKeyRegistry::create);
+          ActorRef<ApiKeyRegistry.Command> apiKeys =
+              ShardedRegistry.start(
+                  ctx, ApiKeyRegistry.Command.class, "apikeys", ApiKeyRegistry::create);
+          ActorRef<AddressAllocator.Command> allocator =
+              ShardedRegistry.start(
+                  ctx,
+                  AddressAllocator.Command.class,
+                  "addresses",
+                  () -> AddressAllocator.create(settings.ipv4Prefix(), settings.ipv6Prefix()));
+          ActorRef<Topic.Command<NodeEntity.Published>> topic =
+              ctx.spawn(
+                  Topic.create(NodeEntity.Published.class, "trellis-node-events"),
+                  "node-events-topic");
+          ActorRef<Topic.Command<NetworkMap.PresenceChanged>> presence =
+              ctx.spawn(
+                  Topic.create(NetworkMap.PresenceChanged.class, "trellis-presence"),
+                  "presence-topic");
+          ActorRef<Command> self = ctx.getSelf();
+          ActorRef<NetworkMap.Command> map =
+              ctx.spawn(
+                  NetworkMap.create(
+                      setup.clock(),
+                      settings.ephemeralTimeout(),
+                      nodeId -> self.tell(new ReapNode(nodeId)),
+                      new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()),
+                      presence,
+                      topic,
+                      cluster.selfMember().address().toString()),
+                  "network-map");
+          // Node entities publish to every replica's map through a cluster topic.
+          ActorRef<NodeEntity.Published> published = ctx.spawn(toMap(map), "node-events");
+          topic.tell(Topic.subscribe(published));
+          ctx.spawn(
+              TopicWatcher.create(
+                  List.of(topic.unsafeUpcast(), presence.unsafeUpcast()),
+                  () -> map.tell(new NetworkMap.Resync())),
+              "topic-watcher");
+          ActorRef<NodeEntity.Published> publisher = ctx.spawn(toTopic(topic), "node-publisher");
+          ActorRef<NodeDirectory.Command> nodes =
+              ctx.spawn(NodeDirectory.create(ctx.getSystem(), publisher, published), "nodes");
+          ActorRef<Admin.Command> admin =
+              ctx.spawn(
+                  Admin.create(users, authKeys, apiKeys, allocator, nodes, map, setup.clock()),
+                  "admin");
+          TrellisServer.Services services =
+              new TrellisServer.Services(users, authKeys, apiKeys, allocator, nodes, map, admin);
 
-            // The roles decide what this member runs: control = entities, control sessions, a control URL in
-            // every node's map; relay = the relay at GET /relay in the relay map and the mesh.
-            RelayServer relay = null;
-            if (setup.cluster().holds(ClusterSettings.ROLE_RELAY)) {
-                relay = new RelayServer(ctx.getSystem(), setup.relay(), setup.privateKey(), map);
-                relay.startMesh(ctx); // forwards to and from the other members' relays
-            }
-            // Nodes learn every replica's URL, to log in elsewhere when this one goes away.
-            ctx.spawn(ControlEndpoints.watcher(map), "control-endpoints-watcher");
-            // The relay map: this member's relay, the other members' relays as they come and go, the configured others.
-            ControlMessage.RelayInfo own = relay == null ? null
-                    : setup.relay().ownEntry(setup.serverKey(), setup.stunPort()).withMesh(true);
-            ctx.spawn(RelayDirectory.mapWatcher(map, own, setup.relay().others()), "relay-map-watcher");
-            return wired(ctx, setup, new Wiring(services, relay), false);
+          // The roles decide what this member runs: control = entities, control sessions, a control
+          // URL in
+          // every node's map; relay = the relay at GET /relay in the relay map and the mesh.
+          RelayServer relay = null;
+          if (setup.cluster().holds(ClusterSettings.ROLE_RELAY)) {
+            relay = new RelayServer(ctx.getSystem(), setup.relay(), setup.privateKey(), map);
+            relay.startMesh(ctx); // forwards to and from the other members' relays
+          }
+          // Nodes learn every replica's URL, to log in elsewhere when this one goes away.
+          ctx.spawn(ControlEndpoints.watcher(map), "control-endpoints-watcher");
+          // The relay map: this member's relay, the other members' relays as they come and go, the
+          // configured others.
+          ControlMessage.RelayInfo own =
+              relay == null
+                  ? null
+                  : setup.relay().ownEntry(setup.serverKey(), setup.stunPort()).withMesh(true);
+          ctx.spawn(
+              RelayDirectory.mapWatcher(map, own, setup.relay().others()), "relay-map-watcher");
+          return wired(ctx, setup, new Wiring(services, relay), false);
         });
-    }
+  }
 
-    private static Behavior<Command> wired(ActorContext<Command> ctx, Setup setup, Wiring wiring, boolean announced) {
-        return Behaviors.receiveMessage(m -> switch (m) {
-            case GetWiring g -> {
+  private static Behavior<Command> wired(
+      ActorContext<Command> ctx, Setup setup, Wiring wiring, boolean announced) {
+    return Behaviors.receiveMessage(
+        m ->
+            switch (m) {
+              case GetWiring g -> {
                 g.replyTo().tell(wiring);
                 yield Behaviors.same();
-            }
-            case ReapNode r -> {
+              }
+              case ReapNode r -> {
                 // Also frees the node's addresses and detaches it from its user.
-                wiring.services().admin().tell(new Admin.DeleteNode(r.nodeId(), ctx.getSystem().ignoreRef()));
+                wiring
+                    .services()
+                    .admin()
+                    .tell(new Admin.DeleteNode(r.nodeId(), ctx.getSystem().ignoreRef()));
                 yield Behaviors.same();
-            }
-            case Serving s when announced -> Behaviors.same();
-            case Serving s -> {
+              }
+              case Serving s when announced -> Behaviors.same();
+              case Serving s -> {
                 announce(ctx, setup, wiring.relay(), s.url());
                 yield wired(ctx, setup, wiring, true);
-            }
-        });
-    }
+              }
+            });
+  }
 
-    /** Registers this member's control URL and relay with the receptionist, for the other members' watchers. */
-    private static void announce(ActorContext<Command> ctx, Setup setup, RelayServer relay, String url) {
-        if (setup.cluster().holds(ClusterSettings.ROLE_CONTROL)) {
-            ctx.spawn(ControlEndpoints.endpoint(url), "control-endpoint");
-        }
-        if (relay != null) {
-            // Other members reach nodes to this relay at its configured URL, or this server's URL.
-            String relayUrl = setup.relay().url().isEmpty() ? url : setup.relay().url();
-            ctx.spawn(RelayDirectory.reporter(relay, relayUrl, setup.serverKey(), setup.stunPort()), "relay-reporter");
-        }
+  /**
+   * Registers this member's control URL and relay with the receptionist, for the other members'
+   * watchers.
+   */
+  private static void announce(
+      ActorContext<Command> ctx, Setup setup, RelayServer relay, String url) {
+    if (setup.cluster().holds(ClusterSettings.ROLE_CONTROL)) {
+      ctx.spawn(ControlEndpoints.endpoint(url), "control-endpoint");
     }
+    if (relay != null) {
+      // Other members reach nodes to this relay at its configured URL, or this server's URL.
+      String relayUrl = setup.relay().url().isEmpty() ? url : setup.relay().url();
+      ctx.spawn(
+          RelayDirectory.reporter(relay, relayUrl, setup.serverKey(), setup.stunPort()),
+          "relay-reporter");
+    }
+  }
 
-    /** Node entities publish to the map through this forwarder (their protocol is not the map's). */
-    private static Behavior<NodeEntity.Published> toMap(ActorRef<NetworkMap.Command> map) {
-        return Behaviors.receiveMessage(p -> {
-            map.tell(new NetworkMap.FromNodes(p));
-            return Behaviors.same();
+  /** Node entities publish to the map through this forwarder (their protocol is not the map's). */
+  private static Behavior<NodeEntity.Published> toMap(ActorRef<NetworkMap.Command> map) {
+    return Behaviors.receiveMessage(
+        p -> {
+          map.tell(new NetworkMap.FromNodes(p));
+          return Behaviors.same();
         });
-    }
+  }
 
-    /** The node directory's entities publish here, and this member's topic takes it to every replica's map. */
-    private static Behavior<NodeEntity.Published> toTopic(ActorRef<Topic.Command<NodeEntity.Published>> topic) {
-        return Behaviors.receiveMessage(p -> {
-            topic.tell(Topic.publish(p));
-            return Behaviors.same();
+  /**
+   * The node directory's entities publish here, and this member's topic takes it to every replica's
+   * map.
+   */
+  private static Behavior<NodeEntity.Published> toTopic(
+      ActorRef<Topic.Command<NodeEntity.Published>> topic) {
+    return Behaviors.receiveMessage(
+        p -> {
+          topic.tell(Topic.publish(p));
+          return Behaviors.same();
         });
-    }
+  }
 }

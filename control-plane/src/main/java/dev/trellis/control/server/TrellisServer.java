@@ -41,225 +41,299 @@ import org.apache.pekko.http.javadsl.server.Route;
 
 /**
  * The coordination server: one actor system whose {@link ServerGuardian} wires the registries, the
- * node directory, the network map and (relay role) the relay, and one HTTP port
- * ({@link ListeningPorts}) serving GET /key, the control channel (/control), the relay and the
- * admin API, next to the STUN server.
+ * node directory, the network map and (relay role) the relay, and one HTTP port ({@link
+ * ListeningPorts}) serving GET /key, the control channel (/control), the relay and the admin API,
+ * next to the STUN server.
  *
  * <p>Threads: {@link #start} runs on the caller's thread and waits on asks (bounded), never on
  * polling; the fields are final and set before {@code start} returns, so any thread may use the
  * server afterwards. {@link #close()} is called once, by the owner or its shutdown hook.
  */
 public final class TrellisServer implements AutoCloseable {
-    /** How long the guardian may take to answer what it wired. */
-    private static final Duration WIRING_TIMEOUT = Duration.ofSeconds(30);
-    /** How long a member waits for a control member to list the known nodes. */
-    private static final Duration CONTROL_TIMEOUT = Duration.ofSeconds(60);
+  /** How long the guardian may take to answer what it wired. */
+  private static final Duration WIRING_TIMEOUT = Duration.ofSeconds(30);
 
-    private final ServerSettings settings;
-    private final ActorSystem<ServerGuardian.Command> system;
-    private final ListeningPorts ports;
-    private final byte[] publicKey;
-    private final Services services;
-    private final RelayServer relay;
+  /** How long a member waits for a control member to list the known nodes. */
+  private static final Duration CONTROL_TIMEOUT = Duration.ofSeconds(60);
 
-    /** Everything the HTTP layer and the admin protocol reach. */
-    public record Services(ActorRef<UserRegistry.Command> users, ActorRef<AuthKeyRegistry.Command> authKeys,
-                           ActorRef<ApiKeyRegistry.Command> apiKeys, ActorRef<AddressAllocator.Command> allocator,
-                           ActorRef<NodeDirectory.Command> nodes, ActorRef<NetworkMap.Command> map,
-                           ActorRef<Admin.Command> admin) {}
+  private final ServerSettings settings;
+  private final ActorSystem<ServerGuardian.Command> system;
+  private final ListeningPorts ports;
+  private final byte[] publicKey;
+  private final Services services;
+  private final RelayServer relay;
 
-    private TrellisServer(ServerSettings settings, ActorSystem<ServerGuardian.Command> system, ListeningPorts ports,
-                          byte[] publicKey, ServerGuardian.Wiring wiring) {
-        this.settings = settings;
-        this.system = system;
-        this.ports = ports;
-        this.publicKey = publicKey;
-        this.services = wiring.services();
-        this.relay = wiring.relay();
+  /** Everything the HTTP layer and the admin protocol reach. */
+  public record Services(
+      ActorRef<UserRegistry.Command> users,
+      ActorRef<AuthKeyRegistry.Command> authKeys,
+      ActorRef<ApiKeyRegistry.Command> apiKeys,
+      ActorRef<AddressAllocator.Command> allocator,
+      ActorRef<NodeDirectory.Command> nodes,
+      ActorRef<NetworkMap.Command> map,
+      ActorRef<Admin.Command> admin) {}
+
+  private TrellisServer(
+      ServerSettings settings,
+      ActorSystem<ServerGuardian.Command> system,
+      ListeningPorts ports,
+      byte[] publicKey,
+      ServerGuardian.Wiring wiring) {
+    this.settings = settings;
+    this.system = system;
+    this.ports = ports;
+    this.publicKey = publicKey;
+    this.services = wiring.services();
+    this.relay = wiring.relay();
+  }
+
+  public static TrellisServer start(ServerSettings settings) throws IOException {
+    Files.createDirectories(settings.dataDir());
+    Files.setPosixFilePermissions(settings.dataDir(), PosixFilePermissions.fromString("rwx------"));
+    byte[] privateKey = ServerKey.loadOrCreate(settings.dataDir());
+    ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
+    ListeningPorts ports = openStun(settings);
+
+    ClusterSettings cluster;
+    ActorSystem<ServerGuardian.Command> system;
+    try {
+      Config config = journalConfig(settings).withFallback(settings.config());
+      if (settings.journal().postgres()) {
+        ensureSchema(config);
+      }
+      RelaySettings relaySettings;
+      try {
+        relaySettings = RelaySettings.from(settings.config());
+        cluster = ClusterSettings.from(settings.config());
+      } catch (IllegalArgumentException | ConfigException e) {
+        throw new IOException("bad cluster configuration: " + e.getMessage(), e);
+      }
+      String serverKey = Base64.getEncoder().encodeToString(handshake.publicKey());
+      Integer stunPort = ports.stunPort() < 0 ? null : ports.stunPort();
+      system =
+          ActorSystem.create(
+              ServerGuardian.create(
+                  new ServerGuardian.Setup(
+                      settings,
+                      cluster,
+                      relaySettings,
+                      privateKey,
+                      serverKey,
+                      stunPort,
+                      Clock.systemUTC())),
+              ClusterSettings.SYSTEM_NAME,
+              cluster.pekkoConfig().withFallback(config));
+    } catch (IOException | RuntimeException e) {
+      ports.close();
+      throw e;
     }
-
-    public static TrellisServer start(ServerSettings settings) throws IOException {
-        Files.createDirectories(settings.dataDir());
-        Files.setPosixFilePermissions(settings.dataDir(), PosixFilePermissions.fromString("rwx------"));
-        byte[] privateKey = ServerKey.loadOrCreate(settings.dataDir());
-        ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
-        ListeningPorts ports = openStun(settings);
-
-        ClusterSettings cluster;
-        ActorSystem<ServerGuardian.Command> system;
-        try {
-            Config config = journalConfig(settings).withFallback(settings.config());
-            if (settings.journal().postgres()) {
-                ensureSchema(config);
-            }
-            RelaySettings relaySettings;
-            try {
-                relaySettings = RelaySettings.from(settings.config());
-                cluster = ClusterSettings.from(settings.config());
-            } catch (IllegalArgumentException | ConfigException e) {
-                throw new IOException("bad cluster configuration: " + e.getMessage(), e);
-            }
-            String serverKey = Base64.getEncoder().encodeToString(handshake.publicKey());
-            Integer stunPort = ports.stunPort() < 0 ? null : ports.stunPort();
-            system = ActorSystem.create(ServerGuardian.create(new ServerGuardian.Setup(
-                    settings, cluster, relaySettings, privateKey, serverKey, stunPort, Clock.systemUTC())),
-                    ClusterSettings.SYSTEM_NAME, cluster.pekkoConfig().withFallback(config));
-        } catch (IOException | RuntimeException e) {
-            ports.close();
-            throw e;
-        }
-        try {
-            ServerGuardian.Wiring wiring = awaitWiring(system);
-            Services services = wiring.services();
-            spawnAllNodes(system, services);
-            ControlSession.Services sessionServices = new ControlSession.Services(handshake, services.authKeys(), services.users(),
-                    services.allocator(), services.nodes(), services.map(), Clock.systemUTC(), system.scheduler());
-            ControlRoute control = cluster.holds(ClusterSettings.ROLE_CONTROL) ? new ControlRoute(system, sessionServices) : null;
-            Route routes = new Routes(handshake.publicKey(), control, wiring.relay(), services, system).routes();
-            ports.bind(system, routes, new ListeningPorts.HttpPort(settings.listenHost(), settings.listenPort(),
-                    settings.tlsKeystore(), settings.tlsKeystorePassword()));
-            String url = url(settings, ports.port());
-            system.tell(new ServerGuardian.Serving(url));
-            LocalAdminAccess.ensure(settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
-            return new TrellisServer(settings, system, ports, handshake.publicKey(), wiring);
-        } catch (Exception e) {
-            ports.close();
-            system.terminate();
-            throw ListeningPorts.startFailure("server", settings.listenHost(), settings.listenPort(), e);
-        }
+    try {
+      ServerGuardian.Wiring wiring = awaitWiring(system);
+      Services services = wiring.services();
+      spawnAllNodes(system, services);
+      ControlSession.Services sessionServices =
+          new ControlSession.Services(
+              handshake,
+              services.authKeys(),
+              services.users(),
+              services.allocator(),
+              services.nodes(),
+              services.map(),
+              Clock.systemUTC(),
+              system.scheduler());
+      ControlRoute control =
+          cluster.holds(ClusterSettings.ROLE_CONTROL)
+              ? new ControlRoute(system, sessionServices)
+              : null;
+      Route routes =
+          new Routes(handshake.publicKey(), control, wiring.relay(), services, system).routes();
+      ports.bind(
+          system,
+          routes,
+          new ListeningPorts.HttpPort(
+              settings.listenHost(),
+              settings.listenPort(),
+              settings.tlsKeystore(),
+              settings.tlsKeystorePassword()));
+      String url = url(settings, ports.port());
+      system.tell(new ServerGuardian.Serving(url));
+      LocalAdminAccess.ensure(
+          settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
+      return new TrellisServer(settings, system, ports, handshake.publicKey(), wiring);
+    } catch (Exception e) {
+      ports.close();
+      system.terminate();
+      throw ListeningPorts.startFailure("server", settings.listenHost(), settings.listenPort(), e);
     }
+  }
 
-    /** The tables must exist before the first entity recovers. */
-    private static void ensureSchema(Config config) throws IOException {
-        ActorSystem<Void> bootstrap = ActorSystem.create(Behaviors.empty(), "trellis-schema", config);
-        try {
-            PostgresSchema.ensure(bootstrap, Duration.ofSeconds(60));
-        } catch (IllegalStateException e) {
-            throw new IOException(e.getMessage(), e);
-        } finally {
-            bootstrap.terminate();
-            bootstrap.getWhenTerminated().toCompletableFuture().join();
-        }
+  /** The tables must exist before the first entity recovers. */
+  private static void ensureSchema(Config config) throws IOException {
+    ActorSystem<Void> bootstrap = ActorSystem.create(Behaviors.empty(), "trellis-schema", config);
+    try {
+      PostgresSchema.ensure(bootstrap, Duration.ofSeconds(60));
+    } catch (IllegalStateException e) {
+      throw new IOException(e.getMessage(), e);
+    } finally {
+      bootstrap.terminate();
+      bootstrap.getWhenTerminated().toCompletableFuture().join();
     }
+  }
 
-    private static Config journalConfig(ServerSettings settings) {
-        ServerSettings.Journal j = settings.journal();
-        return j.postgres()
-                ? PersistenceSettings.forPostgres(j.url(), j.user(), j.password(), j.maxConnections())
-                : PersistenceSettings.forDataDir(settings.dataDir(), nativeLevelDb(settings.levelDbNative()));
+  private static Config journalConfig(ServerSettings settings) {
+    ServerSettings.Journal j = settings.journal();
+    return j.postgres()
+        ? PersistenceSettings.forPostgres(j.url(), j.user(), j.password(), j.maxConnections())
+        : PersistenceSettings.forDataDir(
+            settings.dataDir(), nativeLevelDb(settings.levelDbNative()));
+  }
+
+  /**
+   * The ports, STUN open unless trellis.stun.enabled is false; HTTP binds once the routes exist.
+   */
+  private static ListeningPorts openStun(ServerSettings settings) throws IOException {
+    if (!settings.stunEnabled()) {
+      return ListeningPorts.open(null);
     }
-
-    /** The ports, STUN open unless trellis.stun.enabled is false; HTTP binds once the routes exist. */
-    private static ListeningPorts openStun(ServerSettings settings) throws IOException {
-        if (!settings.stunEnabled()) {
-            return ListeningPorts.open(null);
-        }
-        try {
-            return ListeningPorts.open(InetSocketAddress.createUnresolved(settings.stunHost(), settings.stunPort()));
-        } catch (IOException e) {
-            String cause = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
-            throw new IOException("cannot start STUN on UDP " + settings.stunHost() + ":" + settings.stunPort() + " (" + cause
-                    + "); change trellis.stun.listen or set trellis.stun.enabled = false", e);
-        }
+    try {
+      return ListeningPorts.open(
+          InetSocketAddress.createUnresolved(settings.stunHost(), settings.stunPort()));
+    } catch (IOException e) {
+      String cause = e.getCause() != null ? e.getCause().getMessage() : e.getMessage();
+      throw new IOException(
+          "cannot start STUN on UDP "
+              + settings.stunHost()
+              + ":"
+              + settings.stunPort()
+              + " ("
+              + cause
+              + "); change trellis.stun.listen or set trellis.stun.enabled = false",
+          e);
     }
+  }
 
-    private static boolean nativeLevelDb(String setting) {
-        return switch (setting) {
-            case "on" -> true;
-            case "off" -> false;
-            case "auto" -> PersistenceSettings.nativeLevelDbSupported();
-            default -> throw new IllegalArgumentException("trellis.leveldb-native must be on, off or auto, not '" + setting + "'");
-        };
+  private static boolean nativeLevelDb(String setting) {
+    return switch (setting) {
+      case "on" -> true;
+      case "off" -> false;
+      case "auto" -> PersistenceSettings.nativeLevelDbSupported();
+      default ->
+          throw new IllegalArgumentException(
+              "trellis.leveldb-native must be on, off or auto, not '" + setting + "'");
+    };
+  }
+
+  /** What the guardian wired; it answers as soon as it has started. */
+  private static ServerGuardian.Wiring awaitWiring(ActorSystem<ServerGuardian.Command> system)
+      throws Exception {
+    try {
+      return AskPattern.ask(
+              system, ServerGuardian.GetWiring::new, WIRING_TIMEOUT, system.scheduler())
+          .toCompletableFuture()
+          .get(WIRING_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    } catch (ExecutionException | TimeoutException e) {
+      throw new IllegalStateException("actor system did not start", e);
     }
+  }
 
-    /** What the guardian wired; it answers as soon as it has started. */
-    private static ServerGuardian.Wiring awaitWiring(ActorSystem<ServerGuardian.Command> system) throws Exception {
-        try {
-            return AskPattern.ask(system, ServerGuardian.GetWiring::new, WIRING_TIMEOUT, system.scheduler())
-                    .toCompletableFuture().get(WIRING_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
-        } catch (ExecutionException | TimeoutException e) {
-            throw new IllegalStateException("actor system did not start", e);
-        }
+  /** Every known node recovers now, so the map is complete before nodes reconnect. */
+  private static void spawnAllNodes(ActorSystem<?> system, Services services) throws Exception {
+    List<Long> ids;
+    try {
+      ids =
+          AskPattern.ask(
+                  services.allocator(),
+                  AddressAllocator.ListAllocations::new,
+                  CONTROL_TIMEOUT,
+                  system.scheduler())
+              .toCompletableFuture()
+              .get(CONTROL_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
+              .stream()
+              .map(AddressAllocator.Allocation::nodeId)
+              .toList();
+    } catch (ExecutionException | TimeoutException e) {
+      // A relay-only member starting before any control member is up ends here.
+      throw new IOException(
+          "no member with the control role answered within 60 s; start one, or check "
+              + "trellis.cluster.seed-nodes",
+          e);
     }
+    services.nodes().tell(new NodeDirectory.SpawnAll(ids));
+  }
 
-    /** Every known node recovers now, so the map is complete before nodes reconnect. */
-    private static void spawnAllNodes(ActorSystem<?> system, Services services) throws Exception {
-        List<Long> ids;
-        try {
-            ids = AskPattern.ask(services.allocator(), AddressAllocator.ListAllocations::new, CONTROL_TIMEOUT, system.scheduler())
-                    .toCompletableFuture().get(CONTROL_TIMEOUT.toSeconds(), TimeUnit.SECONDS)
-                    .stream().map(AddressAllocator.Allocation::nodeId).toList();
-        } catch (ExecutionException | TimeoutException e) {
-            // A relay-only member starting before any control member is up ends here.
-            throw new IOException("no member with the control role answered within 60 s; start one, or check "
-                    + "trellis.cluster.seed-nodes", e);
-        }
-        services.nodes().tell(new NodeDirectory.SpawnAll(ids));
+  /** The configured server URL; listening on port 0, with the port that was bound. */
+  private static String url(ServerSettings settings, int boundPort) {
+    return settings.listenPort() == 0
+        ? settings.serverUrl().replaceAll(":0$", ":" + boundPort)
+        : settings.serverUrl();
+  }
+
+  /**
+   * What a clean shutdown tells relay clients: come back in a second, and keep trying for a minute.
+   */
+  static final Duration RESTART_RECONNECT = Duration.ofSeconds(1);
+
+  static final Duration RESTART_TRY_FOR = Duration.ofMinutes(1);
+
+  public String url() {
+    return url(settings, port());
+  }
+
+  public int port() {
+    return ports.port();
+  }
+
+  /** This member's cluster roles (control, relay). */
+  public SortedSet<String> roles() {
+    return ClusterStatus.trellisRoles(Cluster.get(system).selfMember());
+  }
+
+  /** The STUN server's UDP port, or -1 when trellis.stun.enabled is false. */
+  public int stunPort() {
+    return ports.stunPort();
+  }
+
+  public String publicKeyBase64() {
+    return Base64.getEncoder().encodeToString(publicKey);
+  }
+
+  public Services services() {
+    return services;
+  }
+
+  /**
+   * The relay at GET /relay, or null on a member without the relay role (or with {@code
+   * trellis.relay.enabled = false}).
+   */
+  public RelayServer relay() {
+    return relay;
+  }
+
+  public ActorSystem<?> system() {
+    return system;
+  }
+
+  public void awaitTermination() throws InterruptedException {
+    system.getWhenTerminated().toCompletableFuture().join();
+  }
+
+  @Override
+  public void close() {
+    if (relay != null) {
+      relay.announceRestart(RESTART_RECONNECT, RESTART_TRY_FOR);
+      if (relay.mesh() != null) {
+        relay.mesh().close();
+      }
     }
+    // STUN, then HTTP: open connections (the relay's notices already queued) get up to a second.
+    ports.close();
+    system.terminate();
+    system.getWhenTerminated().toCompletableFuture().join();
+  }
 
-    /** The configured server URL; listening on port 0, with the port that was bound. */
-    private static String url(ServerSettings settings, int boundPort) {
-        return settings.listenPort() == 0 ? settings.serverUrl().replaceAll(":0$", ":" + boundPort) : settings.serverUrl();
-    }
-
-    /** What a clean shutdown tells relay clients: come back in a second, and keep trying for a minute. */
-    static final Duration RESTART_RECONNECT = Duration.ofSeconds(1);
-    static final Duration RESTART_TRY_FOR = Duration.ofMinutes(1);
-
-    public String url() {
-        return url(settings, port());
-    }
-
-    public int port() {
-        return ports.port();
-    }
-
-    /** This member's cluster roles (control, relay). */
-    public SortedSet<String> roles() {
-        return ClusterStatus.trellisRoles(Cluster.get(system).selfMember());
-    }
-
-    /** The STUN server's UDP port, or -1 when trellis.stun.enabled is false. */
-    public int stunPort() {
-        return ports.stunPort();
-    }
-
-    public String publicKeyBase64() {
-        return Base64.getEncoder().encodeToString(publicKey);
-    }
-
-    public Services services() {
-        return services;
-    }
-
-    /** The relay at GET /relay, or null on a member without the relay role (or with {@code trellis.relay.enabled = false}). */
-    public RelayServer relay() {
-        return relay;
-    }
-
-    public ActorSystem<?> system() {
-        return system;
-    }
-
-    public void awaitTermination() throws InterruptedException {
-        system.getWhenTerminated().toCompletableFuture().join();
-    }
-
-    @Override
-    public void close() {
-        if (relay != null) {
-            relay.announceRestart(RESTART_RECONNECT, RESTART_TRY_FOR);
-            if (relay.mesh() != null) {
-                relay.mesh().close();
-            }
-        }
-        // STUN, then HTTP: open connections (the relay's notices already queued) get up to a second.
-        ports.close();
-        system.terminate();
-        system.getWhenTerminated().toCompletableFuture().join();
-    }
-
-    static HttpResponse json(int status, String body) {
-        return HttpResponse.create().withStatus(StatusCodes.get(status)).withEntity(ContentTypes.APPLICATION_JSON, body);
-    }
+  static HttpResponse json(int status, String body) {
+    return HttpResponse.create()
+        .withStatus(StatusCodes.get(status))
+        .withEntity(ContentTypes.APPLICATION_JSON, body);
+  }
 }

@@ -7,6 +7,7 @@ import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.proto.control.ControlChannel;
 import dev.trellis.proto.control.ControlHandshake;
@@ -21,15 +22,14 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
+import java.util.regex.Pattern;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.Scheduler;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import dev.trellis.control.user.User;
-import java.util.function.Function;
-import java.util.regex.Pattern;
 
 /**
  * One node's control connection: the Noise handshake, the login (registration with an auth key, or
@@ -37,349 +37,489 @@ import java.util.regex.Pattern;
  * States: awaiting handshake → awaiting login → logging in → active.
  */
 public final class ControlSession {
-    /** What a relay region name may look like (the admin picks them; nodes echo them back). */
-    static final Pattern RELAY_REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
-    static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
-    static final Duration ASK_TIMEOUT = Duration.ofSeconds(10);
+  /** What a relay region name may look like (the admin picks them; nodes echo them back). */
+  static final Pattern RELAY_REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
 
-    public sealed interface Command {}
+  static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+  static final Duration ASK_TIMEOUT = Duration.ofSeconds(10);
 
-    /** One whole binary WebSocket message from the node. */
-    public record Inbound(byte[] bytes) implements Command {}
+  public sealed interface Command {}
 
-    public record StreamClosed() implements Command {}
+  /** One whole binary WebSocket message from the node. */
+  public record Inbound(byte[] bytes) implements Command {}
 
-    public record StreamFailed(Throwable cause) implements Command {}
+  public record StreamClosed() implements Command {}
 
-    private record FromMap(NetworkMap.SessionOutput output) implements Command {}
+  public record StreamFailed(Throwable cause) implements Command {}
 
-    private record LoginDone(ControlMessage.Login login, NodeRecord record, String code, String error) implements Command {}
+  private record FromMap(NetworkMap.SessionOutput output) implements Command {}
 
-    private record HandshakeTimeout() implements Command {}
+  private record LoginDone(ControlMessage.Login login, NodeRecord record, String code, String error)
+      implements Command {}
 
-    private record NodeKeyRotated(Result<NodeRecord> result) implements Command {}
+  private record HandshakeTimeout() implements Command {}
 
-    private record LoggedOut() implements Command {}
+  private record NodeKeyRotated(Result<NodeRecord> result) implements Command {}
 
-    /** To the WebSocket: a message to send, or the end of the stream. */
-    public sealed interface Outbound {}
+  private record LoggedOut() implements Command {}
 
-    public record Frame(byte[] bytes) implements Outbound {}
+  /** To the WebSocket: a message to send, or the end of the stream. */
+  public sealed interface Outbound {}
 
-    public record Close() implements Outbound {}
+  public record Frame(byte[] bytes) implements Outbound {}
 
-    /** The actors a session talks to. */
-    public record Services(ControlHandshake.Server handshake, ActorRef<AuthKeyRegistry.Command> authKeys,
-                           ActorRef<UserRegistry.Command> users, ActorRef<AddressAllocator.Command> allocator,
-                           ActorRef<NodeDirectory.Command> nodes, ActorRef<NetworkMap.Command> map,
-                           Clock clock, Scheduler scheduler) {}
+  public record Close() implements Outbound {}
 
-    private final ActorContext<Command> context;
-    private final Services services;
-    private final ActorRef<Outbound> out;
-    private final ActorRef<NetworkMap.SessionOutput> mapAdapter;
-    private ControlChannel channel;
-    private String machineKey;
-    private long nodeId = -1;
+  /** The actors a session talks to. */
+  public record Services(
+      ControlHandshake.Server handshake,
+      ActorRef<AuthKeyRegistry.Command> authKeys,
+      ActorRef<UserRegistry.Command> users,
+      ActorRef<AddressAllocator.Command> allocator,
+      ActorRef<NodeDirectory.Command> nodes,
+      ActorRef<NetworkMap.Command> map,
+      Clock clock,
+      Scheduler scheduler) {}
 
-    private ControlSession(ActorContext<Command> context, Services services, ActorRef<Outbound> out) {
-        this.context = context;
-        this.services = services;
-        this.out = out;
-        this.mapAdapter = context.messageAdapter(NetworkMap.SessionOutput.class, FromMap::new);
-    }
+  private final ActorContext<Command> context;
+  private final Services services;
+  private final ActorRef<Outbound> out;
+  private final ActorRef<NetworkMap.SessionOutput> mapAdapter;
+  private ControlChannel channel;
+  private String machineKey;
+  private long nodeId = -1;
 
-    public static Behavior<Command> create(Services services, ActorRef<Outbound> out) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
-            timers.startSingleTimer(new HandshakeTimeout(), HANDSHAKE_TIMEOUT);
-            return new ControlSession(ctx, services, out).awaitingHandshake();
-        }));
-    }
+  private ControlSession(ActorContext<Command> context, Services services, ActorRef<Outbound> out) {
+    this.context = context;
+    this.services = services;
+    this.out = out;
+    this.mapAdapter = context.messageAdapter(NetworkMap.SessionOutput.class, FromMap::new);
+  }
 
-    // ---- states ------------------------------------------------------------------------------
+  public static Behavior<Command> create(Services services, ActorRef<Outbound> out) {
+    return Behaviors.setup(
+        ctx ->
+            Behaviors.withTimers(
+                timers -> {
+                  timers.startSingleTimer(new HandshakeTimeout(), HANDSHAKE_TIMEOUT);
+                  return new ControlSession(ctx, services, out).awaitingHandshake();
+                }));
+  }
 
-    private Behavior<Command> awaitingHandshake() {
-        return Behaviors.receive(Command.class)
-                .onMessage(Inbound.class, m -> {
-                    ControlHandshake.Accepted accepted = services.handshake().accept(m.bytes());
-                    if (accepted == null) {
-                        return close("control handshake rejected");
-                    }
-                    channel = accepted.channel();
-                    machineKey = Base64.getEncoder().encodeToString(accepted.machineKey());
-                    out.tell(new Frame(accepted.response()));
-                    return awaitingLogin();
+  // ---- states ------------------------------------------------------------------------------
+
+  private Behavior<Command> awaitingHandshake() {
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            Inbound.class,
+            m -> {
+              ControlHandshake.Accepted accepted = services.handshake().accept(m.bytes());
+              if (accepted == null) {
+                return close("control handshake rejected");
+              }
+              channel = accepted.channel();
+              machineKey = Base64.getEncoder().encodeToString(accepted.machineKey());
+              out.tell(new Frame(accepted.response()));
+              return awaitingLogin();
+            })
+        .onMessage(HandshakeTimeout.class, m -> close("no control handshake in time"))
+        .onMessage(StreamClosed.class, m -> streamEnded())
+        .onMessage(StreamFailed.class, m -> streamEnded())
+        .onMessage(FromMap.class, m -> Behaviors.same())
+        .build();
+  }
+
+  private Behavior<Command> awaitingLogin() {
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            Inbound.class,
+            m -> {
+              ControlMessage message = open(m.bytes());
+              if (!(message instanceof ControlMessage.Login login)) {
+                return close(
+                    message == null
+                        ? "undecipherable control message"
+                        : "expected login, got " + message.getClass().getSimpleName());
+              }
+              String problem = validate(login);
+              if (problem != null) {
+                send(ControlMessage.LoginResult.failure("INVALID", problem));
+                return close(problem);
+              }
+              context.pipeToSelf(
+                  login(login),
+                  (done, failure) ->
+                      failure == null
+                          ? done
+                          : new LoginDone(
+                              login,
+                              null,
+                              "UNAVAILABLE",
+                              "the server could not complete the login: " + failure.getMessage()));
+              return loggingIn();
+            })
+        .onMessage(HandshakeTimeout.class, m -> close("no login in time"))
+        .onMessage(StreamClosed.class, m -> streamEnded())
+        .onMessage(StreamFailed.class, m -> streamEnded())
+        .onMessage(FromMap.class, m -> Behaviors.same())
+        .build();
+  }
+
+  private Behavior<Command> loggingIn() {
+    return Behaviors.receive(Command.class)
+        .onMessage(
+            LoginDone.class,
+            done -> {
+              if (done.record() == null) {
+                send(ControlMessage.LoginResult.failure(done.code(), done.error()));
+                return close("login failed: " + done.error());
+              }
+              nodeId = done.record().id();
+              List<String> endpoints = endpoints(done.login().endpoints());
+              send(ControlMessage.LoginResult.success(selfInfo(done.record(), endpoints)));
+              services.map().tell(new NetworkMap.Connect(done.record(), mapAdapter, endpoints));
+              return active();
+            })
+        .onMessage(Inbound.class, m -> close("message before the login finished"))
+        .onMessage(HandshakeTimeout.class, m -> Behaviors.same())
+        .onMessage(StreamClosed.class, m -> streamEnded())
+        .onMessage(StreamFailed.class, m -> streamEnded())
+        .onMessage(FromMap.class, m -> Behaviors.same())
+        .build();
+  }
+
+  private Behavior<Command> active() {
+    return Behaviors.receive(Command.class)
+        .onMessage(Inbound.class, m -> onActiveMessage(open(m.bytes())))
+        .onMessage(
+            FromMap.class,
+            m ->
+                switch (m.output()) {
+                  case NetworkMap.SendEncoded(byte[] json) -> {
+                    out.tell(new Frame(channel.seal(json)));
+                    yield Behaviors.same();
+                  }
+                  case NetworkMap.Evict(String reason) -> {
+                    send(new ControlMessage.Goodbye(reason));
+                    nodeId = -1; // the map already forgot this session
+                    yield close(reason);
+                  }
                 })
-                .onMessage(HandshakeTimeout.class, m -> close("no control handshake in time"))
-                .onMessage(StreamClosed.class, m -> streamEnded())
-                .onMessage(StreamFailed.class, m -> streamEnded())
-                .onMessage(FromMap.class, m -> Behaviors.same())
-                .build();
-    }
+        .onMessage(NodeKeyRotated.class, m -> Behaviors.same())
+        .onMessage(
+            LoggedOut.class,
+            m -> {
+              send(new ControlMessage.Goodbye("logged out"));
+              return close("logged out");
+            })
+        .onMessage(HandshakeTimeout.class, m -> Behaviors.same())
+        .onMessage(StreamClosed.class, m -> disconnected())
+        .onMessage(StreamFailed.class, m -> disconnected())
+        .build();
+  }
 
-    private Behavior<Command> awaitingLogin() {
-        return Behaviors.receive(Command.class)
-                .onMessage(Inbound.class, m -> {
-                    ControlMessage message = open(m.bytes());
-                    if (!(message instanceof ControlMessage.Login login)) {
-                        return close(message == null ? "undecipherable control message" : "expected login, got " + message.getClass().getSimpleName());
-                    }
-                    String problem = validate(login);
-                    if (problem != null) {
-                        send(ControlMessage.LoginResult.failure("INVALID", problem));
-                        return close(problem);
-                    }
-                    context.pipeToSelf(login(login), (done, failure) -> failure == null ? done
-                            : new LoginDone(login, null, "UNAVAILABLE", "the server could not complete the login: " + failure.getMessage()));
-                    return loggingIn();
-                })
-                .onMessage(HandshakeTimeout.class, m -> close("no login in time"))
-                .onMessage(StreamClosed.class, m -> streamEnded())
-                .onMessage(StreamFailed.class, m -> streamEnded())
-                .onMessage(FromMap.class, m -> Behaviors.same())
-                .build();
-    }
-
-    private Behavior<Command> loggingIn() {
-        return Behaviors.receive(Command.class)
-                .onMessage(LoginDone.class, done -> {
-                    if (done.record() == null) {
-                        send(ControlMessage.LoginResult.failure(done.code(), done.error()));
-                        return close("login failed: " + done.error());
-                    }
-                    nodeId = done.record().id();
-                    List<String> endpoints = endpoints(done.login().endpoints());
-                    send(ControlMessage.LoginResult.success(selfInfo(done.record(), endpoints)));
-                    services.map().tell(new NetworkMap.Connect(done.record(), mapAdapter, endpoints));
-                    return active();
-                })
-                .onMessage(Inbound.class, m -> close("message before the login finished"))
-                .onMessage(HandshakeTimeout.class, m -> Behaviors.same())
-                .onMessage(StreamClosed.class, m -> streamEnded())
-                .onMessage(StreamFailed.class, m -> streamEnded())
-                .onMessage(FromMap.class, m -> Behaviors.same())
-                .build();
-    }
-
-    private Behavior<Command> active() {
-        return Behaviors.receive(Command.class)
-                .onMessage(Inbound.class, m -> onActiveMessage(open(m.bytes())))
-                .onMessage(FromMap.class, m -> switch (m.output()) {
-                    case NetworkMap.SendEncoded(byte[] json) -> {
-                        out.tell(new Frame(channel.seal(json)));
-                        yield Behaviors.same();
-                    }
-                    case NetworkMap.Evict(String reason) -> {
-                        send(new ControlMessage.Goodbye(reason));
-                        nodeId = -1; // the map already forgot this session
-                        yield close(reason);
-                    }
-                })
-                .onMessage(NodeKeyRotated.class, m -> Behaviors.same())
-                .onMessage(LoggedOut.class, m -> {
-                    send(new ControlMessage.Goodbye("logged out"));
-                    return close("logged out");
-                })
-                .onMessage(HandshakeTimeout.class, m -> Behaviors.same())
-                .onMessage(StreamClosed.class, m -> disconnected())
-                .onMessage(StreamFailed.class, m -> disconnected())
-                .build();
-    }
-
-    private Behavior<Command> onActiveMessage(ControlMessage message) {
-        switch (message) {
-            case null -> {
-                return close("undecipherable control message");
-            }
-            case ControlMessage.Ping ping -> send(new ControlMessage.Pong(ping.id()));
-            case ControlMessage.UpdateEndpoints update -> {
-                String home = update.homeRelay();
-                if (home != null && !RELAY_REGION.matcher(home).matches()) {
-                    return close("invalid relay region (1-64 letters, digits, '.', '_' or '-')");
-                }
-                services.map().tell(new NetworkMap.UpdateEndpoints(nodeId, endpoints(update.endpoints()), home));
-            }
-            case ControlMessage.RotateNodeKey rotate -> {
-                if (!validKey(rotate.nodeKey())) {
-                    return close("invalid node key");
-                }
-                context.pipeToSelf(this.<Result<NodeRecord>>askNode(nodeId, r -> new NodeEntity.RotateNodeKey(rotate.nodeKey(), r)),
-                        (result, failure) -> new NodeKeyRotated(result));
-            }
-            case ControlMessage.Logout logout -> context.pipeToSelf(
-                    this.<Result<NodeRecord>>askNode(nodeId, NodeEntity.Logout::new), (result, failure) -> new LoggedOut());
-            default -> {
-                return close("unexpected " + message.getClass().getSimpleName() + " from a node");
-            }
+  private Behavior<Command> onActiveMessage(ControlMessage message) {
+    switch (message) {
+      case null -> {
+        return close("undecipherable control message");
+      }
+      case ControlMessage.Ping ping -> send(new ControlMessage.Pong(ping.id()));
+      case ControlMessage.UpdateEndpoints update -> {
+        String home = update.homeRelay();
+        if (home != null && !RELAY_REGION.matcher(home).matches()) {
+          return close("invalid relay region (1-64 letters, digits, '.', '_' or '-')");
         }
-        return Behaviors.same();
+        services
+            .map()
+            .tell(new NetworkMap.UpdateEndpoints(nodeId, endpoints(update.endpoints()), home));
+      }
+      case ControlMessage.RotateNodeKey rotate -> {
+        if (!validKey(rotate.nodeKey())) {
+          return close("invalid node key");
+        }
+        context.pipeToSelf(
+            this.<Result<NodeRecord>>askNode(
+                nodeId, r -> new NodeEntity.RotateNodeKey(rotate.nodeKey(), r)),
+            (result, failure) -> new NodeKeyRotated(result));
+      }
+      case ControlMessage.Logout logout ->
+          context.pipeToSelf(
+              this.<Result<NodeRecord>>askNode(nodeId, NodeEntity.Logout::new),
+              (result, failure) -> new LoggedOut());
+      default -> {
+        return close("unexpected " + message.getClass().getSimpleName() + " from a node");
+      }
     }
+    return Behaviors.same();
+  }
 
-    private Behavior<Command> disconnected() {
-        if (nodeId >= 0) {
-            services.map().tell(new NetworkMap.Disconnect(nodeId, mapAdapter));
-        }
-        return streamEnded();
+  private Behavior<Command> disconnected() {
+    if (nodeId >= 0) {
+      services.map().tell(new NetworkMap.Disconnect(nodeId, mapAdapter));
     }
+    return streamEnded();
+  }
 
-    /** The node's side ended: end ours too, so the WebSocket finishes closing. */
-    private Behavior<Command> streamEnded() {
-        out.tell(new Close());
-        return Behaviors.stopped();
+  /** The node's side ended: end ours too, so the WebSocket finishes closing. */
+  private Behavior<Command> streamEnded() {
+    out.tell(new Close());
+    return Behaviors.stopped();
+  }
+
+  private Behavior<Command> close(String reason) {
+    context.getLog().debug("closing control session of {}: {}", machineKey, reason);
+    if (nodeId >= 0) {
+      services.map().tell(new NetworkMap.Disconnect(nodeId, mapAdapter));
     }
+    out.tell(new Close());
+    return Behaviors.stopped();
+  }
 
-    private Behavior<Command> close(String reason) {
-        context.getLog().debug("closing control session of {}: {}", machineKey, reason);
-        if (nodeId >= 0) {
-            services.map().tell(new NetworkMap.Disconnect(nodeId, mapAdapter));
-        }
-        out.tell(new Close());
-        return Behaviors.stopped();
+  // ---- login -------------------------------------------------------------------------------
+
+  private static String validate(ControlMessage.Login login) {
+    if (!validKey(login.nodeKey())) {
+      return "node key must be the base64 of 32 bytes";
     }
-
-    // ---- login -------------------------------------------------------------------------------
-
-    private static String validate(ControlMessage.Login login) {
-        if (!validKey(login.nodeKey())) {
-            return "node key must be the base64 of 32 bytes";
-        }
-        if (login.hostname() != null && login.hostname().length() > 255) {
-            return "hostname too long";
-        }
-        if (login.authKey() != null && login.authKey().length() > 200) {
-            return "auth key too long";
-        }
-        if (login.endpoints() != null && login.endpoints().size() > 64) {
-            return "too many endpoints";
-        }
-        return null;
+    if (login.hostname() != null && login.hostname().length() > 255) {
+      return "hostname too long";
     }
-
-    static boolean validKey(String key) {
-        if (key == null || key.length() != 44) {
-            return false;
-        }
-        try {
-            return Base64.getDecoder().decode(key).length == 32;
-        } catch (IllegalArgumentException e) {
-            return false;
-        }
+    if (login.authKey() != null && login.authKey().length() > 200) {
+      return "auth key too long";
     }
-
-    /** Keeps only well-formed "ip:port" / "[ip]:port" endpoints. */
-    static List<String> endpoints(List<String> reported) {
-        List<String> out = new ArrayList<>();
-        if (reported == null) {
-            return out;
-        }
-        for (String e : reported) {
-            if (e != null && e.length() <= 64 && e.matches("(\\d{1,3}(\\.\\d{1,3}){3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}")) {
-                out.add(e);
-            }
-        }
-        return out;
+    if (login.endpoints() != null && login.endpoints().size() > 64) {
+      return "too many endpoints";
     }
+    return null;
+  }
 
-    private CompletionStage<LoginDone> login(ControlMessage.Login login) {
-        return login.authKey() == null || login.authKey().isBlank() ? resume(login) : register(login);
+  static boolean validKey(String key) {
+    if (key == null || key.length() != 44) {
+      return false;
     }
+    try {
+      return Base64.getDecoder().decode(key).length == 32;
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
+  }
 
-    private CompletionStage<LoginDone> register(ControlMessage.Login login) {
-        var now = services.clock().instant();
-        String hostname = login.hostname() == null || login.hostname().isBlank() ? "node" : login.hostname();
-        return ask(services.authKeys(), (ActorRef<Result<AuthKeyRegistry.AuthKeyGrant>> r) ->
-                        new AuthKeyRegistry.UseAuthKey(login.authKey().trim(), machineKey, now, r))
-                .thenCompose(grantResult -> switch (grantResult) {
-                    case Result.Rejected<AuthKeyRegistry.AuthKeyGrant> rejected ->
-                            CompletableFuture.completedStage(failed(login, rejected.code().name(), "auth key refused: " + rejected.message()));
-                    case Result.Ok<AuthKeyRegistry.AuthKeyGrant>(AuthKeyRegistry.AuthKeyGrant grant) ->
-                            ask(services.users(), (ActorRef<Optional<User>> r) -> new UserRegistry.GetUser(grant.user(), r))
-                                    .thenCompose(user -> user.isEmpty()
-                                            ? CompletableFuture.completedStage(failed(login, "NOT_FOUND", "the auth key's user " + grant.user() + " no longer exists"))
-                                            : allocateAndRegister(login, grant, hostname));
+  /** Keeps only well-formed "ip:port" / "[ip]:port" endpoints. */
+  static List<String> endpoints(List<String> reported) {
+    List<String> out = new ArrayList<>();
+    if (reported == null) {
+      return out;
+    }
+    for (String e : reported) {
+      if (e != null
+          && e.length() <= 64
+          && e.matches("(\\d{1,3}(\\.\\d{1,3}){3}|\\[[0-9a-fA-F:.]+\\]):\\d{1,5}")) {
+        out.add(e);
+      }
+    }
+    return out;
+  }
+
+  private CompletionStage<LoginDone> login(ControlMessage.Login login) {
+    return login.authKey() == null || login.authKey().isBlank() ? resume(login) : register(login);
+  }
+
+  private CompletionStage<LoginDone> register(ControlMessage.Login login) {
+    var now = services.clock().instant();
+    String hostname =
+        login.hostname() == null || login.hostname().isBlank() ? "node" : login.hostname();
+    return ask(
+            services.authKeys(),
+            (ActorRef<Result<AuthKeyRegistry.AuthKeyGrant>> r) ->
+                new AuthKeyRegistry.UseAuthKey(login.authKey().trim(), machineKey, now, r))
+        .thenCompose(
+            grantResult ->
+                switch (grantResult) {
+                  case Result.Rejected<AuthKeyRegistry.AuthKeyGrant> rejected ->
+                      CompletableFuture.completedStage(
+                          failed(
+                              login,
+                              rejected.code().name(),
+                              "auth key refused: " + rejected.message()));
+                  case Result.Ok<AuthKeyRegistry.AuthKeyGrant>(
+                          AuthKeyRegistry.AuthKeyGrant grant) ->
+                      ask(
+                              services.users(),
+                              (ActorRef<Optional<User>> r) ->
+                                  new UserRegistry.GetUser(grant.user(), r))
+                          .thenCompose(
+                              user ->
+                                  user.isEmpty()
+                                      ? CompletableFuture.completedStage(
+                                          failed(
+                                              login,
+                                              "NOT_FOUND",
+                                              "the auth key's user "
+                                                  + grant.user()
+                                                  + " no longer exists"))
+                                      : allocateAndRegister(login, grant, hostname));
                 });
-    }
+  }
 
-    private CompletionStage<LoginDone> allocateAndRegister(ControlMessage.Login login, AuthKeyRegistry.AuthKeyGrant grant, String hostname) {
-        var now = services.clock().instant();
-        return ask(services.allocator(), (ActorRef<Result<AddressAllocator.Allocation>> r) -> new AddressAllocator.Allocate(machineKey, hostname, r))
-                .thenCompose(allocated -> switch (allocated) {
-                    case Result.Rejected<AddressAllocator.Allocation> rejected ->
-                            CompletableFuture.completedStage(failed(login, rejected.code().name(), rejected.message()));
-                    case Result.Ok<AddressAllocator.Allocation>(AddressAllocator.Allocation a) ->
-                            askNode(a.nodeId(), (ActorRef<Optional<NodeRecord>> r) -> new NodeEntity.Get(r))
-                                    .thenCompose(previous -> askNode(a.nodeId(), (ActorRef<Result<NodeRecord>> r) ->
-                                            new NodeEntity.Register(machineKey, login.nodeKey(), grant.user(), a.hostname(), a.ipv4(), a.ipv6(),
-                                                    grant.tags(), grant.ephemeral(), null, now, r))
-                                            .thenApply(registered -> {
-                                                if (registered instanceof Result.Ok<NodeRecord>(NodeRecord record)) {
-                                                    previous.filter(p -> !p.user().equals(record.user()))
-                                                            .ifPresent(p -> services.users().tell(new UserRegistry.DetachNode(p.user(), p.id())));
-                                                    services.users().tell(new UserRegistry.AttachNode(record.user(), record.id()));
-                                                    return new LoginDone(login, record, null, null);
-                                                }
-                                                Result.Rejected<NodeRecord> rejected = (Result.Rejected<NodeRecord>) registered;
-                                                return failed(login, rejected.code().name(), rejected.message());
-                                            }));
+  private CompletionStage<LoginDone> allocateAndRegister(
+      ControlMessage.Login login, AuthKeyRegistry.AuthKeyGrant grant, String hostname) {
+    var now = services.clock().instant();
+    return ask(
+            services.allocator(),
+            (ActorRef<Result<AddressAllocator.Allocation>> r) ->
+                new AddressAllocator.Allocate(machineKey, hostname, r))
+        .thenCompose(
+            allocated ->
+                switch (allocated) {
+                  case Result.Rejected<AddressAllocator.Allocation> rejected ->
+                      CompletableFuture.completedStage(
+                          failed(login, rejected.code().name(), rejected.message()));
+                  case Result.Ok<AddressAllocator.Allocation>(AddressAllocator.Allocation a) ->
+                      askNode(
+                              a.nodeId(),
+                              (ActorRef<Optional<NodeRecord>> r) -> new NodeEntity.Get(r))
+                          .thenCompose(
+                              previous ->
+                                  askNode(
+                                          a.nodeId(),
+                                          (ActorRef<Result<NodeRecord>> r) ->
+                                              new NodeEntity.Register(
+                                                  machineKey,
+                                                  login.nodeKey(),
+                                                  grant.user(),
+                                                  a.hostname(),
+                                                  a.ipv4(),
+                                                  a.ipv6(),
+                                                  grant.tags(),
+                                                  grant.ephemeral(),
+                                                  null,
+                                                  now,
+                                                  r))
+                                      .thenApply(
+                                          registered -> {
+                                            if (registered
+                                                instanceof
+                                                Result.Ok<NodeRecord>(NodeRecord record)) {
+                                              previous
+                                                  .filter(p -> !p.user().equals(record.user()))
+                                                  .ifPresent(
+                                                      p ->
+                                                          services
+                                                              .users()
+                                                              .tell(
+                                                                  new UserRegistry.DetachNode(
+                                                                      p.user(), p.id())));
+                                              services
+                                                  .users()
+                                                  .tell(
+                                                      new UserRegistry.AttachNode(
+                                                          record.user(), record.id()));
+                                              return new LoginDone(login, record, null, null);
+                                            }
+                                            Result.Rejected<NodeRecord> rejected =
+                                                (Result.Rejected<NodeRecord>) registered;
+                                            return failed(
+                                                login, rejected.code().name(), rejected.message());
+                                          }));
                 });
-    }
+  }
 
-    private CompletionStage<LoginDone> resume(ControlMessage.Login login) {
-        var now = services.clock().instant();
-        return ask(services.allocator(), (ActorRef<Optional<AddressAllocator.Allocation>> r) -> new AddressAllocator.FindByMachineKey(machineKey, r))
-                .thenCompose(found -> found.isEmpty()
-                        ? CompletableFuture.completedStage(failed(login, "NEEDS_AUTH", "this machine is not registered: log in with an auth key"))
-                        : askNode(found.get().nodeId(), (ActorRef<Optional<NodeRecord>> r) -> new NodeEntity.Get(r))
-                                .thenCompose(record -> {
-                                    if (record.isEmpty() || !record.get().live(now)) {
-                                        return CompletableFuture.completedStage(failed(login, "NEEDS_AUTH",
-                                                "this machine's registration has expired or was logged out: log in with an auth key"));
-                                    }
-                                    if (record.get().nodeKey().equals(login.nodeKey())) {
-                                        return CompletableFuture.completedStage(new LoginDone(login, record.get(), null, null));
-                                    }
-                                    // The machine key authenticated the session; a new node key is a rotation.
-                                    return askNode(record.get().id(), (ActorRef<Result<NodeRecord>> r) -> new NodeEntity.RotateNodeKey(login.nodeKey(), r))
-                                            .thenApply(rotated -> rotated instanceof Result.Ok<NodeRecord>(NodeRecord updated)
-                                                    ? new LoginDone(login, updated, null, null)
-                                                    : failed(login, "INVALID", "node key rotation refused"));
-                                }));
-    }
+  private CompletionStage<LoginDone> resume(ControlMessage.Login login) {
+    var now = services.clock().instant();
+    return ask(
+            services.allocator(),
+            (ActorRef<Optional<AddressAllocator.Allocation>> r) ->
+                new AddressAllocator.FindByMachineKey(machineKey, r))
+        .thenCompose(
+            found ->
+                found.isEmpty()
+                    ? CompletableFuture.completedStage(
+                        failed(
+                            login,
+                            "NEEDS_AUTH",
+                            "this machine is not registered: log in with an auth key"))
+                    : askNode(
+                            found.get().nodeId(),
+                            (ActorRef<Optional<NodeRecord>> r) -> new NodeEntity.Get(r))
+                        .thenCompose(
+                            record -> {
+                              if (record.isEmpty() || !record.get().live(now)) {
+                                return CompletableFuture.completedStage(
+                                    failed(
+                                        login,
+                                        "NEEDS_AUTH",
+                                        "this machine's registration has expired or was logged out: log in with an auth key"));
+                              }
+                              if (record.get().nodeKey().equals(login.nodeKey())) {
+                                return CompletableFuture.completedStage(
+                                    new LoginDone(login, record.get(), null, null));
+                              }
+                              // The machine key authenticated the session; a new node key is a
+                              // rotation.
+                              return askNode(
+                                      record.get().id(),
+                                      (ActorRef<Result<NodeRecord>> r) ->
+                                          new NodeEntity.RotateNodeKey(login.nodeKey(), r))
+                                  .thenApply(
+                                      rotated ->
+                                          rotated
+                                                  instanceof
+                                                  Result.Ok<NodeRecord>(NodeRecord updated)
+                                              ? new LoginDone(login, updated, null, null)
+                                              : failed(
+                                                  login, "INVALID", "node key rotation refused"));
+                            }));
+  }
 
-    private static LoginDone failed(ControlMessage.Login login, String code, String error) {
-        return new LoginDone(login, null, code, error);
-    }
+  private static LoginDone failed(ControlMessage.Login login, String code, String error) {
+    return new LoginDone(login, null, code, error);
+  }
 
-    private <Req, Res> CompletionStage<Res> ask(ActorRef<Req> target, Function<ActorRef<Res>, Req> message) {
-        return AskPattern.ask(target, message::apply, ASK_TIMEOUT, services.scheduler());
-    }
+  private <Req, Res> CompletionStage<Res> ask(
+      ActorRef<Req> target, Function<ActorRef<Res>, Req> message) {
+    return AskPattern.ask(target, message::apply, ASK_TIMEOUT, services.scheduler());
+  }
 
-    private <Res> CompletionStage<Res> askNode(long id, Function<ActorRef<Res>, NodeEntity.Command> message) {
-        return AskPattern.ask(services.nodes(), (ActorRef<Res> r) -> new NodeDirectory.Forward(id, message.apply(r)),
-                ASK_TIMEOUT, services.scheduler());
-    }
+  private <Res> CompletionStage<Res> askNode(
+      long id, Function<ActorRef<Res>, NodeEntity.Command> message) {
+    return AskPattern.ask(
+        services.nodes(),
+        (ActorRef<Res> r) -> new NodeDirectory.Forward(id, message.apply(r)),
+        ASK_TIMEOUT,
+        services.scheduler());
+  }
 
-    private static ControlMessage.NodeInfo selfInfo(NodeRecord record, List<String> endpoints) {
-        List<String> addresses = new ArrayList<>();
-        if (record.ipv4() != null) addresses.add(record.ipv4());
-        if (record.ipv6() != null) addresses.add(record.ipv6());
-        return new ControlMessage.NodeInfo(record.id(), record.hostname(), record.user(), record.nodeKey(), addresses,
-                endpoints, true, null, record.tags(), record.expiry(), record.ephemeral());
-    }
+  private static ControlMessage.NodeInfo selfInfo(NodeRecord record, List<String> endpoints) {
+    List<String> addresses = new ArrayList<>();
+    if (record.ipv4() != null) addresses.add(record.ipv4());
+    if (record.ipv6() != null) addresses.add(record.ipv6());
+    return new ControlMessage.NodeInfo(
+        record.id(),
+        record.hostname(),
+        record.user(),
+        record.nodeKey(),
+        addresses,
+        endpoints,
+        true,
+        null,
+        record.tags(),
+        record.expiry(),
+        record.ephemeral());
+  }
 
-    // ---- channel -----------------------------------------------------------------------------
+  // ---- channel -----------------------------------------------------------------------------
 
-    private void send(ControlMessage message) {
-        out.tell(new Frame(channel.seal(ControlJson.encode(message))));
-    }
+  private void send(ControlMessage message) {
+    out.tell(new Frame(channel.seal(ControlJson.encode(message))));
+  }
 
-    /** The decrypted message, or null when it does not authenticate or parse. */
-    private ControlMessage open(byte[] sealed) {
-        try {
-            return ControlJson.decode(channel.open(sealed));
-        } catch (ControlChannel.ChannelException | IOException e) {
-            context.getLog().info("bad control message from {}: {}", machineKey, e.getMessage());
-            return null;
-        }
+  /** The decrypted message, or null when it does not authenticate or parse. */
+  private ControlMessage open(byte[] sealed) {
+    try {
+      return ControlJson.decode(channel.open(sealed));
+    } catch (ControlChannel.ChannelException | IOException e) {
+      context.getLog().info("bad control message from {}: {}", machineKey, e.getMessage());
+      return null;
     }
+  }
 }

@@ -60,7 +60,8 @@ public final class UserRegistry
 
   public record NodeDetached(String user, long nodeId) implements Event {}
 
-  public record StoredUser(long id, String name, Instant createdAt, Set<Long> nodeIds) implements CborSerializable {
+  public record StoredUser(long id, String name, Instant createdAt, Set<Long> nodeIds)
+      implements CborSerializable {
     User view() {
       return new User(id, name, createdAt, nodeIds.size());
     }
@@ -102,47 +103,82 @@ public final class UserRegistry
 
   @Override
   public CommandHandler<Command, Event, State> commandHandler() {
-    return (state, command) -> switch (command) {
-      case CreateUser c -> create(state, c);
-      case DeleteUser d -> delete(state, d);
-      case GetUser g -> Effect().reply(g.replyTo(), Optional.ofNullable(state.users().get(g.name())).map(StoredUser::view));
-      case ListUsers l -> Effect().reply(l.replyTo(),
-          state.users().values().stream().map(StoredUser::view).sorted(Comparator.comparingLong(User::id)).toList());
-      case AttachNode a -> attach(state, a);
-      case DetachNode d -> detach(state, d);
-    };
+    return (state, command) ->
+        switch (command) {
+          case CreateUser c -> create(state, c);
+          case DeleteUser d -> delete(state, d);
+          case GetUser g ->
+              Effect()
+                  .reply(
+                      g.replyTo(),
+                      Optional.ofNullable(state.users().get(g.name())).map(StoredUser::view));
+          case ListUsers l ->
+              Effect()
+                  .reply(
+                      l.replyTo(),
+                      state.users().values().stream()
+                          .map(StoredUser::view)
+                          .sorted(Comparator.comparingLong(User::id))
+                          .toList());
+          case AttachNode a -> attach(state, a);
+          case DetachNode d -> detach(state, d);
+        };
   }
 
   private Effect<Event, State> create(State state, CreateUser command) {
     if (!isValidName(command.name())) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.INVALID,
-          "invalid user name '" + command.name() + "': 1-63 characters of a-z 0-9 . _ @ -, starting with a letter or digit"));
+      return Effect()
+          .reply(
+              command.replyTo(),
+              Result.rejected(
+                  Code.INVALID,
+                  "invalid user name '"
+                      + command.name()
+                      + "': 1-63 characters of a-z 0-9 . _ @ -, starting with a letter or digit"));
     }
     if (state.users().containsKey(command.name())) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.ALREADY_EXISTS, "user " + command.name() + " already exists"));
+      return Effect()
+          .reply(
+              command.replyTo(),
+              Result.rejected(Code.ALREADY_EXISTS, "user " + command.name() + " already exists"));
     }
     var event = new UserCreated(state.nextId(), command.name(), clock.instant());
-    return Effect().persist(event)
+    return Effect()
+        .persist(event)
         .thenReply(command.replyTo(), s -> Result.ok(s.users().get(command.name()).view()));
   }
 
   private Effect<Event, State> delete(State state, DeleteUser command) {
     StoredUser user = state.users().get(command.name());
     if (user == null) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.NOT_FOUND, "no user " + command.name()));
+      return Effect()
+          .reply(command.replyTo(), Result.rejected(Code.NOT_FOUND, "no user " + command.name()));
     }
     int nodes = user.nodeIds().size();
     if (nodes > 0) {
-      return Effect().reply(command.replyTo(), Result.rejected(Code.CONFLICT,
-          "user " + command.name() + " still has " + nodes + (nodes == 1 ? " node" : " nodes") + "; delete them first"));
+      return Effect()
+          .reply(
+              command.replyTo(),
+              Result.rejected(
+                  Code.CONFLICT,
+                  "user "
+                      + command.name()
+                      + " still has "
+                      + nodes
+                      + (nodes == 1 ? " node" : " nodes")
+                      + "; delete them first"));
     }
-    return Effect().persist(new UserDeleted(command.name())).thenReply(command.replyTo(), s -> Result.ok(user.view()));
+    return Effect()
+        .persist(new UserDeleted(command.name()))
+        .thenReply(command.replyTo(), s -> Result.ok(user.view()));
   }
 
   private Effect<Event, State> attach(State state, AttachNode command) {
     StoredUser user = state.users().get(command.user());
     if (user == null) {
-      context.getLog().warn("Not attaching node {} to unknown user {}", command.nodeId(), command.user());
+      context
+          .getLog()
+          .warn("Not attaching node {} to unknown user {}", command.nodeId(), command.user());
       return Effect().none();
     }
     if (user.nodeIds().contains(command.nodeId())) return Effect().none();
@@ -157,13 +193,19 @@ public final class UserRegistry
 
   @Override
   public EventHandler<State, Event> eventHandler() {
-    return (state, event) -> switch (event) {
-      case UserCreated e -> new State(Math.max(state.nextId(), e.id() + 1),
-          with(state.users(), e.name(), new StoredUser(e.id(), e.name(), e.createdAt(), Set.of())));
-      case UserDeleted e -> new State(state.nextId(), without(state.users(), e.name()));
-      case NodeAttached e -> withNodes(state, e.user(), e.nodeId(), true);
-      case NodeDetached e -> withNodes(state, e.user(), e.nodeId(), false);
-    };
+    return (state, event) ->
+        switch (event) {
+          case UserCreated e ->
+              new State(
+                  Math.max(state.nextId(), e.id() + 1),
+                  with(
+                      state.users(),
+                      e.name(),
+                      new StoredUser(e.id(), e.name(), e.createdAt(), Set.of())));
+          case UserDeleted e -> new State(state.nextId(), without(state.users(), e.name()));
+          case NodeAttached e -> withNodes(state, e.user(), e.nodeId(), true);
+          case NodeDetached e -> withNodes(state, e.user(), e.nodeId(), false);
+        };
   }
 
   private static State withNodes(State state, String name, long nodeId, boolean attach) {

@@ -17,6 +17,7 @@ import dev.trellis.control.server.ServerSettings;
 import dev.trellis.control.server.TrellisServer;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.proto.control.ControlJson;
+import java.io.ByteArrayInputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -29,13 +30,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
-import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import java.io.ByteArrayInputStream;
 
 /** The admin HTTP API against a real server on a real journal. */
 class AdminApiTest {
@@ -63,12 +62,20 @@ class AdminApiTest {
   }
 
   static Reply call(String method, String path, String body, String key) throws Exception {
-    var request = HttpRequest.newBuilder(URI.create(server.url() + path)).timeout(Duration.ofSeconds(30))
-        .method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    var request =
+        HttpRequest.newBuilder(URI.create(server.url() + path))
+            .timeout(Duration.ofSeconds(30))
+            .method(
+                method,
+                body == null
+                    ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(body));
     if (key != null) request.header("Authorization", "Bearer " + key);
     if (body != null) request.header("Content-Type", "application/json");
-    HttpResponse<String> response = HTTP.send(request.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
-    assertEquals("application/json", response.headers().firstValue("Content-Type").orElse(""), path);
+    HttpResponse<String> response =
+        HTTP.send(request.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+    assertEquals(
+        "application/json", response.headers().firstValue("Content-Type").orElse(""), path);
     return new Reply(response.statusCode(), ControlJson.MAPPER.readTree(response.body()));
   }
 
@@ -98,13 +105,38 @@ class AdminApiTest {
     var s = server.services();
     var scheduler = server.system().scheduler();
     String machineKey = randomKey();
-    var allocation = AskPattern.<AddressAllocator.Command, Result<AddressAllocator.Allocation>>ask(s.allocator(),
-        r -> new AddressAllocator.Allocate(machineKey, hostname, r), Duration.ofSeconds(10), scheduler)
-        .toCompletableFuture().get(10, TimeUnit.SECONDS).orElseThrow();
-    NodeRecord node = AskPattern.<NodeDirectory.Command, Result<NodeRecord>>ask(s.nodes(),
-        r -> new NodeDirectory.Forward(allocation.nodeId(), new NodeEntity.Register(machineKey, randomKey(), user,
-            allocation.hostname(), allocation.ipv4(), allocation.ipv6(), Set.of(), false, null, Instant.now(), r)),
-        Duration.ofSeconds(10), scheduler).toCompletableFuture().get(10, TimeUnit.SECONDS).orElseThrow();
+    var allocation =
+        AskPattern.<AddressAllocator.Command, Result<AddressAllocator.Allocation>>ask(
+                s.allocator(),
+                r -> new AddressAllocator.Allocate(machineKey, hostname, r),
+                Duration.ofSeconds(10),
+                scheduler)
+            .toCompletableFuture()
+            .get(10, TimeUnit.SECONDS)
+            .orElseThrow();
+    NodeRecord node =
+        AskPattern.<NodeDirectory.Command, Result<NodeRecord>>ask(
+                s.nodes(),
+                r ->
+                    new NodeDirectory.Forward(
+                        allocation.nodeId(),
+                        new NodeEntity.Register(
+                            machineKey,
+                            randomKey(),
+                            user,
+                            allocation.hostname(),
+                            allocation.ipv4(),
+                            allocation.ipv6(),
+                            Set.of(),
+                            false,
+                            null,
+                            Instant.now(),
+                            r)),
+                Duration.ofSeconds(10),
+                scheduler)
+            .toCompletableFuture()
+            .get(10, TimeUnit.SECONDS)
+            .orElseThrow();
     s.users().tell(new UserRegistry.AttachNode(user, node.id()));
     return node;
   }
@@ -113,17 +145,29 @@ class AdminApiTest {
   void everyRequestNeedsAValidApiKey() throws Exception {
     Reply missing = rejected(401, call("GET", "/api/v1/users", null, null));
     assertTrue(missing.error().contains("Bearer"), missing.error());
-    rejected(401, call("GET", "/api/v1/users", null, "trellis-api-nosuchkey000-0123456789abcdef0123456789abcdef"));
+    rejected(
+        401,
+        call(
+            "GET",
+            "/api/v1/users",
+            null,
+            "trellis-api-nosuchkey000-0123456789abcdef0123456789abcdef"));
     rejected(401, call("GET", "/api/v1/users", null, "garbage"));
     rejected(401, call("POST", "/api/v1/users", "{\"name\":\"sneaky\"}", "garbage"));
     rejected(401, call("GET", "/api/v1/no-such-thing", null, null));
-    assertFalse(names(call("GET", "/api/v1/users", null).json().path("users"), "name").contains("sneaky"));
+    assertFalse(
+        names(call("GET", "/api/v1/users", null).json().path("users"), "name").contains("sneaky"));
 
     // An expired key stops working at once.
     Reply created = ok(201, call("POST", "/api/v1/apikeys", "{\"expiration\":\"1h\"}"));
     String secret = created.json().path("secret").asText();
     ok(200, call("GET", "/api/v1/users", null, secret));
-    ok(200, call("POST", "/api/v1/apikeys/" + created.json().path("key").path("prefix").asText() + "/expire", null));
+    ok(
+        200,
+        call(
+            "POST",
+            "/api/v1/apikeys/" + created.json().path("key").path("prefix").asText() + "/expire",
+            null));
     Reply expired = rejected(401, call("GET", "/api/v1/users", null, secret));
     assertTrue(expired.error().contains("expired"), expired.error());
   }
@@ -138,48 +182,75 @@ class AdminApiTest {
     assertTrue(duplicate.error().contains("already exists"), duplicate.error());
     assertEquals("ALREADY_EXISTS", duplicate.json().path("code").asText());
     rejected(400, call("POST", "/api/v1/users", "{\"name\":\"Not Valid\"}"));
-    assertTrue(names(ok(200, call("GET", "/api/v1/users", null)).json().path("users"), "name").contains("u-alice"));
+    assertTrue(
+        names(ok(200, call("GET", "/api/v1/users", null)).json().path("users"), "name")
+            .contains("u-alice"));
 
     register("u-alice", "u-robot");
     Reply conflict = rejected(409, call("DELETE", "/api/v1/users/u-alice", null));
     assertTrue(conflict.error().contains("node"), conflict.error());
 
     ok(201, call("POST", "/api/v1/users", "{\"name\":\"u-bob\"}"));
-    assertEquals("u-bob", ok(200, call("DELETE", "/api/v1/users/u-bob", null)).json().path("name").asText());
+    assertEquals(
+        "u-bob", ok(200, call("DELETE", "/api/v1/users/u-bob", null)).json().path("name").asText());
     rejected(404, call("DELETE", "/api/v1/users/u-bob", null));
-    assertFalse(names(call("GET", "/api/v1/users", null).json().path("users"), "name").contains("u-bob"));
+    assertFalse(
+        names(call("GET", "/api/v1/users", null).json().path("users"), "name").contains("u-bob"));
   }
 
   @Test
   void authKeys() throws Exception {
     ok(201, call("POST", "/api/v1/users", "{\"name\":\"k-alice\"}"));
     ok(201, call("POST", "/api/v1/users", "{\"name\":\"k-bob\"}"));
-    Reply created = ok(201, call("POST", "/api/v1/authkeys",
-        "{\"user\":\"k-alice\",\"reusable\":true,\"ephemeral\":true,\"expiration\":\"24h\",\"tags\":[\"tag:robot\"]}"));
+    Reply created =
+        ok(
+            201,
+            call(
+                "POST",
+                "/api/v1/authkeys",
+                "{\"user\":\"k-alice\",\"reusable\":true,\"ephemeral\":true,\"expiration\":\"24h\",\"tags\":[\"tag:robot\"]}"));
     JsonNode key = created.json().path("key");
-    assertTrue(created.json().path("secret").asText().startsWith("trellis-auth-" + key.path("id").asText()));
+    assertTrue(
+        created
+            .json()
+            .path("secret")
+            .asText()
+            .startsWith("trellis-auth-" + key.path("id").asText()));
     assertEquals("k-alice", key.path("user").asText());
     assertTrue(key.path("reusable").asBoolean() && key.path("ephemeral").asBoolean());
     assertEquals("tag:robot", key.path("tags").get(0).asText());
     Duration left = Duration.between(Instant.now(), Instant.parse(key.path("expiration").asText()));
-    assertTrue(left.compareTo(Duration.ofHours(23)) > 0 && left.compareTo(Duration.ofHours(24)) <= 0, left.toString());
+    assertTrue(
+        left.compareTo(Duration.ofHours(23)) > 0 && left.compareTo(Duration.ofHours(24)) <= 0,
+        left.toString());
 
-    Reply iso = ok(201, call("POST", "/api/v1/authkeys", "{\"user\":\"k-bob\",\"expiration\":\"PT1H\"}"));
+    Reply iso =
+        ok(201, call("POST", "/api/v1/authkeys", "{\"user\":\"k-bob\",\"expiration\":\"PT1H\"}"));
     assertFalse(iso.json().path("key").path("reusable").asBoolean());
-    ok(201, call("POST", "/api/v1/authkeys", "{\"user\":\"k-bob\",\"expiration\":null,\"tags\":null}"));
+    ok(
+        201,
+        call("POST", "/api/v1/authkeys", "{\"user\":\"k-bob\",\"expiration\":null,\"tags\":null}"));
 
     rejected(404, call("POST", "/api/v1/authkeys", "{\"user\":\"k-nobody\"}"));
     rejected(400, call("POST", "/api/v1/authkeys", "{\"user\":\"k-alice\",\"tags\":[\"robot\"]}"));
-    Reply badDuration = rejected(400, call("POST", "/api/v1/authkeys", "{\"user\":\"k-alice\",\"expiration\":\"soon\"}"));
+    Reply badDuration =
+        rejected(
+            400,
+            call("POST", "/api/v1/authkeys", "{\"user\":\"k-alice\",\"expiration\":\"soon\"}"));
     assertTrue(badDuration.error().contains("expiration"), badDuration.error());
 
-    assertEquals(List.of(key.path("id").asText()),
-        names(ok(200, call("GET", "/api/v1/authkeys?user=k-alice", null)).json().path("authKeys"), "id"));
-    assertEquals(2, call("GET", "/api/v1/authkeys?user=k-bob", null).json().path("authKeys").size());
+    assertEquals(
+        List.of(key.path("id").asText()),
+        names(
+            ok(200, call("GET", "/api/v1/authkeys?user=k-alice", null)).json().path("authKeys"),
+            "id"));
+    assertEquals(
+        2, call("GET", "/api/v1/authkeys?user=k-bob", null).json().path("authKeys").size());
     assertTrue(call("GET", "/api/v1/authkeys", null).json().path("authKeys").size() >= 3);
     rejected(404, call("GET", "/api/v1/authkeys?user=k-nobody", null));
 
-    Reply expired = ok(200, call("POST", "/api/v1/authkeys/" + key.path("id").asText() + "/expire", null));
+    Reply expired =
+        ok(200, call("POST", "/api/v1/authkeys/" + key.path("id").asText() + "/expire", null));
     assertTrue(expired.json().path("expired").asBoolean());
     rejected(404, call("POST", "/api/v1/authkeys/nosuchkey000/expire", null));
   }
@@ -200,25 +271,53 @@ class AdminApiTest {
     assertEquals(one.ipv6(), node.path("ipv6").asText());
     assertFalse(node.path("online").asBoolean());
     assertTrue(node.has("lastSeen") && node.path("endpoints").isArray());
-    assertTrue(names(call("GET", "/api/v1/nodes", null).json().path("nodes"), "hostname").containsAll(List.of("n-alpha", "n-beta")));
+    assertTrue(
+        names(call("GET", "/api/v1/nodes", null).json().path("nodes"), "hostname")
+            .containsAll(List.of("n-alpha", "n-beta")));
     rejected(404, call("GET", "/api/v1/nodes?user=n-nobody", null));
 
-    Reply taken = rejected(409, call("POST", "/api/v1/nodes/" + two.id() + "/rename", "{\"name\":\"n-alpha\"}"));
+    Reply taken =
+        rejected(
+            409, call("POST", "/api/v1/nodes/" + two.id() + "/rename", "{\"name\":\"n-alpha\"}"));
     assertTrue(taken.error().contains("n-alpha"), taken.error());
-    assertEquals("n-beta", call("GET", "/api/v1/nodes?user=n-bob", null).json().path("nodes").get(0).path("hostname").asText());
-    assertEquals("n-gamma", ok(200, call("POST", "/api/v1/nodes/" + two.id() + "/rename", "{\"name\":\"n-gamma\"}"))
-        .json().path("hostname").asText());
+    assertEquals(
+        "n-beta",
+        call("GET", "/api/v1/nodes?user=n-bob", null)
+            .json()
+            .path("nodes")
+            .get(0)
+            .path("hostname")
+            .asText());
+    assertEquals(
+        "n-gamma",
+        ok(200, call("POST", "/api/v1/nodes/" + two.id() + "/rename", "{\"name\":\"n-gamma\"}"))
+            .json()
+            .path("hostname")
+            .asText());
     rejected(400, call("POST", "/api/v1/nodes/" + two.id() + "/rename", "{\"name\":\"-bad-\"}"));
 
-    JsonNode tagged = ok(200, call("POST", "/api/v1/nodes/" + one.id() + "/tags", "{\"tags\":[\"tag:b\",\"tag:a\"]}")).json();
+    JsonNode tagged =
+        ok(
+                200,
+                call(
+                    "POST",
+                    "/api/v1/nodes/" + one.id() + "/tags",
+                    "{\"tags\":[\"tag:b\",\"tag:a\"]}"))
+            .json();
     assertEquals("[\"tag:a\",\"tag:b\"]", tagged.path("tags").toString());
     rejected(400, call("POST", "/api/v1/nodes/" + one.id() + "/tags", "{\"tags\":[\"nope\"]}"));
 
-    assertTrue(ok(200, call("POST", "/api/v1/nodes/" + one.id() + "/expire", null)).json().path("expired").asBoolean());
+    assertTrue(
+        ok(200, call("POST", "/api/v1/nodes/" + one.id() + "/expire", null))
+            .json()
+            .path("expired")
+            .asBoolean());
     rejected(404, call("POST", "/api/v1/nodes/999999/expire", null));
     rejected(400, call("POST", "/api/v1/nodes/abc/expire", null));
 
-    assertEquals(one.id(), ok(200, call("DELETE", "/api/v1/nodes/" + one.id(), null)).json().path("id").asLong());
+    assertEquals(
+        one.id(),
+        ok(200, call("DELETE", "/api/v1/nodes/" + one.id(), null)).json().path("id").asLong());
     rejected(404, call("DELETE", "/api/v1/nodes/" + one.id(), null));
     assertEquals(0, call("GET", "/api/v1/nodes?user=n-alice", null).json().path("nodes").size());
     ok(200, call("DELETE", "/api/v1/users/n-alice", null)); // detached: no nodes left
@@ -235,8 +334,14 @@ class AdminApiTest {
     Reply empty = ok(201, call("POST", "/api/v1/apikeys", null));
     assertTrue(empty.json().path("key").path("expiration").isNull());
     ok(201, call("POST", "/api/v1/apikeys", "{}"));
-    assertTrue(names(ok(200, call("GET", "/api/v1/apikeys", null)).json().path("apiKeys"), "prefix").contains(prefix));
-    assertTrue(ok(200, call("POST", "/api/v1/apikeys/" + prefix + "/expire", null)).json().path("expired").asBoolean());
+    assertTrue(
+        names(ok(200, call("GET", "/api/v1/apikeys", null)).json().path("apiKeys"), "prefix")
+            .contains(prefix));
+    assertTrue(
+        ok(200, call("POST", "/api/v1/apikeys/" + prefix + "/expire", null))
+            .json()
+            .path("expired")
+            .asBoolean());
     rejected(404, call("POST", "/api/v1/apikeys/nosuchprefix/expire", null));
     rejected(400, call("POST", "/api/v1/apikeys", "{\"expiration\":\"-5d\"}"));
   }
@@ -247,12 +352,21 @@ class AdminApiTest {
     JsonNode keysBefore = call("GET", "/api/v1/authkeys", null).json();
     JsonNode apiKeysBefore = call("GET", "/api/v1/apikeys", null).json();
 
-    assertTrue(rejected(400, call("POST", "/api/v1/users", "{\"name\":")).error().contains("malformed JSON"));
+    assertTrue(
+        rejected(400, call("POST", "/api/v1/users", "{\"name\":"))
+            .error()
+            .contains("malformed JSON"));
     rejected(400, call("POST", "/api/v1/users", "not json"));
     rejected(400, call("POST", "/api/v1/users", "{\"name\":\"b-x\"} trailing"));
     rejected(400, call("POST", "/api/v1/users", "{\"name\":\"b-x\",\"name\":\"b-y\"}"));
-    assertTrue(rejected(400, call("POST", "/api/v1/users", "{\"name\":42}")).error().contains("must be a string"));
-    assertTrue(rejected(400, call("POST", "/api/v1/users", "{\"name\":\"b-x\",\"admin\":true}")).error().contains("unknown field"));
+    assertTrue(
+        rejected(400, call("POST", "/api/v1/users", "{\"name\":42}"))
+            .error()
+            .contains("must be a string"));
+    assertTrue(
+        rejected(400, call("POST", "/api/v1/users", "{\"name\":\"b-x\",\"admin\":true}"))
+            .error()
+            .contains("unknown field"));
     rejected(400, call("POST", "/api/v1/users", "[\"b-x\"]"));
     rejected(400, call("POST", "/api/v1/users", "{}"));
     rejected(400, call("POST", "/api/v1/users", null));
@@ -267,11 +381,19 @@ class AdminApiTest {
     assertTrue(tooLarge.error().contains("64 KiB"), tooLarge.error());
     rejected(413, call("POST", "/api/v1/authkeys", big));
     // Without Content-Length (chunked), the size shows only while reading: still 413.
-    var chunked = HttpRequest.newBuilder(URI.create(server.url() + "/api/v1/users")).timeout(Duration.ofSeconds(30))
-        .header("Authorization", "Bearer " + apiKey).header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new ByteArrayInputStream(big.getBytes(StandardCharsets.UTF_8))))
-        .build();
-    assertEquals(413, HTTP.send(chunked, HttpResponse.BodyHandlers.ofString()).statusCode(), "chunked oversized body");
+    var chunked =
+        HttpRequest.newBuilder(URI.create(server.url() + "/api/v1/users"))
+            .timeout(Duration.ofSeconds(30))
+            .header("Authorization", "Bearer " + apiKey)
+            .header("Content-Type", "application/json")
+            .POST(
+                HttpRequest.BodyPublishers.ofInputStream(
+                    () -> new ByteArrayInputStream(big.getBytes(StandardCharsets.UTF_8))))
+            .build();
+    assertEquals(
+        413,
+        HTTP.send(chunked, HttpResponse.BodyHandlers.ofString()).statusCode(),
+        "chunked oversized body");
 
     assertEquals(usersBefore, call("GET", "/api/v1/users", null).json());
     assertEquals(keysBefore, call("GET", "/api/v1/authkeys", null).json());
@@ -280,7 +402,10 @@ class AdminApiTest {
 
   @Test
   void unknownPathsAndMethods() throws Exception {
-    assertTrue(rejected(404, call("GET", "/api/v1/nothing-here", null)).error().contains("/api/v1/nothing-here"));
+    assertTrue(
+        rejected(404, call("GET", "/api/v1/nothing-here", null))
+            .error()
+            .contains("/api/v1/nothing-here"));
     rejected(404, call("GET", "/api/v2/users", null));
     rejected(404, call("GET", "/api/v1/users/x/y", null));
     rejected(405, call("PUT", "/api/v1/users", "{}"));

@@ -30,6 +30,7 @@ import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.function.Function;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -39,7 +40,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import java.util.function.Function;
 
 /** The admin protocol over the real entities on a real LevelDB journal. */
 class AdminTest {
@@ -64,14 +64,24 @@ class AdminTest {
     ActorRef<AuthKeyRegistry.Command> authKeys = kit.spawn(AuthKeyRegistry.create());
     ActorRef<ApiKeyRegistry.Command> apiKeys = kit.spawn(ApiKeyRegistry.create());
     allocator = kit.spawn(AddressAllocator.create());
-    map = kit.spawn(NetworkMap.create(Clock.systemUTC(), Duration.ofMinutes(5), id -> {},
-        new ControlMessage.NetworkInfo(AddressAllocator.DEFAULT_IPV4_PREFIX, AddressAllocator.DEFAULT_IPV6_PREFIX)));
-    ActorRef<NodeEntity.Published> published = kit.spawn(Behaviors.<NodeEntity.Published>receiveMessage(p -> {
-      map.tell(new NetworkMap.FromNodes(p));
-      return Behaviors.same();
-    }));
+    map =
+        kit.spawn(
+            NetworkMap.create(
+                Clock.systemUTC(),
+                Duration.ofMinutes(5),
+                id -> {},
+                new ControlMessage.NetworkInfo(
+                    AddressAllocator.DEFAULT_IPV4_PREFIX, AddressAllocator.DEFAULT_IPV6_PREFIX)));
+    ActorRef<NodeEntity.Published> published =
+        kit.spawn(
+            Behaviors.<NodeEntity.Published>receiveMessage(
+                p -> {
+                  map.tell(new NetworkMap.FromNodes(p));
+                  return Behaviors.same();
+                }));
     nodes = kit.spawn(NodeDirectory.create(kit.system(), published, published));
-    admin = kit.spawn(Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()));
+    admin =
+        kit.spawn(Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()));
   }
 
   @AfterEach
@@ -86,17 +96,39 @@ class AdminTest {
   /** Registers a node the way a control session does, without Admin. */
   private NodeRecord register(String user, String hostname) {
     String machineKey = randomKey();
-    AddressAllocator.Allocation a = ok(testKit.ask(allocator,
-        (ActorRef<Result<AddressAllocator.Allocation>> r) -> new AddressAllocator.Allocate(machineKey, hostname, r)));
-    NodeRecord node = ok(testKit.ask(nodes, (ActorRef<Result<NodeRecord>> r) -> new NodeDirectory.Forward(a.nodeId(),
-        new NodeEntity.Register(machineKey, randomKey(), user, a.hostname(), a.ipv4(), a.ipv6(), Set.of(), false, null,
-            Instant.now(), r))));
+    AddressAllocator.Allocation a =
+        ok(
+            testKit.ask(
+                allocator,
+                (ActorRef<Result<AddressAllocator.Allocation>> r) ->
+                    new AddressAllocator.Allocate(machineKey, hostname, r)));
+    NodeRecord node =
+        ok(
+            testKit.ask(
+                nodes,
+                (ActorRef<Result<NodeRecord>> r) ->
+                    new NodeDirectory.Forward(
+                        a.nodeId(),
+                        new NodeEntity.Register(
+                            machineKey,
+                            randomKey(),
+                            user,
+                            a.hostname(),
+                            a.ipv4(),
+                            a.ipv6(),
+                            Set.of(),
+                            false,
+                            null,
+                            Instant.now(),
+                            r))));
     users.tell(new UserRegistry.AttachNode(user, node.id()));
     return node;
   }
 
   private User user(String name) {
-    return testKit.<UserRegistry.Command, Optional<User>>ask(users, r -> new UserRegistry.GetUser(name, r)).orElseThrow();
+    return testKit
+        .<UserRegistry.Command, Optional<User>>ask(users, r -> new UserRegistry.GetUser(name, r))
+        .orElseThrow();
   }
 
   @Test
@@ -106,15 +138,21 @@ class AdminTest {
     assertEquals(Code.ALREADY_EXISTS, code(this.<User>ask(r -> new Admin.CreateUser("alice", r))));
     assertEquals(Code.INVALID, code(this.<User>ask(r -> new Admin.CreateUser("Not Valid", r))));
     ok(this.<User>ask(r -> new Admin.CreateUser("bob", r)));
-    assertEquals(List.of("alice", "bob"),
-        ok(this.<Admin.UserList>ask(Admin.ListUsers::new)).users().stream().map(User::name).toList());
+    assertEquals(
+        List.of("alice", "bob"),
+        ok(this.<Admin.UserList>ask(Admin.ListUsers::new)).users().stream()
+            .map(User::name)
+            .toList());
 
     register("alice", "robot");
     assertEquals(Code.CONFLICT, code(this.<User>ask(r -> new Admin.DeleteUser("alice", r))));
     assertEquals(Code.NOT_FOUND, code(this.<User>ask(r -> new Admin.DeleteUser("nobody", r))));
     assertEquals("bob", ok(this.<User>ask(r -> new Admin.DeleteUser("bob", r))).name());
-    assertEquals(List.of("alice"),
-        ok(this.<Admin.UserList>ask(Admin.ListUsers::new)).users().stream().map(User::name).toList());
+    assertEquals(
+        List.of("alice"),
+        ok(this.<Admin.UserList>ask(Admin.ListUsers::new)).users().stream()
+            .map(User::name)
+            .toList());
   }
 
   @Test
@@ -122,13 +160,18 @@ class AdminTest {
     ok(this.<User>ask(r -> new Admin.CreateUser("alice", r)));
     ok(this.<User>ask(r -> new Admin.CreateUser("bob", r)));
     Result<AuthKeyRegistry.CreatedAuthKey> unknown =
-        this.<AuthKeyRegistry.CreatedAuthKey>ask(r -> new Admin.CreateAuthKey("carol", false, false, null, Set.of(), r));
+        this.<AuthKeyRegistry.CreatedAuthKey>ask(
+            r -> new Admin.CreateAuthKey("carol", false, false, null, Set.of(), r));
     assertEquals(Code.NOT_FOUND, code(unknown));
     assertTrue(((Result.Rejected<?>) unknown).message().contains("carol"));
 
     Instant before = Instant.now();
-    var created = ok(this.<AuthKeyRegistry.CreatedAuthKey>ask(
-        r -> new Admin.CreateAuthKey("alice", true, true, Duration.ofHours(24), Set.of("tag:robot"), r)));
+    var created =
+        ok(
+            this.<AuthKeyRegistry.CreatedAuthKey>ask(
+                r ->
+                    new Admin.CreateAuthKey(
+                        "alice", true, true, Duration.ofHours(24), Set.of("tag:robot"), r)));
     assertTrue(created.secret().startsWith(AuthKeyRegistry.SECRET_PREFIX));
     var key = created.key();
     assertEquals("alice", key.user());
@@ -137,18 +180,42 @@ class AdminTest {
     assertFalse(key.expiration().isBefore(before.plus(Duration.ofHours(24))));
     assertFalse(key.expiration().isAfter(Instant.now().plus(Duration.ofHours(24))));
 
-    ok(this.<AuthKeyRegistry.CreatedAuthKey>ask(r -> new Admin.CreateAuthKey("bob", false, false, null, null, r)));
-    assertEquals(Code.INVALID, code(this.<AuthKeyRegistry.CreatedAuthKey>ask(r -> new Admin.CreateAuthKey("alice", false, false, null, Set.of("robot"), r))));
-    assertEquals(Code.INVALID, code(this.<AuthKeyRegistry.CreatedAuthKey>ask(r -> new Admin.CreateAuthKey("alice", false, false, Duration.ZERO, Set.of(), r))));
-    assertEquals(Code.INVALID, code(this.<AuthKeyRegistry.CreatedAuthKey>ask(r -> new Admin.CreateAuthKey("alice", false, false, Duration.ofHours(-1), Set.of(), r))));
+    ok(
+        this.<AuthKeyRegistry.CreatedAuthKey>ask(
+            r -> new Admin.CreateAuthKey("bob", false, false, null, null, r)));
+    assertEquals(
+        Code.INVALID,
+        code(
+            this.<AuthKeyRegistry.CreatedAuthKey>ask(
+                r -> new Admin.CreateAuthKey("alice", false, false, null, Set.of("robot"), r))));
+    assertEquals(
+        Code.INVALID,
+        code(
+            this.<AuthKeyRegistry.CreatedAuthKey>ask(
+                r -> new Admin.CreateAuthKey("alice", false, false, Duration.ZERO, Set.of(), r))));
+    assertEquals(
+        Code.INVALID,
+        code(
+            this.<AuthKeyRegistry.CreatedAuthKey>ask(
+                r ->
+                    new Admin.CreateAuthKey(
+                        "alice", false, false, Duration.ofHours(-1), Set.of(), r))));
 
-    assertEquals(2, ok(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys(null, r))).authKeys().size());
-    assertEquals(List.of(key.id()), ok(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys("alice", r)))
-        .authKeys().stream().map(AuthKeyRegistry.AuthKey::id).toList());
-    assertEquals(Code.NOT_FOUND, code(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys("carol", r))));
+    assertEquals(
+        2, ok(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys(null, r))).authKeys().size());
+    assertEquals(
+        List.of(key.id()),
+        ok(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys("alice", r))).authKeys().stream()
+            .map(AuthKeyRegistry.AuthKey::id)
+            .toList());
+    assertEquals(
+        Code.NOT_FOUND, code(this.<Admin.AuthKeyList>ask(r -> new Admin.ListAuthKeys("carol", r))));
 
-    assertTrue(ok(this.<AuthKeyRegistry.AuthKey>ask(r -> new Admin.ExpireAuthKey(key.id(), r))).expired());
-    assertEquals(Code.NOT_FOUND, code(this.<AuthKeyRegistry.AuthKey>ask(r -> new Admin.ExpireAuthKey("nosuchkey000", r))));
+    assertTrue(
+        ok(this.<AuthKeyRegistry.AuthKey>ask(r -> new Admin.ExpireAuthKey(key.id(), r))).expired());
+    assertEquals(
+        Code.NOT_FOUND,
+        code(this.<AuthKeyRegistry.AuthKey>ask(r -> new Admin.ExpireAuthKey("nosuchkey000", r))));
   }
 
   @Test
@@ -163,7 +230,8 @@ class AdminTest {
     map.tell(new NetworkMap.Connect(one, session.ref(), List.of("192.0.2.1:41641")));
     session.receiveMessage(TIMEOUT);
 
-    List<Admin.NodeSummary> all = ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes();
+    List<Admin.NodeSummary> all =
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes();
     assertEquals(List.of(one.id(), two.id()), all.stream().map(n -> n.node().id()).toList());
     Admin.NodeSummary first = all.getFirst();
     assertEquals(one.hostname(), first.node().hostname());
@@ -175,9 +243,13 @@ class AdminTest {
     assertFalse(all.get(1).online());
     assertNull(all.get(1).lastSeen());
 
-    assertEquals(List.of(two.id()), ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes("bob", r))).nodes().stream()
-        .map(n -> n.node().id()).toList());
-    assertEquals(Code.NOT_FOUND, code(this.<Admin.NodeList>ask(r -> new Admin.ListNodes("carol", r))));
+    assertEquals(
+        List.of(two.id()),
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes("bob", r))).nodes().stream()
+            .map(n -> n.node().id())
+            .toList());
+    assertEquals(
+        Code.NOT_FOUND, code(this.<Admin.NodeList>ask(r -> new Admin.ListNodes("carol", r))));
   }
 
   @Test
@@ -186,16 +258,29 @@ class AdminTest {
     NodeRecord one = register("alice", "alpha");
     NodeRecord two = register("alice", "beta");
 
-    Result<NodeRecord> taken = this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "alpha", r));
+    Result<NodeRecord> taken =
+        this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "alpha", r));
     assertEquals(Code.ALREADY_EXISTS, code(taken));
     assertTrue(((Result.Rejected<?>) taken).message().contains("alpha"), taken.toString());
-    assertEquals("beta", ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().get(1).node().hostname());
+    assertEquals(
+        "beta",
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r)))
+            .nodes()
+            .get(1)
+            .node()
+            .hostname());
 
-    assertEquals(Code.INVALID, code(this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "-bad-", r))));
-    assertEquals("gamma", ok(this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "Gamma", r))).hostname());
+    assertEquals(
+        Code.INVALID, code(this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "-bad-", r))));
+    assertEquals(
+        "gamma",
+        ok(this.<NodeRecord>ask(r -> new Admin.RenameNode(two.id(), "Gamma", r))).hostname());
     // The old name is free again, in the allocator too.
-    assertEquals("beta", ok(this.<NodeRecord>ask(r -> new Admin.RenameNode(one.id(), "beta", r))).hostname());
-    assertEquals(Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.RenameNode(99, "delta", r))));
+    assertEquals(
+        "beta",
+        ok(this.<NodeRecord>ask(r -> new Admin.RenameNode(one.id(), "beta", r))).hostname());
+    assertEquals(
+        Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.RenameNode(99, "delta", r))));
   }
 
   @Test
@@ -203,42 +288,75 @@ class AdminTest {
     ok(this.<User>ask(r -> new Admin.CreateUser("alice", r)));
     NodeRecord node = register("alice", "robot");
 
-    NodeRecord tagged = ok(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of("tag:b", "tag:a"), r)));
+    NodeRecord tagged =
+        ok(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of("tag:b", "tag:a"), r)));
     assertEquals(Set.of("tag:a", "tag:b"), tagged.tags());
-    assertEquals(Code.INVALID, code(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of("tag:OK", "x"), r))));
-    assertEquals(Set.of("tag:a", "tag:b"),
-        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst().node().tags());
+    assertEquals(
+        Code.INVALID,
+        code(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of("tag:OK", "x"), r))));
+    assertEquals(
+        Set.of("tag:a", "tag:b"),
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r)))
+            .nodes()
+            .getFirst()
+            .node()
+            .tags());
 
     assertTrue(ok(this.<NodeRecord>ask(r -> new Admin.ExpireNode(node.id(), r))).expired());
-    assertTrue(ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst().node().expired());
+    assertTrue(
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r)))
+            .nodes()
+            .getFirst()
+            .node()
+            .expired());
 
     assertEquals(1, user("alice").nodeCount());
     assertEquals(node.id(), ok(this.<NodeRecord>ask(r -> new Admin.DeleteNode(node.id(), r))).id());
-    assertEquals(List.of(), ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes());
-    assertEquals(Optional.empty(), testKit.<AddressAllocator.Command, Optional<AddressAllocator.Allocation>>ask(allocator,
-        r -> new AddressAllocator.FindByMachineKey(node.machineKey(), r)));
+    assertEquals(
+        List.of(), ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes());
+    assertEquals(
+        Optional.empty(),
+        testKit.<AddressAllocator.Command, Optional<AddressAllocator.Allocation>>ask(
+            allocator, r -> new AddressAllocator.FindByMachineKey(node.machineKey(), r)));
     assertEquals(0, user("alice").nodeCount());
     ok(this.<User>ask(r -> new Admin.DeleteUser("alice", r)));
 
-    assertEquals(Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.DeleteNode(node.id(), r))));
-    assertEquals(Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.ExpireNode(node.id(), r))));
-    assertEquals(Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of(), r))));
+    assertEquals(
+        Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.DeleteNode(node.id(), r))));
+    assertEquals(
+        Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.ExpireNode(node.id(), r))));
+    assertEquals(
+        Code.NOT_FOUND, code(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of(), r))));
   }
 
   @Test
   void apiKeysAreCreatedListedAndExpired() {
-    var created = ok(this.<ApiKeyRegistry.CreatedApiKey>ask(r -> new Admin.CreateApiKey(Duration.ofDays(90), r)));
+    var created =
+        ok(
+            this.<ApiKeyRegistry.CreatedApiKey>ask(
+                r -> new Admin.CreateApiKey(Duration.ofDays(90), r)));
     assertTrue(created.secret().startsWith(ApiKeyRegistry.SECRET_PREFIX));
     assertNotNull(created.key().expiration());
     var forever = ok(this.<ApiKeyRegistry.CreatedApiKey>ask(r -> new Admin.CreateApiKey(null, r)));
     assertNull(forever.key().expiration());
-    assertEquals(Code.INVALID, code(this.<ApiKeyRegistry.CreatedApiKey>ask(r -> new Admin.CreateApiKey(Duration.ofSeconds(-5), r))));
+    assertEquals(
+        Code.INVALID,
+        code(
+            this.<ApiKeyRegistry.CreatedApiKey>ask(
+                r -> new Admin.CreateApiKey(Duration.ofSeconds(-5), r))));
 
-    assertEquals(Set.of(created.key().prefix(), forever.key().prefix()),
-        Set.copyOf(ok(this.<Admin.ApiKeyList>ask(Admin.ListApiKeys::new)).apiKeys().stream()
-            .map(ApiKeyRegistry.ApiKey::prefix).toList()));
-    assertTrue(ok(this.<ApiKeyRegistry.ApiKey>ask(r -> new Admin.ExpireApiKey(created.key().prefix(), r))).expired());
-    assertEquals(Code.NOT_FOUND, code(this.<ApiKeyRegistry.ApiKey>ask(r -> new Admin.ExpireApiKey("nosuchprefix", r))));
+    assertEquals(
+        Set.of(created.key().prefix(), forever.key().prefix()),
+        Set.copyOf(
+            ok(this.<Admin.ApiKeyList>ask(Admin.ListApiKeys::new)).apiKeys().stream()
+                .map(ApiKeyRegistry.ApiKey::prefix)
+                .toList()));
+    assertTrue(
+        ok(this.<ApiKeyRegistry.ApiKey>ask(r -> new Admin.ExpireApiKey(created.key().prefix(), r)))
+            .expired());
+    assertEquals(
+        Code.NOT_FOUND,
+        code(this.<ApiKeyRegistry.ApiKey>ask(r -> new Admin.ExpireApiKey("nosuchprefix", r))));
   }
 
   @Test
@@ -249,7 +367,8 @@ class AdminTest {
     ok(this.<NodeRecord>ask(r -> new Admin.TagNode(node.id(), Set.of("tag:x"), r)));
     testKit.restart();
     spawn();
-    Admin.NodeSummary after = ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst();
+    Admin.NodeSummary after =
+        ok(this.<Admin.NodeList>ask(r -> new Admin.ListNodes(null, r))).nodes().getFirst();
     assertEquals("renamed", after.node().hostname());
     assertEquals(Set.of("tag:x"), after.node().tags());
     assertEquals(Code.ALREADY_EXISTS, code(this.<User>ask(r -> new Admin.CreateUser("alice", r))));
@@ -262,28 +381,66 @@ class AdminTest {
     @SuppressWarnings({"unchecked", "rawtypes"})
     ActorRef replyTo = probe.ref();
     Instant t = Instant.parse("2025-01-02T03:04:05Z");
-    var summary = new Admin.NodeSummary(new NodeRecord(3, "m", "n", "alice", "robot", "100.64.0.3", "fd7a:115c:a1e0::3",
-        Set.of("tag:a"), false, t, null, false, false), true, t, List.of("192.0.2.1:41641"));
+    var summary =
+        new Admin.NodeSummary(
+            new NodeRecord(
+                3,
+                "m",
+                "n",
+                "alice",
+                "robot",
+                "100.64.0.3",
+                "fd7a:115c:a1e0::3",
+                Set.of("tag:a"),
+                false,
+                t,
+                null,
+                false,
+                false),
+            true,
+            t,
+            List.of("192.0.2.1:41641"));
     @SuppressWarnings("unchecked")
-    List<Object> messages = List.of(
-        new Admin.CreateUser("alice", replyTo),
-        new Admin.ListUsers(replyTo),
-        new Admin.CreateAuthKey("alice", true, false, Duration.ofHours(24), Set.of("tag:a"), replyTo),
-        new Admin.ListNodes(null, replyTo),
-        new Admin.RenameNode(3, "robot", replyTo),
-        new Admin.TagNode(3, Set.of("tag:a"), replyTo),
-        new Admin.CreateApiKey(null, replyTo),
-        Result.ok(new Admin.UserList(List.of(new User(1, "alice", t, 2)))),
-        Result.ok(new Admin.AuthKeyList(List.of(new AuthKeyRegistry.AuthKey("abcdefghijkl", "alice", false, true, t, null,
-            Set.of("tag:robot"), true, false)))),
-        Result.ok(new Admin.NodeList(List.of(summary))),
-        Result.ok(new Admin.ApiKeyList(List.of(new ApiKeyRegistry.ApiKey("mnopqrstuvwx", t, t.plusSeconds(60), false)))));
+    List<Object> messages =
+        List.of(
+            new Admin.CreateUser("alice", replyTo),
+            new Admin.ListUsers(replyTo),
+            new Admin.CreateAuthKey(
+                "alice", true, false, Duration.ofHours(24), Set.of("tag:a"), replyTo),
+            new Admin.ListNodes(null, replyTo),
+            new Admin.RenameNode(3, "robot", replyTo),
+            new Admin.TagNode(3, Set.of("tag:a"), replyTo),
+            new Admin.CreateApiKey(null, replyTo),
+            Result.ok(new Admin.UserList(List.of(new User(1, "alice", t, 2)))),
+            Result.ok(
+                new Admin.AuthKeyList(
+                    List.of(
+                        new AuthKeyRegistry.AuthKey(
+                            "abcdefghijkl",
+                            "alice",
+                            false,
+                            true,
+                            t,
+                            null,
+                            Set.of("tag:robot"),
+                            true,
+                            false)))),
+            Result.ok(new Admin.NodeList(List.of(summary))),
+            Result.ok(
+                new Admin.ApiKeyList(
+                    List.of(
+                        new ApiKeyRegistry.ApiKey("mnopqrstuvwx", t, t.plusSeconds(60), false)))));
     var serialization = SerializationExtension.get(testKit.kit().system().classicSystem());
     for (Object message : messages) {
       var serializer = serialization.findSerializerFor(message);
-      assertEquals("JacksonCborSerializer", serializer.getClass().getSimpleName(), message.toString());
+      assertEquals(
+          "JacksonCborSerializer", serializer.getClass().getSimpleName(), message.toString());
       byte[] bytes = serialization.serialize(message).get();
-      Object back = serialization.deserialize(bytes, serializer.identifier(), Serializers.manifestFor(serializer, message)).get();
+      Object back =
+          serialization
+              .deserialize(
+                  bytes, serializer.identifier(), Serializers.manifestFor(serializer, message))
+              .get();
       assertEquals(message, back);
     }
   }

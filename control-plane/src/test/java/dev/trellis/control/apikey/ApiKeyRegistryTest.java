@@ -65,22 +65,43 @@ class ApiKeyRegistryTest {
     CreatedApiKey created = ok(create(now.plus(Duration.ofHours(1))));
     String secret = created.secret();
     assertEquals(Code.NOT_FOUND, code(verify("trellis-api-000000000000-" + "0".repeat(32), now)));
-    assertEquals(Code.NOT_FOUND, code(verify(secret.replace("trellis-api-", "trellis-auth-"), now)));
-    assertEquals(Code.NOT_FOUND, code(verify(secret.substring(0, secret.length() - 1) + (secret.endsWith("0") ? "1" : "0"), now)));
+    assertEquals(
+        Code.NOT_FOUND, code(verify(secret.replace("trellis-api-", "trellis-auth-"), now)));
+    assertEquals(
+        Code.NOT_FOUND,
+        code(
+            verify(
+                secret.substring(0, secret.length() - 1) + (secret.endsWith("0") ? "1" : "0"),
+                now)));
     assertEquals(Code.NOT_FOUND, code(verify("", now)));
     assertEquals(Code.EXPIRED, code(verify(secret, now.plus(Duration.ofHours(2)))));
 
-    ApiKey expired = ok(testKit.ask(keys, (ActorRef<Result<ApiKey>> r) -> new ApiKeyRegistry.ExpireApiKey(created.key().prefix(), now, r)));
+    ApiKey expired =
+        ok(
+            testKit.ask(
+                keys,
+                (ActorRef<Result<ApiKey>> r) ->
+                    new ApiKeyRegistry.ExpireApiKey(created.key().prefix(), now, r)));
     assertTrue(expired.expired());
     assertEquals(Code.EXPIRED, code(verify(secret, now)));
-    assertEquals(Code.NOT_FOUND, code(testKit.ask(keys, (ActorRef<Result<ApiKey>> r) -> new ApiKeyRegistry.ExpireApiKey("nosuchprefix", now, r))));
+    assertEquals(
+        Code.NOT_FOUND,
+        code(
+            testKit.ask(
+                keys,
+                (ActorRef<Result<ApiKey>> r) ->
+                    new ApiKeyRegistry.ExpireApiKey("nosuchprefix", now, r))));
   }
 
   @Test
   void recoversKeys() {
     CreatedApiKey live = ok(create(null));
     CreatedApiKey expired = ok(create(null));
-    ok(testKit.ask(keys, (ActorRef<Result<ApiKey>> r) -> new ApiKeyRegistry.ExpireApiKey(expired.key().prefix(), Instant.now(), r)));
+    ok(
+        testKit.ask(
+            keys,
+            (ActorRef<Result<ApiKey>> r) ->
+                new ApiKeyRegistry.ExpireApiKey(expired.key().prefix(), Instant.now(), r)));
     List<ApiKey> before = testKit.ask(keys, ApiKeyRegistry.ListApiKeys::new);
 
     testKit.restart();

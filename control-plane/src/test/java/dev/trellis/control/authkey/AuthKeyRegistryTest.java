@@ -47,8 +47,11 @@ class AuthKeyRegistryTest {
     testKit.close();
   }
 
-  private Result<CreatedAuthKey> create(String user, boolean reusable, boolean ephemeral, Instant expiration, Set<String> tags) {
-    return testKit.ask(keys, r -> new AuthKeyRegistry.CreateAuthKey(user, reusable, ephemeral, expiration, tags, r));
+  private Result<CreatedAuthKey> create(
+      String user, boolean reusable, boolean ephemeral, Instant expiration, Set<String> tags) {
+    return testKit.ask(
+        keys,
+        r -> new AuthKeyRegistry.CreateAuthKey(user, reusable, ephemeral, expiration, tags, r));
   }
 
   private Result<AuthKeyGrant> use(String secret, String machineKey, Instant now) {
@@ -62,9 +65,11 @@ class AuthKeyRegistryTest {
   @Test
   void createsKeysWithAWellFormedSecret() {
     Instant expiration = Instant.now().plus(Duration.ofDays(1));
-    CreatedAuthKey created = ok(create("alice", true, true, expiration, Set.of("tag:robot", "tag:lab-2")));
+    CreatedAuthKey created =
+        ok(create("alice", true, true, expiration, Set.of("tag:robot", "tag:lab-2")));
     AuthKey key = created.key();
-    assertTrue(created.secret().matches("trellis-auth-[a-z0-9]{12}-[0-9a-f]{32}"), created.secret());
+    assertTrue(
+        created.secret().matches("trellis-auth-[a-z0-9]{12}-[0-9a-f]{32}"), created.secret());
     assertEquals(key.id(), created.secret().substring(13, 25));
     assertEquals("alice", key.user());
     assertTrue(key.reusable());
@@ -81,7 +86,8 @@ class AuthKeyRegistryTest {
     assertEquals(Code.INVALID, code(create("alice", false, false, null, Set.of("robot"))));
     assertEquals(Code.INVALID, code(create("alice", false, false, null, Set.of("tag:Robot"))));
     assertEquals(Code.INVALID, code(create("alice", false, false, null, Set.of("tag:"))));
-    assertEquals(Code.INVALID, code(create("alice", false, false, Instant.now().minusSeconds(1), Set.of())));
+    assertEquals(
+        Code.INVALID, code(create("alice", false, false, Instant.now().minusSeconds(1), Set.of())));
     assertEquals(Code.INVALID, code(create("", false, false, null, Set.of())));
     assertEquals(List.of(), list(null));
   }
@@ -110,11 +116,13 @@ class AuthKeyRegistryTest {
   @Test
   void rejectsUnknownMalformedAndExpiredSecrets() {
     Instant now = Instant.now();
-    CreatedAuthKey created = ok(create("alice", true, false, now.plus(Duration.ofHours(1)), Set.of()));
+    CreatedAuthKey created =
+        ok(create("alice", true, false, now.plus(Duration.ofHours(1)), Set.of()));
     String secret = created.secret();
     String machine = randomKey();
 
-    assertEquals(Code.NOT_FOUND, code(use("trellis-auth-000000000000-" + "0".repeat(32), machine, now)));
+    assertEquals(
+        Code.NOT_FOUND, code(use("trellis-auth-000000000000-" + "0".repeat(32), machine, now)));
     assertEquals(Code.NOT_FOUND, code(use("nonsense", machine, now)));
     assertEquals(Code.NOT_FOUND, code(use(null, machine, now)));
     // Right id, wrong random part.
@@ -125,10 +133,21 @@ class AuthKeyRegistryTest {
     assertEquals(Code.EXPIRED, code(use(secret, machine, now.plus(Duration.ofHours(2)))));
     ok(use(secret, machine, now));
 
-    AuthKey expired = ok(testKit.ask(keys, (ActorRef<Result<AuthKey>> r) -> new AuthKeyRegistry.ExpireAuthKey(created.key().id(), now, r)));
+    AuthKey expired =
+        ok(
+            testKit.ask(
+                keys,
+                (ActorRef<Result<AuthKey>> r) ->
+                    new AuthKeyRegistry.ExpireAuthKey(created.key().id(), now, r)));
     assertTrue(expired.expired());
     assertEquals(Code.EXPIRED, code(use(secret, machine, now)));
-    assertEquals(Code.NOT_FOUND, code(testKit.ask(keys, (ActorRef<Result<AuthKey>> r) -> new AuthKeyRegistry.ExpireAuthKey("nosuchkey000", now, r))));
+    assertEquals(
+        Code.NOT_FOUND,
+        code(
+            testKit.ask(
+                keys,
+                (ActorRef<Result<AuthKey>> r) ->
+                    new AuthKeyRegistry.ExpireAuthKey("nosuchkey000", now, r))));
   }
 
   @Test
@@ -150,7 +169,11 @@ class AuthKeyRegistryTest {
     CreatedAuthKey expired = ok(create("bob", true, false, null, Set.of()));
     String machine = randomKey();
     ok(use(used.secret(), machine, now));
-    ok(testKit.ask(keys, (ActorRef<Result<AuthKey>> r) -> new AuthKeyRegistry.ExpireAuthKey(expired.key().id(), now, r)));
+    ok(
+        testKit.ask(
+            keys,
+            (ActorRef<Result<AuthKey>> r) ->
+                new AuthKeyRegistry.ExpireAuthKey(expired.key().id(), now, r)));
     List<AuthKey> before = list(null);
 
     testKit.restart();
@@ -165,7 +188,8 @@ class AuthKeyRegistryTest {
     testKit.close();
     String stored = readAll(dataDir);
     assertTrue(stored.contains(Secrets.sha256Hex(used.secret())), "the hash is stored");
-    for (CreatedAuthKey key : List.of(used, unused, expired)) assertFalse(stored.contains(key.secret()), "secret stored");
+    for (CreatedAuthKey key : List.of(used, unused, expired))
+      assertFalse(stored.contains(key.secret()), "secret stored");
     testKit = new PersistentTestKit(dataDir);
   }
 
@@ -181,7 +205,9 @@ class AuthKeyRegistryTest {
 
   @Test
   void secretsParseOnlyInTheirOwnFormat() {
-    assertEquals("abcdefghijkl", Secrets.idOf("trellis-auth-", "trellis-auth-abcdefghijkl-" + "a".repeat(32)));
+    assertEquals(
+        "abcdefghijkl",
+        Secrets.idOf("trellis-auth-", "trellis-auth-abcdefghijkl-" + "a".repeat(32)));
     assertNull(Secrets.idOf("trellis-auth-", "trellis-api-abcdefghijkl-" + "a".repeat(32)));
     assertNull(Secrets.idOf("trellis-auth-", "trellis-auth-ABCDEFGHIJKL-" + "a".repeat(32)));
     assertNull(Secrets.idOf("trellis-auth-", "trellis-auth-abcdefghijkl-" + "g".repeat(32)));

@@ -80,9 +80,18 @@ class AddressAllocatorTest {
     assertTrue(again.existing());
     assertEquals(first.asExisting(), again);
     assertEquals(first.asExisting(), ok(allocate(machine, null)));
-    assertEquals(Optional.of(first.asExisting()),
-        testKit.ask(allocator, (ActorRef<Optional<Allocation>> r) -> new AddressAllocator.FindByMachineKey(machine, r)));
-    assertEquals(Optional.empty(), testKit.ask(allocator, (ActorRef<Optional<Allocation>> r) -> new AddressAllocator.FindByMachineKey(randomKey(), r)));
+    assertEquals(
+        Optional.of(first.asExisting()),
+        testKit.ask(
+            allocator,
+            (ActorRef<Optional<Allocation>> r) ->
+                new AddressAllocator.FindByMachineKey(machine, r)));
+    assertEquals(
+        Optional.empty(),
+        testKit.ask(
+            allocator,
+            (ActorRef<Optional<Allocation>> r) ->
+                new AddressAllocator.FindByMachineKey(randomKey(), r)));
   }
 
   @Test
@@ -115,7 +124,10 @@ class AddressAllocatorTest {
     Allocation arm = ok(allocate(randomKey(), "arm"));
     Result<Allocation> taken = rename(arm.nodeId(), "robot");
     assertEquals(Code.ALREADY_EXISTS, code(taken));
-    assertTrue(((Result.Rejected<Allocation>) taken).message().contains("robot is already used by node " + robot.nodeId()));
+    assertTrue(
+        ((Result.Rejected<Allocation>) taken)
+            .message()
+            .contains("robot is already used by node " + robot.nodeId()));
     assertEquals(Code.INVALID, code(rename(arm.nodeId(), "bad name")));
     assertEquals(Code.INVALID, code(rename(arm.nodeId(), "-arm")));
     assertEquals(Code.NOT_FOUND, code(rename(99, "x")));
@@ -180,7 +192,13 @@ class AddressAllocatorTest {
 
     assertEquals(before, list());
     assertEquals(robot.asExisting(), ok(allocate(machine, "robot")));
-    assertEquals("gripper", list().stream().filter(a -> a.nodeId() == renamed.nodeId()).findFirst().orElseThrow().hostname());
+    assertEquals(
+        "gripper",
+        list().stream()
+            .filter(a -> a.nodeId() == renamed.nodeId())
+            .findFirst()
+            .orElseThrow()
+            .hostname());
     Allocation next = ok(allocate(randomKey(), "robot"));
     assertEquals(109, next.nodeId());
     assertEquals("robot-1", next.hostname());

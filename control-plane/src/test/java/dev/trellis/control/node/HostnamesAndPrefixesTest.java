@@ -64,11 +64,15 @@ class HostnamesAndPrefixesTest {
     assertEquals(300, v4.offsetOf(v4.addressAt(300)));
     assertEquals(-1, v4.offsetOf("10.0.0.1"));
     assertEquals("100.64.0.0/10", IpPrefix.parse("100.64.3.4/10", false).text());
-    assertEquals("2001:db8::1:0:0:1", IpPrefix.format(new byte[] {0x20, 0x01, 0x0d, (byte) 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1}));
+    assertEquals(
+        "2001:db8::1:0:0:1",
+        IpPrefix.format(
+            new byte[] {0x20, 0x01, 0x0d, (byte) 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1}));
     assertEquals("::", IpPrefix.format(new byte[16]));
     assertThrows(IllegalArgumentException.class, () -> IpPrefix.parse("100.64.0.0", false));
     assertThrows(IllegalArgumentException.class, () -> IpPrefix.parse("100.64.0.0/33", false));
     assertThrows(IllegalArgumentException.class, () -> IpPrefix.parse("fd7a::/48", false));
-    assertThrows(IllegalArgumentException.class, () -> AddressAllocator.create("10.0.0.0/8", "fd00::/112"));
+    assertThrows(
+        IllegalArgumentException.class, () -> AddressAllocator.create("10.0.0.0/8", "fd00::/112"));
   }
 }

@@ -46,7 +46,8 @@ class NodeEntityTest {
     testKit.close();
   }
 
-  private Result<NodeRecord> send(Function<ActorRef<Result<NodeRecord>>, NodeEntity.Command> command) {
+  private Result<NodeRecord> send(
+      Function<ActorRef<Result<NodeRecord>>, NodeEntity.Command> command) {
     return testKit.ask(node, command);
   }
 
@@ -54,13 +55,28 @@ class NodeEntityTest {
     return testKit.ask(node, NodeEntity.Get::new);
   }
 
-  private Result<NodeRecord> register(String user, Set<String> tags, boolean ephemeral, Instant expiry) {
-    return send(r -> new NodeEntity.Register(machine, nodeKey, user, "robot", "100.64.0.5", "fd7a:115c:a1e0::5",
-        tags, ephemeral, expiry, now, r));
+  private Result<NodeRecord> register(
+      String user, Set<String> tags, boolean ephemeral, Instant expiry) {
+    return send(
+        r ->
+            new NodeEntity.Register(
+                machine,
+                nodeKey,
+                user,
+                "robot",
+                "100.64.0.5",
+                "fd7a:115c:a1e0::5",
+                tags,
+                ephemeral,
+                expiry,
+                now,
+                r));
   }
 
   private NodeRecord changed() {
-    return ((NodeEntity.NodeChanged) published.expectMessageClass(NodeEntity.NodeChanged.class, TIMEOUT)).record();
+    return ((NodeEntity.NodeChanged)
+            published.expectMessageClass(NodeEntity.NodeChanged.class, TIMEOUT))
+        .record();
   }
 
   @Test
@@ -68,8 +84,22 @@ class NodeEntityTest {
     assertEquals(Optional.empty(), get());
     Instant expiry = now.plus(Duration.ofDays(90));
     NodeRecord record = ok(register("alice", Set.of("tag:robot"), true, expiry));
-    assertEquals(new NodeRecord(5, machine, nodeKey, "alice", "robot", "100.64.0.5", "fd7a:115c:a1e0::5",
-        Set.of("tag:robot"), true, now, expiry, false, false), record);
+    assertEquals(
+        new NodeRecord(
+            5,
+            machine,
+            nodeKey,
+            "alice",
+            "robot",
+            "100.64.0.5",
+            "fd7a:115c:a1e0::5",
+            Set.of("tag:robot"),
+            true,
+            now,
+            expiry,
+            false,
+            false),
+        record);
     assertEquals(record, changed());
     assertEquals(Optional.of(record), get());
     assertTrue(record.live(now));
@@ -88,7 +118,9 @@ class NodeEntityTest {
     assertEquals("gripper", ok(send(r -> new NodeEntity.Rename("gripper", r))).hostname());
     assertEquals("gripper", changed().hostname());
 
-    assertEquals(Set.of("tag:a", "tag:b"), ok(send(r -> new NodeEntity.SetTags(Set.of("tag:b", "tag:a"), r))).tags());
+    assertEquals(
+        Set.of("tag:a", "tag:b"),
+        ok(send(r -> new NodeEntity.SetTags(Set.of("tag:b", "tag:a"), r))).tags());
     assertEquals(Set.of("tag:a", "tag:b"), changed().tags());
 
     Instant expiredAt = now.plusSeconds(5);
@@ -104,38 +136,139 @@ class NodeEntityTest {
 
     // Re-login with a new key: new user, tags and key; flags cleared; created-at kept.
     String newNodeKey = randomKey();
-    NodeRecord again = ok(send(r -> new NodeEntity.Register(machine, newNodeKey, "bob", "gripper", "100.64.0.5",
-        "fd7a:115c:a1e0::5", Set.of("tag:c"), true, null, now.plusSeconds(60), r)));
-    assertEquals(new NodeRecord(5, machine, newNodeKey, "bob", "gripper", "100.64.0.5", "fd7a:115c:a1e0::5",
-        Set.of("tag:c"), true, now, null, false, false), again);
+    NodeRecord again =
+        ok(
+            send(
+                r ->
+                    new NodeEntity.Register(
+                        machine,
+                        newNodeKey,
+                        "bob",
+                        "gripper",
+                        "100.64.0.5",
+                        "fd7a:115c:a1e0::5",
+                        Set.of("tag:c"),
+                        true,
+                        null,
+                        now.plusSeconds(60),
+                        r)));
+    assertEquals(
+        new NodeRecord(
+            5,
+            machine,
+            newNodeKey,
+            "bob",
+            "gripper",
+            "100.64.0.5",
+            "fd7a:115c:a1e0::5",
+            Set.of("tag:c"),
+            true,
+            now,
+            null,
+            false,
+            false),
+        again);
     assertEquals(again, changed());
 
     // Repeating a change persists and publishes nothing.
     ok(send(r -> new NodeEntity.Rename("gripper", r)));
-    ok(send(r -> new NodeEntity.Register(machine, newNodeKey, "bob", "gripper", "100.64.0.5",
-        "fd7a:115c:a1e0::5", Set.of("tag:c"), true, null, now.plusSeconds(90), r)));
+    ok(
+        send(
+            r ->
+                new NodeEntity.Register(
+                    machine,
+                    newNodeKey,
+                    "bob",
+                    "gripper",
+                    "100.64.0.5",
+                    "fd7a:115c:a1e0::5",
+                    Set.of("tag:c"),
+                    true,
+                    null,
+                    now.plusSeconds(90),
+                    r)));
     published.expectNoMessage(Duration.ofMillis(100));
   }
 
   @Test
   void rejectsInvalidInput() {
-    assertEquals(Code.INVALID, code(send(r -> new NodeEntity.Register("short", nodeKey, "alice", "robot", "100.64.0.5",
-        "fd7a:115c:a1e0::5", Set.of(), false, null, now, r))));
-    assertEquals(Code.INVALID, code(send(r -> new NodeEntity.Register(machine, nodeKey + "=", "alice", "robot",
-        "100.64.0.5", "fd7a:115c:a1e0::5", Set.of(), false, null, now, r))));
+    assertEquals(
+        Code.INVALID,
+        code(
+            send(
+                r ->
+                    new NodeEntity.Register(
+                        "short",
+                        nodeKey,
+                        "alice",
+                        "robot",
+                        "100.64.0.5",
+                        "fd7a:115c:a1e0::5",
+                        Set.of(),
+                        false,
+                        null,
+                        now,
+                        r))));
+    assertEquals(
+        Code.INVALID,
+        code(
+            send(
+                r ->
+                    new NodeEntity.Register(
+                        machine,
+                        nodeKey + "=",
+                        "alice",
+                        "robot",
+                        "100.64.0.5",
+                        "fd7a:115c:a1e0::5",
+                        Set.of(),
+                        false,
+                        null,
+                        now,
+                        r))));
     assertEquals(Code.INVALID, code(register("alice", Set.of("robot"), false, null)));
     assertEquals(Code.INVALID, code(register("", Set.of(), false, null)));
     assertEquals(Code.INVALID, code(register("alice", Set.of(), false, now.minusSeconds(1))));
-    assertEquals(Code.INVALID, code(send(r -> new NodeEntity.Register(machine, nodeKey, "alice", "Bad Name",
-        "100.64.0.5", "fd7a:115c:a1e0::5", Set.of(), false, null, now, r))));
+    assertEquals(
+        Code.INVALID,
+        code(
+            send(
+                r ->
+                    new NodeEntity.Register(
+                        machine,
+                        nodeKey,
+                        "alice",
+                        "Bad Name",
+                        "100.64.0.5",
+                        "fd7a:115c:a1e0::5",
+                        Set.of(),
+                        false,
+                        null,
+                        now,
+                        r))));
     assertEquals(Optional.empty(), get());
 
     ok(register("alice", Set.of(), false, null));
     assertEquals(Code.INVALID, code(send(r -> new NodeEntity.RotateNodeKey("AAAA", r))));
     assertEquals(Code.INVALID, code(send(r -> new NodeEntity.Rename("-x-", r))));
     assertEquals(Code.INVALID, code(send(r -> new NodeEntity.SetTags(Set.of("tag:UPPER"), r))));
-    assertEquals(Code.CONFLICT, code(send(r -> new NodeEntity.Register(randomKey(), nodeKey, "alice", "robot",
-        "100.64.0.5", "fd7a:115c:a1e0::5", Set.of(), false, null, now, r))));
+    assertEquals(
+        Code.CONFLICT,
+        code(
+            send(
+                r ->
+                    new NodeEntity.Register(
+                        randomKey(),
+                        nodeKey,
+                        "alice",
+                        "robot",
+                        "100.64.0.5",
+                        "fd7a:115c:a1e0::5",
+                        Set.of(),
+                        false,
+                        null,
+                        now,
+                        r))));
   }
 
   @Test
@@ -153,7 +286,9 @@ class NodeEntityTest {
     NodeRecord record = ok(register("alice", Set.of(), false, null));
     changed();
     assertEquals(record, ok(send(NodeEntity.Delete::new)));
-    assertEquals(new NodeEntity.NodeRemoved(5, "alice"), published.expectMessageClass(NodeEntity.NodeRemoved.class, TIMEOUT));
+    assertEquals(
+        new NodeEntity.NodeRemoved(5, "alice"),
+        published.expectMessageClass(NodeEntity.NodeRemoved.class, TIMEOUT));
     assertEquals(Optional.empty(), get());
     assertEquals(Code.NOT_FOUND, code(register("alice", Set.of(), false, null)));
     assertEquals(Code.NOT_FOUND, code(send(NodeEntity.Logout::new)));

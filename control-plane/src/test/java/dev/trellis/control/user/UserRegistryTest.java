@@ -60,7 +60,8 @@ class UserRegistryTest {
   void rejectsDuplicatesAndInvalidNames() {
     ok(create("alice"));
     assertEquals(Code.ALREADY_EXISTS, code(create("alice")));
-    for (String bad : new String[] {"", "Alice", "-alice", ".a", "a b", "a/b", "x".repeat(64), null}) {
+    for (String bad :
+        new String[] {"", "Alice", "-alice", ".a", "a b", "a/b", "x".repeat(64), null}) {
       assertEquals(Code.INVALID, code(create(bad)), "name " + bad);
     }
     for (String good : new String[] {"a", "0", "ops.team_1@site-b", "x".repeat(63)}) {
@@ -85,17 +86,26 @@ class UserRegistryTest {
   @Test
   void deletesOnlyUsersWithoutNodes() {
     ok(create("alice"));
-    assertEquals(Code.NOT_FOUND, code(testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("bob", r))));
+    assertEquals(
+        Code.NOT_FOUND,
+        code(
+            testKit.ask(
+                users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("bob", r))));
 
     users.tell(new UserRegistry.AttachNode("alice", 1));
     users.tell(new UserRegistry.AttachNode("alice", 2));
-    Result<User> refused = testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r));
+    Result<User> refused =
+        testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r));
     assertEquals(Code.CONFLICT, code(refused));
     assertTrue(((Result.Rejected<User>) refused).message().contains("2 nodes"), refused.toString());
 
     users.tell(new UserRegistry.DetachNode("alice", 1));
     users.tell(new UserRegistry.DetachNode("alice", 2));
-    assertEquals("alice", ok(testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r))).name());
+    assertEquals(
+        "alice",
+        ok(testKit.ask(
+                users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r)))
+            .name());
     assertFalse(get("alice").isPresent());
     // Ids are not reused after a delete.
     assertEquals(2, ok(create("alice")).id());
@@ -118,7 +128,11 @@ class UserRegistryTest {
     assertEquals(1, get("alice").orElseThrow().nodeCount());
     assertEquals(Optional.empty(), get("bob"));
     assertEquals(111, testKit.ask(users, UserRegistry.ListUsers::new).size());
-    assertEquals(Code.CONFLICT, code(testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r))));
+    assertEquals(
+        Code.CONFLICT,
+        code(
+            testKit.ask(
+                users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r))));
     assertEquals(113, ok(create("carol")).id());
   }
 }

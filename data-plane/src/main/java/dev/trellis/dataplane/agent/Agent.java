@@ -31,11 +31,11 @@ import org.slf4j.LoggerFactory;
  * The node agent: carries out the local API's commands (up, down, logout, status, netcheck, ping)
  * and keeps the WireGuard device's peers and the interface's addresses and routes equal to the
  * network map that the {@link ControlConnection} receives. The parts it wires: the control
- * connection (login, backoff, keepalive), {@link PeerReconciler} (map → device peers),
- * {@link EndpointReporter} (where this node can be reached), and, with path discovery,
- * {@link PeerPaths} (each peer's direct or relayed path; the device's transport) and
- * {@link RelayConnections} (relay connections and the home relay). The device and its peers keep
- * running while the server is unreachable: known peers stay reachable.
+ * connection (login, backoff, keepalive), {@link PeerReconciler} (map → device peers), {@link
+ * EndpointReporter} (where this node can be reached), and, with path discovery, {@link PeerPaths}
+ * (each peer's direct or relayed path; the device's transport) and {@link RelayConnections} (relay
+ * connections and the home relay). The device and its peers keep running while the server is
+ * unreachable: known peers stay reachable.
  *
  * <p>Threads: all of the agent's own state, the control connection's, the reconciler's and the
  * endpoint reporter's live on one loop thread ("trellis-agent"); control-channel callbacks and
@@ -43,505 +43,656 @@ import org.slf4j.LoggerFactory;
  * they arrived. {@link #status()} reads the path and relay threads' published snapshots only.
  */
 public final class Agent implements AgentControl, AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
+  private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
 
-    private final AgentState state;
-    private final Device device;
-    private final String interfaceName;
-    private final NetworkConfigurator network;
-    private final PeerReconciler peers;
-    private final ScheduledExecutorService loop;
-    private final ControlConnection control;
-    private final EndpointReporter endpoints;
-    /** Both null in tests that run without relay or path discovery. */
-    private final PeerPaths paths;
-    private final RelayConnections relays;
+  private final AgentState state;
+  private final Device device;
+  private final String interfaceName;
+  private final NetworkConfigurator network;
+  private final PeerReconciler peers;
+  private final ScheduledExecutorService loop;
+  private final ControlConnection control;
+  private final EndpointReporter endpoints;
 
-    // ---- loop-thread state ----
-    private NodeInfo self;
-    private ControlMessage.NetworkInfo networkInfo;
-    private String lastError;
+  /** Both null in tests that run without relay or path discovery. */
+  private final PeerPaths paths;
 
-    /** Without path discovery: peers are reached at their map endpoints only. */
-    public Agent(AgentState state, Device device, String interfaceName, NetworkConfigurator network,
-                 ControlConnection.Connector connector, Supplier<List<String>> endpointScanner) {
-        this(state, device, interfaceName, network, connector, endpointScanner, null, null);
+  private final RelayConnections relays;
+
+  // ---- loop-thread state ----
+  private NodeInfo self;
+  private ControlMessage.NetworkInfo networkInfo;
+  private String lastError;
+
+  /** Without path discovery: peers are reached at their map endpoints only. */
+  public Agent(
+      AgentState state,
+      Device device,
+      String interfaceName,
+      NetworkConfigurator network,
+      ControlConnection.Connector connector,
+      Supplier<List<String>> endpointScanner) {
+    this(state, device, interfaceName, network, connector, endpointScanner, null, null);
+  }
+
+  /**
+   * With path discovery: {@code paths} becomes the device's transport, and peers are reached
+   * through the relay until a direct path is found.
+   */
+  public Agent(
+      AgentState state,
+      Device device,
+      String interfaceName,
+      NetworkConfigurator network,
+      ControlConnection.Connector connector,
+      Supplier<List<String>> endpointScanner,
+      PeerPaths paths,
+      HttpClient http) {
+    this.state = state;
+    this.device = device;
+    this.interfaceName = interfaceName;
+    this.network = network;
+    this.paths = paths;
+    this.loop =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "trellis-agent");
+              t.setDaemon(true);
+              return t;
+            });
+    this.relays =
+        paths == null
+            ? null
+            : new RelayConnections(
+                paths::receiveRelayed,
+                http,
+                state.nodePrivateKey(),
+                System.getenv("TRELLIS_HOME_RELAY"),
+                home -> runOnLoop(this::checkEndpoints));
+    if (paths != null) {
+      paths.setRelay(relays);
+      paths.attach();
     }
+    this.peers =
+        new PeerReconciler(device, address -> HostEndpoints.hasFamily(interfaceName, address));
+    this.endpoints =
+        new EndpointReporter(
+            loop,
+            endpointScanner,
+            paths,
+            () -> relays == null ? null : relays.homeRegion(),
+            () -> state.saved().loginServer());
+    this.control =
+        new ControlConnection(
+            loop,
+            connector,
+            state.machinePrivateKey(),
+            new Sessions(),
+            () -> state.saved().loggedIn() && state.saved().wantRunning(),
+            () -> state.saved().loginServer(),
+            () ->
+                networkInfo == null || networkInfo.controlUrls() == null
+                    ? List.of()
+                    : networkInfo.controlUrls());
+  }
 
-    /**
-     * With path discovery: {@code paths} becomes the device's transport, and peers are reached
-     * through the relay until a direct path is found.
-     */
-    public Agent(AgentState state, Device device, String interfaceName, NetworkConfigurator network,
-                 ControlConnection.Connector connector, Supplier<List<String>> endpointScanner, PeerPaths paths,
-                 HttpClient http) {
-        this.state = state;
-        this.device = device;
-        this.interfaceName = interfaceName;
-        this.network = network;
-        this.paths = paths;
-        this.loop = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "trellis-agent");
-            t.setDaemon(true);
-            return t;
-        });
-        this.relays = paths == null ? null : new RelayConnections(paths::receiveRelayed, http, state.nodePrivateKey(),
-                System.getenv("TRELLIS_HOME_RELAY"), home -> runOnLoop(this::checkEndpoints));
-        if (paths != null) {
-            paths.setRelay(relays);
-            paths.attach();
-        }
-        this.peers = new PeerReconciler(device, address -> HostEndpoints.hasFamily(interfaceName, address));
-        this.endpoints = new EndpointReporter(loop, endpointScanner, paths,
-                () -> relays == null ? null : relays.homeRegion(), () -> state.saved().loginServer());
-        this.control = new ControlConnection(loop, connector, state.machinePrivateKey(), new Sessions(),
-                () -> state.saved().loggedIn() && state.saved().wantRunning(), () -> state.saved().loginServer(),
-                () -> networkInfo == null || networkInfo.controlUrls() == null ? List.of() : networkInfo.controlUrls());
-    }
-
-    /** Starts the timers and, if the node was logged in and up when it stopped, resumes. */
-    public void start() {
-        control.start();
-        long check = AgentTiming.ENDPOINT_CHECK_INTERVAL.toMillis();
-        loop.scheduleWithFixedDelay(ControlConnection.guarded(this::checkEndpoints), check, check, TimeUnit.MILLISECONDS);
-        loop.scheduleWithFixedDelay(ControlConnection.guarded(() -> endpoints.refreshReflexive(this::checkEndpoints)),
-                AgentTiming.REFLEXIVE_FIRST_CHECK.toMillis(), AgentTiming.REFLEXIVE_CHECK_INTERVAL.toMillis(), TimeUnit.MILLISECONDS);
-        loop.execute(ControlConnection.guarded(() -> {
-            AgentState.Saved saved = state.saved();
-            if (saved.loggedIn() && saved.wantRunning() && saved.loginServer() != null) {
+  /** Starts the timers and, if the node was logged in and up when it stopped, resumes. */
+  public void start() {
+    control.start();
+    long check = AgentTiming.ENDPOINT_CHECK_INTERVAL.toMillis();
+    loop.scheduleWithFixedDelay(
+        ControlConnection.guarded(this::checkEndpoints), check, check, TimeUnit.MILLISECONDS);
+    loop.scheduleWithFixedDelay(
+        ControlConnection.guarded(() -> endpoints.refreshReflexive(this::checkEndpoints)),
+        AgentTiming.REFLEXIVE_FIRST_CHECK.toMillis(),
+        AgentTiming.REFLEXIVE_CHECK_INTERVAL.toMillis(),
+        TimeUnit.MILLISECONDS);
+    loop.execute(
+        ControlConnection.guarded(
+            () -> {
+              AgentState.Saved saved = state.saved();
+              if (saved.loggedIn() && saved.wantRunning() && saved.loginServer() != null) {
                 LOG.info("resuming session with " + saved.loginServer());
                 resume();
-            }
-        }));
-    }
+              }
+            }));
+  }
 
-    // ---- AgentControl ----------------------------------------------------------------------
+  // ---- AgentControl ----------------------------------------------------------------------
 
-    @Override
-    public CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname) {
-        CompletableFuture<Outcome> result = new CompletableFuture<>();
-        submit(result, () -> {
-            AgentState.Saved saved = state.saved();
-            String server = blankToNull(loginServer) != null ? loginServer.strip() : saved.loginServer();
-            if (server == null) {
-                result.complete(Outcome.failure("no login server known: pass --login-server URL"));
-                return;
-            }
-            URI uri;
-            try {
-                uri = ControlClient.normalize(URI.create(server));
-            } catch (IllegalArgumentException e) {
-                result.complete(Outcome.failure("login server must be an http:// or https:// URL, got '" + server + "'"));
-                return;
-            }
-            String host = blankToNull(hostname) != null ? hostname.strip()
-                    : saved.hostname() != null ? saved.hostname() : machineHostname();
-            String key = blankToNull(authKey);
-            ControlConnection.Session s = control.current();
-            if (s != null && s.loggedIn && key == null && s.server.equals(uri) && s.hostname.equals(host) && saved.wantRunning()) {
-                result.complete(Outcome.success(self));
-                return;
-            }
-            control.cancelReconnect();
-            control.end();
-            control.open(uri, key, host, result, false);
+  @Override
+  public CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname) {
+    CompletableFuture<Outcome> result = new CompletableFuture<>();
+    submit(
+        result,
+        () -> {
+          AgentState.Saved saved = state.saved();
+          String server =
+              blankToNull(loginServer) != null ? loginServer.strip() : saved.loginServer();
+          if (server == null) {
+            result.complete(Outcome.failure("no login server known: pass --login-server URL"));
+            return;
+          }
+          URI uri;
+          try {
+            uri = ControlClient.normalize(URI.create(server));
+          } catch (IllegalArgumentException e) {
+            result.complete(
+                Outcome.failure(
+                    "login server must be an http:// or https:// URL, got '" + server + "'"));
+            return;
+          }
+          String host =
+              blankToNull(hostname) != null
+                  ? hostname.strip()
+                  : saved.hostname() != null ? saved.hostname() : machineHostname();
+          String key = blankToNull(authKey);
+          ControlConnection.Session s = control.current();
+          if (s != null
+              && s.loggedIn
+              && key == null
+              && s.server.equals(uri)
+              && s.hostname.equals(host)
+              && saved.wantRunning()) {
+            result.complete(Outcome.success(self));
+            return;
+          }
+          control.cancelReconnect();
+          control.end();
+          control.open(uri, key, host, result, false);
         });
-        return result;
-    }
+    return result;
+  }
 
-    @Override
-    public CompletableFuture<Outcome> down() {
-        CompletableFuture<Outcome> result = new CompletableFuture<>();
-        submit(result, () -> {
-            control.cancelReconnect();
-            control.end();
-            AgentState.Saved saved = state.saved();
-            save(new AgentState.Saved(saved.loginServer(), saved.hostname(), saved.loggedIn(), false));
-            unconfigure();
+  @Override
+  public CompletableFuture<Outcome> down() {
+    CompletableFuture<Outcome> result = new CompletableFuture<>();
+    submit(
+        result,
+        () -> {
+          control.cancelReconnect();
+          control.end();
+          AgentState.Saved saved = state.saved();
+          save(
+              new AgentState.Saved(saved.loginServer(), saved.hostname(), saved.loggedIn(), false));
+          unconfigure();
+          result.complete(Outcome.success(null));
+        });
+    return result;
+  }
+
+  @Override
+  public CompletableFuture<Outcome> logout() {
+    CompletableFuture<Outcome> result = new CompletableFuture<>();
+    submit(
+        result,
+        () -> {
+          control.cancelReconnect();
+          AgentState.Saved saved = state.saved();
+          ControlConnection.Session s = control.current();
+          save(new AgentState.Saved(saved.loginServer(), saved.hostname(), false, false));
+          unconfigure();
+          self = null;
+          if (s != null && s.loggedIn) {
+            control.logout(control.detach(), result);
+            return;
+          }
+          control.end();
+          if (!saved.loggedIn() || saved.loginServer() == null) {
             result.complete(Outcome.success(null));
+            return;
+          }
+          // Not connected right now: connect just to tell the server, so it forgets this node.
+          CompletableFuture<Outcome> told = new CompletableFuture<>();
+          told.whenComplete(
+              (o, e) ->
+                  result.complete(
+                      o != null && o.ok()
+                          ? o
+                          : new Outcome(
+                              true,
+                              "logged out here, but could not tell the server: "
+                                  + (o != null ? o.error() : e),
+                              null)));
+          control.open(
+              ControlClient.normalize(URI.create(saved.loginServer())),
+              null,
+              saved.hostname() == null ? machineHostname() : saved.hostname(),
+              told,
+              true);
         });
-        return result;
-    }
+    return result;
+  }
 
-    @Override
-    public CompletableFuture<Outcome> logout() {
-        CompletableFuture<Outcome> result = new CompletableFuture<>();
-        submit(result, () -> {
-            control.cancelReconnect();
-            AgentState.Saved saved = state.saved();
-            ControlConnection.Session s = control.current();
-            save(new AgentState.Saved(saved.loginServer(), saved.hostname(), false, false));
-            unconfigure();
-            self = null;
-            if (s != null && s.loggedIn) {
-                control.logout(control.detach(), result);
-                return;
-            }
-            control.end();
-            if (!saved.loggedIn() || saved.loginServer() == null) {
-                result.complete(Outcome.success(null));
-                return;
-            }
-            // Not connected right now: connect just to tell the server, so it forgets this node.
-            CompletableFuture<Outcome> told = new CompletableFuture<>();
-            told.whenComplete((o, e) -> result.complete(o != null && o.ok() ? o
-                    : new Outcome(true, "logged out here, but could not tell the server: " + (o != null ? o.error() : e), null)));
-            control.open(ControlClient.normalize(URI.create(saved.loginServer())), null,
-                    saved.hostname() == null ? machineHostname() : saved.hostname(), told, true);
-        });
-        return result;
+  @Override
+  public AgentStatus status() {
+    try {
+      return loop.submit(this::buildStatus)
+          .get(AgentTiming.STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+    } catch (Exception e) {
+      throw new IllegalStateException("agent is not responding: " + e, e);
     }
+  }
 
-    @Override
-    public AgentStatus status() {
-        try {
-            return loop.submit(this::buildStatus).get(AgentTiming.STATUS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
-        } catch (Exception e) {
-            throw new IllegalStateException("agent is not responding: " + e, e);
-        }
+  /**
+   * Whether UDP reaches the server (a STUN binding from a fresh socket), this host's reflexive
+   * address, and the latency to every relay region (TCP connect time, best of three).
+   */
+  @Override
+  public CompletableFuture<NetcheckReport> netcheck() {
+    String server = state.saved().loginServer();
+    if (server == null) {
+      return CompletableFuture.failedFuture(
+          new IllegalStateException("not logged in: no server to check against"));
     }
-
-    /**
-     * Whether UDP reaches the server (a STUN binding from a fresh socket), this host's reflexive
-     * address, and the latency to every relay region (TCP connect time, best of three).
-     */
-    @Override
-    public CompletableFuture<NetcheckReport> netcheck() {
-        String server = state.saved().loginServer();
-        if (server == null) {
-            return CompletableFuture.failedFuture(new IllegalStateException("not logged in: no server to check against"));
-        }
-        URI uri = URI.create(server);
-        int port = AgentTiming.STUN_PORT;
-        CompletableFuture<String[]> stun = CompletableFuture.supplyAsync(() -> {
-            try {
-                InetSocketAddress reflexive = StunClient.bindingRequest(new InetSocketAddress(uri.getHost(), port), AgentTiming.STUN_TIMEOUT);
+    URI uri = URI.create(server);
+    int port = AgentTiming.STUN_PORT;
+    CompletableFuture<String[]> stun =
+        CompletableFuture.supplyAsync(
+            () -> {
+              try {
+                InetSocketAddress reflexive =
+                    StunClient.bindingRequest(
+                        new InetSocketAddress(uri.getHost(), port), AgentTiming.STUN_TIMEOUT);
                 return new String[] {Endpoints.format(reflexive), null};
-            } catch (IOException e) {
-                return new String[] {null, "no STUN answer from " + uri.getHost() + ":" + port + " (" + e.getMessage() + ")"};
-            }
-        });
-        CompletableFuture<List<RelayProbe.RelayResult>> regions = relays == null
-                ? CompletableFuture.completedFuture(List.of())
-                : relays.measure();
-        return stun.thenCombine(regions, (st, list) -> new NetcheckReport(st[0] != null, st[0], st[1],
+              } catch (IOException e) {
+                return new String[] {
+                  null,
+                  "no STUN answer from " + uri.getHost() + ":" + port + " (" + e.getMessage() + ")"
+                };
+              }
+            });
+    CompletableFuture<List<RelayProbe.RelayResult>> regions =
+        relays == null ? CompletableFuture.completedFuture(List.of()) : relays.measure();
+    return stun.thenCombine(
+        regions,
+        (st, list) ->
+            new NetcheckReport(
+                st[0] != null,
+                st[0],
+                st[1],
                 relays == null ? null : relays.homeRegion(),
-                list.stream().map(r -> new RelayLatency(r.relay().region(), r.relay().url(), r.millis(), r.error())).toList()));
-    }
+                list.stream()
+                    .map(
+                        r ->
+                            new RelayLatency(
+                                r.relay().region(), r.relay().url(), r.millis(), r.error()))
+                    .toList()));
+  }
 
-    /** One disco ping to a peer (by hostname or overlay address) over its current path. */
-    @Override
-    public CompletableFuture<PeerPaths.PingResult> ping(String peer) {
-        if (paths == null) {
-            return CompletableFuture.failedFuture(new IllegalStateException("path discovery is off"));
-        }
-        CompletableFuture<String> key = new CompletableFuture<>();
-        loop.execute(() -> {
-            for (NodeInfo n : peers.nodes()) {
-                boolean byAddress = n.addresses() != null && n.addresses().stream().map(PeerReconciler::stripLength).anyMatch(peer::equals);
-                if (peer.equals(n.hostname()) || byAddress) {
-                    key.complete(n.nodeKey());
-                    return;
-                }
+  /** One disco ping to a peer (by hostname or overlay address) over its current path. */
+  @Override
+  public CompletableFuture<PeerPaths.PingResult> ping(String peer) {
+    if (paths == null) {
+      return CompletableFuture.failedFuture(new IllegalStateException("path discovery is off"));
+    }
+    CompletableFuture<String> key = new CompletableFuture<>();
+    loop.execute(
+        () -> {
+          for (NodeInfo n : peers.nodes()) {
+            boolean byAddress =
+                n.addresses() != null
+                    && n.addresses().stream()
+                        .map(PeerReconciler::stripLength)
+                        .anyMatch(peer::equals);
+            if (peer.equals(n.hostname()) || byAddress) {
+              key.complete(n.nodeKey());
+              return;
             }
-            key.completeExceptionally(new IllegalArgumentException("no peer named " + peer));
+          }
+          key.completeExceptionally(new IllegalArgumentException("no peer named " + peer));
         });
-        return key.thenCompose(k -> paths.ping(k).thenApply(r -> {
-            if (!r.path().equals("relay")) {
-                return r;
-            }
-            String region = relays.regionFor(Base64.getDecoder().decode(k));
-            return new PeerPaths.PingResult("relay " + (region == null ? "?" : region), r.rttNanos());
-        }));
-    }
+    return key.thenCompose(
+        k ->
+            paths
+                .ping(k)
+                .thenApply(
+                    r -> {
+                      if (!r.path().equals("relay")) {
+                        return r;
+                      }
+                      String region = relays.regionFor(Base64.getDecoder().decode(k));
+                      return new PeerPaths.PingResult(
+                          "relay " + (region == null ? "?" : region), r.rttNanos());
+                    }));
+  }
 
-    private void submit(CompletableFuture<Outcome> result, Runnable task) {
-        try {
-            loop.execute(() -> {
-                try {
-                    task.run();
-                } catch (RuntimeException e) {
-                    LOG.warn("agent command failed", e);
-                    result.complete(Outcome.failure("internal error: " + e));
-                }
-            });
-        } catch (RejectedExecutionException e) {
-            result.complete(Outcome.failure("the agent is shutting down"));
-        }
-    }
-
-    private void runOnLoop(Runnable task) {
-        try {
-            loop.execute(ControlConnection.guarded(task));
-        } catch (RejectedExecutionException e) {
-            // shutting down
-        }
-    }
-
-    // ---- what the control connection reports (loop thread) -----------------------------------
-
-    private void resume() {
-        AgentState.Saved saved = state.saved();
-        String problem = control.resume(saved.hostname() == null ? machineHostname() : saved.hostname());
-        if (problem != null) {
-            lastError = problem;
-        }
-    }
-
-    private final class Sessions implements ControlConnection.Listener {
-        @Override
-        public ControlMessage.Login login(ControlConnection.Session s) {
-            return new ControlMessage.Login(state.nodePublicKeyBase64(), s.authKey, s.hostname, operatingSystem(), endpoints.forLogin());
-        }
-
-        @Override
-        public void onLoginResult(ControlConnection.Session s, ControlMessage.LoginResult r) {
-            loginResult(s, r);
-        }
-
-        @Override
-        public void onMessage(ControlConnection.Session s, ControlMessage message) {
-            applyMap(s, message);
-        }
-
-        @Override
-        public void onFailed(ControlConnection.Session s, String message) {
-            lastError = message;
-        }
-
-        @Override
-        public void reconnectDue() {
-            resume();
-        }
-    }
-
-    private void loginResult(ControlConnection.Session s, ControlMessage.LoginResult r) {
-        if (r.ok()) {
-            control.loggedIn(s);
-            lastError = null;
-            self = r.self();
-            if (s.logoutAfterLogin) {
-                control.logout(control.detach(), s.pendingUp);
-                return;
-            }
-            save(new AgentState.Saved(ControlConnection.display(s.server), s.hostname, true, true));
-            if (relays != null && networkInfo != null) {
-                // A first login learns the relay map from the full map that follows.
-                relays.setRelayMap(networkInfo.relays(), s.server);
-            }
-            LOG.info("logged in to " + ControlConnection.display(s.server) + " as " + (self == null ? s.hostname : self.hostname()));
-            s.answer(Outcome.success(self));
-            return;
-        }
-        String message = ControlConnection.rejection(s.server, r.code(), r.error());
-        control.refused(s);
-        lastError = message;
-        LOG.warn(message);
-        s.answer(Outcome.failure(message));
-        if ("UNAVAILABLE".equals(r.code())) {
-            // The server could not answer yet (e.g. a replica is still taking over a lost one's
-            // shards): nothing was refused, so keep the registration and the tunnels, and try again.
-            control.reconnectIfWanted();
-            return;
-        }
-        if (s.authKey == null) {
-            // The server no longer accepts this machine without a key: expired, deleted or logged out.
-            AgentState.Saved saved = state.saved();
-            save(new AgentState.Saved(saved.loginServer(), saved.hostname(), false, false));
-            unconfigure();
-            self = null;
-        } else {
-            control.reconnectIfWanted(); // a bad new key leaves an existing registration in place
-        }
-    }
-
-    // ---- applying the map (loop thread) --------------------------------------------------------
-
-    private void applyMap(ControlConnection.Session s, ControlMessage message) {
-        switch (message) {
-            case ControlMessage.FullMap m -> {
-                self = m.self() != null ? m.self() : self;
-                networkInfo = m.network();
-                peers.replaceAll(m.peers());
-                configureInterface();
-                updatePaths();
-                if (relays != null) {
-                    relays.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
-                }
-            }
-            case ControlMessage.NetworkUpdate u -> {
-                networkInfo = u.network();
-                if (relays != null && networkInfo != null) {
-                    relays.setRelayMap(networkInfo.relays(), s.server);
-                }
-            }
-            case ControlMessage.MapDelta d -> {
-                if (d.self() != null) {
-                    self = d.self();
-                    configureInterface();
-                }
-                peers.apply(d.upserted(), d.removed());
-                updatePaths();
-            }
-            case ControlMessage.Goodbye g -> {
-                lastError = "the server ended the session: " + g.reason();
-                LOG.warn(lastError);
-            }
-            default -> LOG.debug("ignoring " + message.getClass().getSimpleName());
-        }
-    }
-
-    /** Tells the paths every peer and the endpoints the map lists for it, and the relays where each peer lives. */
-    private void updatePaths() {
-        if (paths == null) {
-            return;
-        }
-        Map<String, List<InetSocketAddress>> candidates = new HashMap<>();
-        Map<String, String> regions = new HashMap<>();
-        for (NodeInfo n : peers.nodes()) {
-            List<InetSocketAddress> list = new ArrayList<>();
-            for (String e : n.endpoints() == null ? List.<String>of() : n.endpoints()) {
-                InetSocketAddress a = Endpoints.parseOrNull(e);
-                if (a != null) {
-                    list.add(a);
-                }
-            }
-            candidates.put(n.nodeKey(), list);
-            regions.put(n.nodeKey(), n.homeRelay());
-        }
-        paths.setPeers(candidates);
-        relays.setPeerRegions(regions);
-    }
-
-    private void configureInterface() {
-        if (self == null) {
-            return;
-        }
-        List<InetAddress> addresses = new ArrayList<>();
-        for (String a : self.addresses() == null ? List.<String>of() : self.addresses()) {
+  private void submit(CompletableFuture<Outcome> result, Runnable task) {
+    try {
+      loop.execute(
+          () -> {
             try {
-                addresses.add(AllowedIps.Prefix.parse(PeerReconciler.stripLength(a)).address());
-            } catch (IllegalArgumentException e) {
-                LOG.warn("ignoring unusable own address '" + a + "'");
+              task.run();
+            } catch (RuntimeException e) {
+              LOG.warn("agent command failed", e);
+              result.complete(Outcome.failure("internal error: " + e));
             }
-        }
-        List<String> routes = new ArrayList<>();
-        if (networkInfo != null) {
-            for (String prefix : new String[] {networkInfo.ipv4Prefix(), networkInfo.ipv6Prefix()}) {
-                if (prefix != null && !prefix.isBlank()) {
-                    routes.add(prefix.strip());
-                }
-            }
-        }
-        try {
-            network.apply(addresses, routes);
-        } catch (IOException e) {
-            lastError = "cannot configure " + interfaceName + ": " + e.getMessage();
-            LOG.warn(lastError);
-        }
+          });
+    } catch (RejectedExecutionException e) {
+      result.complete(Outcome.failure("the agent is shutting down"));
     }
+  }
 
-    private void unconfigure() {
-        peers.clear();
-        network.clear();
-        if (relays != null) {
-            relays.disconnect();
-        }
-        updatePaths();
+  private void runOnLoop(Runnable task) {
+    try {
+      loop.execute(ControlConnection.guarded(task));
+    } catch (RejectedExecutionException e) {
+      // shutting down
     }
+  }
 
-    private void checkEndpoints() {
-        endpoints.check(control.loggedIn());
+  // ---- what the control connection reports (loop thread) -----------------------------------
+
+  private void resume() {
+    AgentState.Saved saved = state.saved();
+    String problem =
+        control.resume(saved.hostname() == null ? machineHostname() : saved.hostname());
+    if (problem != null) {
+      lastError = problem;
     }
+  }
 
-    // ---- status (loop thread) ------------------------------------------------------------------
-
-    private AgentStatus buildStatus() {
-        AgentState.Saved saved = state.saved();
-        boolean connected = control.current() != null && control.current().loggedIn;
-        String backend = !saved.loggedIn() ? AgentStatus.NEEDS_LOGIN : !saved.wantRunning() ? AgentStatus.STOPPED : AgentStatus.RUNNING;
-        AgentStatus.Self me = new AgentStatus.Self(
-                self != null ? self.hostname() : saved.hostname() != null ? saved.hostname() : machineHostname(),
-                self != null && self.addresses() != null && saved.loggedIn() ? self.addresses().stream().map(PeerReconciler::stripLength).toList() : List.of(),
-                state.nodePublicKeyBase64(), connected);
-        Map<String, Device.PeerStatus> stats = new HashMap<>();
-        for (Device.PeerStatus p : device.peerStatuses()) {
-            stats.put(Base64.getEncoder().encodeToString(p.publicKey()), p);
-        }
-        Map<String, PeerPath.Status> pathStatus = paths == null ? Map.of() : paths.statuses();
-        List<AgentStatus.Peer> list = new ArrayList<>();
-        for (NodeInfo n : peers.nodes()) {
-            Device.PeerStatus d = stats.get(n.nodeKey());
-            PeerPath.Status path = pathStatus.get(n.nodeKey());
-            String region = relays == null ? null : relays.regionFor(Base64.getDecoder().decode(n.nodeKey()));
-            String pathName = path != null && path.direct() ? "direct" : region != null ? "relay" : "direct";
-            list.add(new AgentStatus.Peer(n.id(), n.hostname(),
-                    n.addresses() == null ? List.of() : n.addresses().stream().map(PeerReconciler::stripLength).toList(),
-                    n.nodeKey(), n.online(), n.lastSeen(), n.endpoints() == null ? List.of() : n.endpoints(),
-                    d == null || d.endpoint() == null ? null : Endpoints.format(d.endpoint()),
-                    d == null || d.lastHandshakeEpochNanos() == 0 ? null : Instant.ofEpochSecond(0, d.lastHandshakeEpochNanos()),
-                    d == null ? 0 : d.rxBytes(), d == null ? 0 : d.txBytes(),
-                    pathName, pathName.equals("relay") ? region : null));
-        }
-        return new AgentStatus(backend, saved.loginServer(), connected, lastError, interfaceName, device.listenPort(), me, list);
-    }
-
-    // ---- helpers -----------------------------------------------------------------------------
-
-    private void save(AgentState.Saved saved) {
-        try {
-            state.save(saved);
-        } catch (IOException e) {
-            lastError = "cannot write state: " + e.getMessage();
-            LOG.warn(lastError, e);
-        }
-    }
-
-    private static String blankToNull(String s) {
-        return s == null || s.isBlank() ? null : s;
-    }
-
-    static String operatingSystem() {
-        return System.getProperty("os.name", "unknown").toLowerCase();
-    }
-
-    /** The kernel's hostname, else what the JDK resolves, else "node". */
-    public static String machineHostname() {
-        try {
-            String name = Files.readString(Path.of("/proc/sys/kernel/hostname")).strip();
-            if (!name.isEmpty()) {
-                return name;
-            }
-        } catch (IOException | RuntimeException ignored) {
-            // not Linux
-        }
-        try {
-            return InetAddress.getLocalHost().getHostName();
-        } catch (IOException e) {
-            return "node";
-        }
-    }
-
-    /** Stops talking to the server; leaves the device to its owner (peers keep working until it closes). */
+  private final class Sessions implements ControlConnection.Listener {
     @Override
-    public void close() {
-        CompletableFuture<Void> done = new CompletableFuture<>();
-        try {
-            loop.execute(() -> {
-                control.cancelReconnect();
-                control.end();
-                done.complete(null);
-            });
-            done.get(5, TimeUnit.SECONDS);
-        } catch (Exception ignored) {
-            // already stopped
-        }
-        loop.shutdownNow();
-        if (relays != null) {
-            relays.close();
-        }
-        if (paths != null) {
-            paths.close();
-        }
+    public ControlMessage.Login login(ControlConnection.Session s) {
+      return new ControlMessage.Login(
+          state.nodePublicKeyBase64(),
+          s.authKey,
+          s.hostname,
+          operatingSystem(),
+          endpoints.forLogin());
     }
+
+    @Override
+    public void onLoginResult(ControlConnection.Session s, ControlMessage.LoginResult r) {
+      loginResult(s, r);
+    }
+
+    @Override
+    public void onMessage(ControlConnection.Session s, ControlMessage message) {
+      applyMap(s, message);
+    }
+
+    @Override
+    public void onFailed(ControlConnection.Session s, String message) {
+      lastError = message;
+    }
+
+    @Override
+    public void reconnectDue() {
+      resume();
+    }
+  }
+
+  private void loginResult(ControlConnection.Session s, ControlMessage.LoginResult r) {
+    if (r.ok()) {
+      control.loggedIn(s);
+      lastError = null;
+      self = r.self();
+      if (s.logoutAfterLogin) {
+        control.logout(control.detach(), s.pendingUp);
+        return;
+      }
+      save(new AgentState.Saved(ControlConnection.display(s.server), s.hostname, true, true));
+      if (relays != null && networkInfo != null) {
+        // A first login learns the relay map from the full map that follows.
+        relays.setRelayMap(networkInfo.relays(), s.server);
+      }
+      LOG.info(
+          "logged in to "
+              + ControlConnection.display(s.server)
+              + " as "
+              + (self == null ? s.hostname : self.hostname()));
+      s.answer(Outcome.success(self));
+      return;
+    }
+    String message = ControlConnection.rejection(s.server, r.code(), r.error());
+    control.refused(s);
+    lastError = message;
+    LOG.warn(message);
+    s.answer(Outcome.failure(message));
+    if ("UNAVAILABLE".equals(r.code())) {
+      // The server could not answer yet (e.g. a replica is still taking over a lost one's
+      // shards): nothing was refused, so keep the registration and the tunnels, and try again.
+      control.reconnectIfWanted();
+      return;
+    }
+    if (s.authKey == null) {
+      // The server no longer accepts this machine without a key: expired, deleted or logged out.
+      AgentState.Saved saved = state.saved();
+      save(new AgentState.Saved(saved.loginServer(), saved.hostname(), false, false));
+      unconfigure();
+      self = null;
+    } else {
+      control.reconnectIfWanted(); // a bad new key leaves an existing registration in place
+    }
+  }
+
+  // ---- applying the map (loop thread) --------------------------------------------------------
+
+  private void applyMap(ControlConnection.Session s, ControlMessage message) {
+    switch (message) {
+      case ControlMessage.FullMap m -> {
+        self = m.self() != null ? m.self() : self;
+        networkInfo = m.network();
+        peers.replaceAll(m.peers());
+        configureInterface();
+        updatePaths();
+        if (relays != null) {
+          relays.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
+        }
+      }
+      case ControlMessage.NetworkUpdate u -> {
+        networkInfo = u.network();
+        if (relays != null && networkInfo != null) {
+          relays.setRelayMap(networkInfo.relays(), s.server);
+        }
+      }
+      case ControlMessage.MapDelta d -> {
+        if (d.self() != null) {
+          self = d.self();
+          configureInterface();
+        }
+        peers.apply(d.upserted(), d.removed());
+        updatePaths();
+      }
+      case ControlMessage.Goodbye g -> {
+        lastError = "the server ended the session: " + g.reason();
+        LOG.warn(lastError);
+      }
+      default -> LOG.debug("ignoring " + message.getClass().getSimpleName());
+    }
+  }
+
+  /**
+   * Tells the paths every peer and the endpoints the map lists for it, and the relays where each
+   * peer lives.
+   */
+  private void updatePaths() {
+    if (paths == null) {
+      return;
+    }
+    Map<String, List<InetSocketAddress>> candidates = new HashMap<>();
+    Map<String, String> regions = new HashMap<>();
+    for (NodeInfo n : peers.nodes()) {
+      List<InetSocketAddress> list = new ArrayList<>();
+      for (String e : n.endpoints() == null ? List.<String>of() : n.endpoints()) {
+        InetSocketAddress a = Endpoints.parseOrNull(e);
+        if (a != null) {
+          list.add(a);
+        }
+      }
+      candidates.put(n.nodeKey(), list);
+      regions.put(n.nodeKey(), n.homeRelay());
+    }
+    paths.setPeers(candidates);
+    relays.setPeerRegions(regions);
+  }
+
+  private void configureInterface() {
+    if (self == null) {
+      return;
+    }
+    List<InetAddress> addresses = new ArrayList<>();
+    for (String a : self.addresses() == null ? List.<String>of() : self.addresses()) {
+      try {
+        addresses.add(AllowedIps.Prefix.parse(PeerReconciler.stripLength(a)).address());
+      } catch (IllegalArgumentException e) {
+        LOG.warn("ignoring unusable own address '" + a + "'");
+      }
+    }
+    List<String> routes = new ArrayList<>();
+    if (networkInfo != null) {
+      for (String prefix : new String[] {networkInfo.ipv4Prefix(), networkInfo.ipv6Prefix()}) {
+        if (prefix != null && !prefix.isBlank()) {
+          routes.add(prefix.strip());
+        }
+      }
+    }
+    try {
+      network.apply(addresses, routes);
+    } catch (IOException e) {
+      lastError = "cannot configure " + interfaceName + ": " + e.getMessage();
+      LOG.warn(lastError);
+    }
+  }
+
+  private void unconfigure() {
+    peers.clear();
+    network.clear();
+    if (relays != null) {
+      relays.disconnect();
+    }
+    updatePaths();
+  }
+
+  private void checkEndpoints() {
+    endpoints.check(control.loggedIn());
+  }
+
+  // ---- status (loop thread) ------------------------------------------------------------------
+
+  private AgentStatus buildStatus() {
+    AgentState.Saved saved = state.saved();
+    boolean connected = control.current() != null && control.current().loggedIn;
+    String backend =
+        !saved.loggedIn()
+            ? AgentStatus.NEEDS_LOGIN
+            : !saved.wantRunning() ? AgentStatus.STOPPED : AgentStatus.RUNNING;
+    AgentStatus.Self me =
+        new AgentStatus.Self(
+            self != null
+                ? self.hostname()
+                : saved.hostname() != null ? saved.hostname() : machineHostname(),
+            self != null && self.addresses() != null && saved.loggedIn()
+                ? self.addresses().stream().map(PeerReconciler::stripLength).toList()
+                : List.of(),
+            state.nodePublicKeyBase64(),
+            connected);
+    Map<String, Device.PeerStatus> stats = new HashMap<>();
+    for (Device.PeerStatus p : device.peerStatuses()) {
+      stats.put(Base64.getEncoder().encodeToString(p.publicKey()), p);
+    }
+    Map<String, PeerPath.Status> pathStatus = paths == null ? Map.of() : paths.statuses();
+    List<AgentStatus.Peer> list = new ArrayList<>();
+    for (NodeInfo n : peers.nodes()) {
+      Device.PeerStatus d = stats.get(n.nodeKey());
+      PeerPath.Status path = pathStatus.get(n.nodeKey());
+      String region =
+          relays == null ? null : relays.regionFor(Base64.getDecoder().decode(n.nodeKey()));
+      String pathName =
+          path != null && path.direct() ? "direct" : region != null ? "relay" : "direct";
+      list.add(
+          new AgentStatus.Peer(
+              n.id(),
+              n.hostname(),
+              n.addresses() == null
+                  ? List.of()
+                  : n.addresses().stream().map(PeerReconciler::stripLength).toList(),
+              n.nodeKey(),
+              n.online(),
+              n.lastSeen(),
+              n.endpoints() == null ? List.of() : n.endpoints(),
+              d == null || d.endpoint() == null ? null : Endpoints.format(d.endpoint()),
+              d == null || d.lastHandshakeEpochNanos() == 0
+                  ? null
+                  : Instant.ofEpochSecond(0, d.lastHandshakeEpochNanos()),
+              d == null ? 0 : d.rxBytes(),
+              d == null ? 0 : d.txBytes(),
+              pathName,
+              pathName.equals("relay") ? region : null));
+    }
+    return new AgentStatus(
+        backend,
+        saved.loginServer(),
+        connected,
+        lastError,
+        interfaceName,
+        device.listenPort(),
+        me,
+        list);
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  private void save(AgentState.Saved saved) {
+    try {
+      state.save(saved);
+    } catch (IOException e) {
+      lastError = "cannot write state: " + e.getMessage();
+      LOG.warn(lastError, e);
+    }
+  }
+
+  private static String blankToNull(String s) {
+    return s == null || s.isBlank() ? null : s;
+  }
+
+  static String operatingSystem() {
+    return System.getProperty("os.name", "unknown").toLowerCase();
+  }
+
+  /** The kernel's hostname, else what the JDK resolves, else "node". */
+  public static String machineHostname() {
+    try {
+      String name = Files.readString(Path.of("/proc/sys/kernel/hostname")).strip();
+      if (!name.isEmpty()) {
+        return name;
+      }
+    } catch (IOException | RuntimeException ignored) {
+      // not Linux
+    }
+    try {
+      return InetAddress.getLocalHost().getHostName();
+    } catch (IOException e) {
+      return "node";
+    }
+  }
+
+  /**
+   * Stops talking to the server; leaves the device to its owner (peers keep working until it
+   * closes).
+   */
+  @Override
+  public void close() {
+    CompletableFuture<Void> done = new CompletableFuture<>();
+    try {
+      loop.execute(
+          () -> {
+            control.cancelReconnect();
+            control.end();
+            done.complete(null);
+          });
+      done.get(5, TimeUnit.SECONDS);
+    } catch (Exception ignored) {
+      // already stopped
+    }
+    loop.shutdownNow();
+    if (relays != null) {
+      relays.close();
+    }
+    if (paths != null) {
+      paths.close();
+    }
+  }
 }

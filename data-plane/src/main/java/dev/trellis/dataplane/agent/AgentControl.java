@@ -1,44 +1,49 @@
 package dev.trellis.dataplane.agent;
 
-import java.util.List;
-
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 
 /** What the local API asks of the agent; the agent implements it, tests stub it. */
 public interface AgentControl {
-    /** The outcome of up/down/logout: {@code error} set when not ok; {@code self} after a login. */
-    record Outcome(boolean ok, String error, NodeInfo self) {
-        public static Outcome success(NodeInfo self) {
-            return new Outcome(true, null, self);
-        }
-
-        public static Outcome failure(String error) {
-            return new Outcome(false, error, null);
-        }
+  /** The outcome of up/down/logout: {@code error} set when not ok; {@code self} after a login. */
+  record Outcome(boolean ok, String error, NodeInfo self) {
+    public static Outcome success(NodeInfo self) {
+      return new Outcome(true, null, self);
     }
 
-    /** Logs in; null arguments fall back to the saved login server and hostname. */
-    CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname);
-
-    CompletableFuture<Outcome> down();
-
-    CompletableFuture<Outcome> logout();
-
-    AgentStatus status();
-
-    /** What `trellis netcheck` reports. */
-    record NetcheckReport(boolean udp, String reflexiveAddress, String udpError, String homeRelay, List<RelayLatency> relays) {}
-
-    /** One relay region as netcheck measured it: latency in ms, or null and why. */
-    record RelayLatency(String region, String url, Double latencyMillis, String error) {}
-
-    default CompletableFuture<NetcheckReport> netcheck() {
-        return CompletableFuture.failedFuture(new IllegalStateException("netcheck is not supported here"));
+    public static Outcome failure(String error) {
+      return new Outcome(false, error, null);
     }
+  }
 
-    /** A path-discovery ping to a peer (hostname or overlay address) over its current path. */
-    default CompletableFuture<PeerPaths.PingResult> ping(String peer) {
-        return CompletableFuture.failedFuture(new IllegalStateException("ping is not supported here"));
-    }
+  /** Logs in; null arguments fall back to the saved login server and hostname. */
+  CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname);
+
+  CompletableFuture<Outcome> down();
+
+  CompletableFuture<Outcome> logout();
+
+  AgentStatus status();
+
+  /** What `trellis netcheck` reports. */
+  record NetcheckReport(
+      boolean udp,
+      String reflexiveAddress,
+      String udpError,
+      String homeRelay,
+      List<RelayLatency> relays) {}
+
+  /** One relay region as netcheck measured it: latency in ms, or null and why. */
+  record RelayLatency(String region, String url, Double latencyMillis, String error) {}
+
+  default CompletableFuture<NetcheckReport> netcheck() {
+    return CompletableFuture.failedFuture(
+        new IllegalStateException("netcheck is not supported here"));
+  }
+
+  /** A path-discovery ping to a peer (hostname or overlay address) over its current path. */
+  default CompletableFuture<PeerPaths.PingResult> ping(String peer) {
+    return CompletableFuture.failedFuture(new IllegalStateException("ping is not supported here"));
+  }
 }

@@ -16,76 +16,99 @@ import org.slf4j.LoggerFactory;
  * (SIGTERM, or the interface was deleted).
  */
 public final class AgentDaemon {
-    public static final String DEFAULT_INTERFACE = "trellis0";
-    public static final int DEFAULT_PORT = 41641;
-    private static final Logger LOG = LoggerFactory.getLogger(AgentDaemon.class);
+  public static final String DEFAULT_INTERFACE = "trellis0";
+  public static final int DEFAULT_PORT = 41641;
+  private static final Logger LOG = LoggerFactory.getLogger(AgentDaemon.class);
 
-    /** {@code listenPort} 0 picks a random free port. */
-    public record Options(Path stateDirectory, String interfaceName, int listenPort) {}
+  /** {@code listenPort} 0 picks a random free port. */
+  public record Options(Path stateDirectory, String interfaceName, int listenPort) {}
 
-    /** A setup step failed; the message is meant for a person. */
-    public static final class StartFailure extends Exception {
-        public StartFailure(String message, Throwable cause) {
-            super(message, cause);
-        }
+  /** A setup step failed; the message is meant for a person. */
+  public static final class StartFailure extends Exception {
+    public StartFailure(String message, Throwable cause) {
+      super(message, cause);
     }
+  }
 
-    private AgentDaemon() {}
+  private AgentDaemon() {}
 
-    public static void run(Options options) throws StartFailure, InterruptedException {
-        AgentState state;
-        try {
-            state = AgentState.open(options.stateDirectory());
-        } catch (IOException e) {
-            throw new StartFailure("cannot open state directory " + options.stateDirectory() + ": " + e.getMessage(), e);
-        }
-        TunDevice tun;
-        try {
-            tun = TunDevice.open(options.interfaceName(), TunDevice.DEFAULT_MTU);
-        } catch (IOException e) {
-            throw new StartFailure("cannot create TUN device " + options.interfaceName() + ": " + e.getMessage(), e);
-        }
-        Device device = new Device(tun, Timing.fromEnvironment());
-        UapiServer uapi;
-        try {
-            device.setPrivateKey(state.nodePrivateKey());
-            device.setListenPort(options.listenPort());
-            device.start();
-        } catch (IOException e) {
-            device.close();
-            throw new StartFailure("cannot listen on UDP port " + options.listenPort() + ": " + e.getMessage(), e);
-        }
-        try {
-            uapi = UapiServer.start(device, tun.name());
-        } catch (IOException e) {
-            device.close();
-            throw new StartFailure("cannot serve the wg socket for " + tun.name() + ": " + e.getMessage(), e);
-        }
-        HttpClient http = ControlClient.newHttpClient();
-        String name = tun.name();
-        PeerPaths paths = new PeerPaths(device, state.nodePrivateKey(), () -> HostEndpoints.scan(name, device.listenPort()));
-        Agent agent = new Agent(state, device, name, new IpCommandNetwork(name),
-                (server, key, listener) -> ControlClient.connect(http, server, key, listener),
-                () -> HostEndpoints.scan(name, device.listenPort()), paths, http);
-        LocalApi api;
-        try {
-            api = LocalApi.start(state.socketPath(), agent);
-        } catch (IOException | IllegalStateException e) {
-            uapi.close();
-            device.close();
-            throw new StartFailure("cannot serve " + state.socketPath() + ": " + e.getMessage(), e);
-        }
-        agent.start();
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            api.close();
-            agent.close();
-            uapi.close();
-            device.close();
-        }, "trellis-agent-shutdown"));
-        LOG.info("agent up: interface " + name + ", UDP port " + device.listenPort() + ", local API " + api.path());
-        device.awaitClosed();
-        api.close();
-        agent.close();
-        uapi.close();
+  public static void run(Options options) throws StartFailure, InterruptedException {
+    AgentState state;
+    try {
+      state = AgentState.open(options.stateDirectory());
+    } catch (IOException e) {
+      throw new StartFailure(
+          "cannot open state directory " + options.stateDirectory() + ": " + e.getMessage(), e);
     }
+    TunDevice tun;
+    try {
+      tun = TunDevice.open(options.interfaceName(), TunDevice.DEFAULT_MTU);
+    } catch (IOException e) {
+      throw new StartFailure(
+          "cannot create TUN device " + options.interfaceName() + ": " + e.getMessage(), e);
+    }
+    Device device = new Device(tun, Timing.fromEnvironment());
+    UapiServer uapi;
+    try {
+      device.setPrivateKey(state.nodePrivateKey());
+      device.setListenPort(options.listenPort());
+      device.start();
+    } catch (IOException e) {
+      device.close();
+      throw new StartFailure(
+          "cannot listen on UDP port " + options.listenPort() + ": " + e.getMessage(), e);
+    }
+    try {
+      uapi = UapiServer.start(device, tun.name());
+    } catch (IOException e) {
+      device.close();
+      throw new StartFailure(
+          "cannot serve the wg socket for " + tun.name() + ": " + e.getMessage(), e);
+    }
+    HttpClient http = ControlClient.newHttpClient();
+    String name = tun.name();
+    PeerPaths paths =
+        new PeerPaths(
+            device, state.nodePrivateKey(), () -> HostEndpoints.scan(name, device.listenPort()));
+    Agent agent =
+        new Agent(
+            state,
+            device,
+            name,
+            new IpCommandNetwork(name),
+            (server, key, listener) -> ControlClient.connect(http, server, key, listener),
+            () -> HostEndpoints.scan(name, device.listenPort()),
+            paths,
+            http);
+    LocalApi api;
+    try {
+      api = LocalApi.start(state.socketPath(), agent);
+    } catch (IOException | IllegalStateException e) {
+      uapi.close();
+      device.close();
+      throw new StartFailure("cannot serve " + state.socketPath() + ": " + e.getMessage(), e);
+    }
+    agent.start();
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  api.close();
+                  agent.close();
+                  uapi.close();
+                  device.close();
+                },
+                "trellis-agent-shutdown"));
+    LOG.info(
+        "agent up: interface "
+            + name
+            + ", UDP port "
+            + device.listenPort()
+            + ", local API "
+            + api.path());
+    device.awaitClosed();
+    api.close();
+    agent.close();
+    uapi.close();
+  }
 }

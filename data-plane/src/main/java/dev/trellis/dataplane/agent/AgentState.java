@@ -17,155 +17,169 @@ import java.util.Set;
 
 /**
  * What a node agent keeps on disk in its state directory (default /var/lib/trellis, mode 0700):
+ *
  * <ul>
- *   <li>{@code machine.key}: the machine's identity towards the server (control channel), never rotated;</li>
- *   <li>{@code node.key}: the WireGuard private key; peers know the node by its public half;</li>
+ *   <li>{@code machine.key}: the machine's identity towards the server (control channel), never
+ *       rotated;
+ *   <li>{@code node.key}: the WireGuard private key; peers know the node by its public half;
  *   <li>{@code state.json}: login server, hostname, whether the node is logged in and wants to run,
- *       so a restarted agent resumes without an auth key.</li>
+ *       so a restarted agent resumes without an auth key.
  * </ul>
+ *
  * Keys are base64 as `wg genkey` writes them, in files of mode 0600.
  */
 public final class AgentState {
-    public static final Path DEFAULT_DIRECTORY = Path.of("/var/lib/trellis");
-    public static final String DIRECTORY_VARIABLE = "TRELLIS_STATE_DIR";
-    public static final String SOCKET_NAME = "agent.sock";
-    static final Set<PosixFilePermission> FILE_MODE = PosixFilePermissions.fromString("rw-------");
-    static final Set<PosixFilePermission> DIRECTORY_MODE = PosixFilePermissions.fromString("rwx------");
-    private static final ObjectMapper JSON = ControlJson.MAPPER;
+  public static final Path DEFAULT_DIRECTORY = Path.of("/var/lib/trellis");
+  public static final String DIRECTORY_VARIABLE = "TRELLIS_STATE_DIR";
+  public static final String SOCKET_NAME = "agent.sock";
+  static final Set<PosixFilePermission> FILE_MODE = PosixFilePermissions.fromString("rw-------");
+  static final Set<PosixFilePermission> DIRECTORY_MODE =
+      PosixFilePermissions.fromString("rwx------");
+  private static final ObjectMapper JSON = ControlJson.MAPPER;
 
-    /** The persisted preferences; {@code wantRunning} is false after `trellis down`. */
-    public record Saved(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
-        public static final Saved EMPTY = new Saved(null, null, false, false);
+  /** The persisted preferences; {@code wantRunning} is false after `trellis down`. */
+  public record Saved(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
+    public static final Saved EMPTY = new Saved(null, null, false, false);
+  }
+
+  private final Path directory;
+  private final byte[] machinePrivateKey;
+  private volatile byte[] nodePrivateKey;
+  private volatile Saved saved;
+
+  private AgentState(Path directory, byte[] machinePrivateKey, byte[] nodePrivateKey, Saved saved) {
+    this.directory = directory;
+    this.machinePrivateKey = machinePrivateKey;
+    this.nodePrivateKey = nodePrivateKey;
+    this.saved = saved;
+  }
+
+  /** {@code explicit} if given, else $TRELLIS_STATE_DIR, else /var/lib/trellis. */
+  public static Path resolveDirectory(Path explicit) {
+    if (explicit != null) {
+      return explicit;
     }
+    String env = System.getenv(DIRECTORY_VARIABLE);
+    return env == null || env.isBlank() ? DEFAULT_DIRECTORY : Path.of(env);
+  }
 
-    private final Path directory;
-    private final byte[] machinePrivateKey;
-    private volatile byte[] nodePrivateKey;
-    private volatile Saved saved;
+  public static Path socketPath(Path directory) {
+    return directory.resolve(SOCKET_NAME);
+  }
 
-    private AgentState(Path directory, byte[] machinePrivateKey, byte[] nodePrivateKey, Saved saved) {
-        this.directory = directory;
-        this.machinePrivateKey = machinePrivateKey;
-        this.nodePrivateKey = nodePrivateKey;
-        this.saved = saved;
+  /** Opens (creating if needed) the state directory, its keys and state.json. */
+  public static AgentState open(Path directory) throws IOException {
+    Path dir = directory.toAbsolutePath();
+    Files.createDirectories(dir);
+    Set<PosixFilePermission> mode = Files.getPosixFilePermissions(dir);
+    if (mode.contains(PosixFilePermission.OTHERS_WRITE)) {
+      // Never chmod a shared directory such as /tmp: the state needs a dedicated one.
+      throw new IOException(
+          "state directory "
+              + dir
+              + " is writable by everyone; use a dedicated directory (--state-dir)");
     }
+    Files.setPosixFilePermissions(dir, DIRECTORY_MODE);
+    byte[] machine = loadOrCreateKey(dir.resolve("machine.key"));
+    byte[] node = loadOrCreateKey(dir.resolve("node.key"));
+    return new AgentState(dir, machine, node, loadSaved(dir.resolve("state.json")));
+  }
 
-    /** {@code explicit} if given, else $TRELLIS_STATE_DIR, else /var/lib/trellis. */
-    public static Path resolveDirectory(Path explicit) {
-        if (explicit != null) {
-            return explicit;
-        }
-        String env = System.getenv(DIRECTORY_VARIABLE);
-        return env == null || env.isBlank() ? DEFAULT_DIRECTORY : Path.of(env);
-    }
+  public Path directory() {
+    return directory;
+  }
 
-    public static Path socketPath(Path directory) {
-        return directory.resolve(SOCKET_NAME);
-    }
+  public Path socketPath() {
+    return socketPath(directory);
+  }
 
-    /** Opens (creating if needed) the state directory, its keys and state.json. */
-    public static AgentState open(Path directory) throws IOException {
-        Path dir = directory.toAbsolutePath();
-        Files.createDirectories(dir);
-        Set<PosixFilePermission> mode = Files.getPosixFilePermissions(dir);
-        if (mode.contains(PosixFilePermission.OTHERS_WRITE)) {
-            // Never chmod a shared directory such as /tmp: the state needs a dedicated one.
-            throw new IOException("state directory " + dir + " is writable by everyone; use a dedicated directory (--state-dir)");
-        }
-        Files.setPosixFilePermissions(dir, DIRECTORY_MODE);
-        byte[] machine = loadOrCreateKey(dir.resolve("machine.key"));
-        byte[] node = loadOrCreateKey(dir.resolve("node.key"));
-        return new AgentState(dir, machine, node, loadSaved(dir.resolve("state.json")));
-    }
+  public byte[] machinePrivateKey() {
+    return machinePrivateKey.clone();
+  }
 
-    public Path directory() {
-        return directory;
-    }
+  public byte[] nodePrivateKey() {
+    return nodePrivateKey.clone();
+  }
 
-    public Path socketPath() {
-        return socketPath(directory);
-    }
+  public byte[] nodePublicKey() {
+    return Curve25519.publicKey(nodePrivateKey);
+  }
 
-    public byte[] machinePrivateKey() {
-        return machinePrivateKey.clone();
-    }
+  public String nodePublicKeyBase64() {
+    return Base64.getEncoder().encodeToString(nodePublicKey());
+  }
 
-    public byte[] nodePrivateKey() {
-        return nodePrivateKey.clone();
-    }
+  public Saved saved() {
+    return saved;
+  }
 
-    public byte[] nodePublicKey() {
-        return Curve25519.publicKey(nodePrivateKey);
-    }
+  public synchronized void save(Saved next) throws IOException {
+    writePrivately(
+        directory.resolve("state.json"),
+        JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(next));
+    saved = next;
+  }
 
-    public String nodePublicKeyBase64() {
-        return Base64.getEncoder().encodeToString(nodePublicKey());
-    }
+  /** A fresh node key, written before it is used so a crash cannot lose it. */
+  public synchronized byte[] rotateNodeKey() throws IOException {
+    byte[] key = Curve25519.generatePrivateKey();
+    writePrivately(
+        directory.resolve("node.key"),
+        (Base64.getEncoder().encodeToString(key) + "\n").getBytes(StandardCharsets.US_ASCII));
+    nodePrivateKey = key;
+    return key.clone();
+  }
 
-    public Saved saved() {
-        return saved;
+  private static byte[] loadOrCreateKey(Path file) throws IOException {
+    String text;
+    try {
+      text = Files.readString(file, StandardCharsets.US_ASCII).strip();
+    } catch (NoSuchFileException e) {
+      byte[] key = Curve25519.generatePrivateKey();
+      writePrivately(
+          file,
+          (Base64.getEncoder().encodeToString(key) + "\n").getBytes(StandardCharsets.US_ASCII));
+      return key;
     }
+    byte[] key;
+    try {
+      key = Base64.getDecoder().decode(text);
+    } catch (IllegalArgumentException e) {
+      key = new byte[0];
+    }
+    if (key.length != Curve25519.KEY_LENGTH) {
+      // Regenerating would silently change the node's identity: make a person decide.
+      throw new IOException(
+          file + " does not hold a base64 32-byte key; move it away to generate a new one");
+    }
+    Files.setPosixFilePermissions(file, FILE_MODE);
+    return key;
+  }
 
-    public synchronized void save(Saved next) throws IOException {
-        writePrivately(directory.resolve("state.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(next));
-        saved = next;
+  private static Saved loadSaved(Path file) throws IOException {
+    if (!Files.exists(file)) {
+      return Saved.EMPTY;
     }
+    try {
+      Saved s = JSON.readValue(file.toFile(), Saved.class);
+      return s == null ? Saved.EMPTY : s;
+    } catch (IOException e) {
+      throw new IOException("cannot read " + file + ": " + e.getMessage(), e);
+    }
+  }
 
-    /** A fresh node key, written before it is used so a crash cannot lose it. */
-    public synchronized byte[] rotateNodeKey() throws IOException {
-        byte[] key = Curve25519.generatePrivateKey();
-        writePrivately(directory.resolve("node.key"), (Base64.getEncoder().encodeToString(key) + "\n").getBytes(StandardCharsets.US_ASCII));
-        nodePrivateKey = key;
-        return key.clone();
+  /** Writes through a 0600 temporary file and renames it, so readers never see half a file. */
+  static void writePrivately(Path file, byte[] content) throws IOException {
+    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    Files.deleteIfExists(tmp);
+    Files.createFile(tmp, PosixFilePermissions.asFileAttribute(FILE_MODE));
+    Files.setPosixFilePermissions(tmp, FILE_MODE); // the umask may have narrowed it; never widened
+    Files.write(tmp, content);
+    try {
+      Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+    } catch (AtomicMoveNotSupportedException e) {
+      Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
     }
-
-    private static byte[] loadOrCreateKey(Path file) throws IOException {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.US_ASCII).strip();
-        } catch (NoSuchFileException e) {
-            byte[] key = Curve25519.generatePrivateKey();
-            writePrivately(file, (Base64.getEncoder().encodeToString(key) + "\n").getBytes(StandardCharsets.US_ASCII));
-            return key;
-        }
-        byte[] key;
-        try {
-            key = Base64.getDecoder().decode(text);
-        } catch (IllegalArgumentException e) {
-            key = new byte[0];
-        }
-        if (key.length != Curve25519.KEY_LENGTH) {
-            // Regenerating would silently change the node's identity: make a person decide.
-            throw new IOException(file + " does not hold a base64 32-byte key; move it away to generate a new one");
-        }
-        Files.setPosixFilePermissions(file, FILE_MODE);
-        return key;
-    }
-
-    private static Saved loadSaved(Path file) throws IOException {
-        if (!Files.exists(file)) {
-            return Saved.EMPTY;
-        }
-        try {
-            Saved s = JSON.readValue(file.toFile(), Saved.class);
-            return s == null ? Saved.EMPTY : s;
-        } catch (IOException e) {
-            throw new IOException("cannot read " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    /** Writes through a 0600 temporary file and renames it, so readers never see half a file. */
-    static void writePrivately(Path file, byte[] content) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Files.deleteIfExists(tmp);
-        Files.createFile(tmp, PosixFilePermissions.asFileAttribute(FILE_MODE));
-        Files.setPosixFilePermissions(tmp, FILE_MODE); // the umask may have narrowed it; never widened
-        Files.write(tmp, content);
-        try {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-        }
-        Files.setPosixFilePermissions(file, FILE_MODE);
-    }
+    Files.setPosixFilePermissions(file, FILE_MODE);
+  }
 }

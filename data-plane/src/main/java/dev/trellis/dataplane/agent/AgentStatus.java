@@ -4,24 +4,42 @@ import java.time.Instant;
 import java.util.List;
 
 /**
- * What `trellis status --json` prints and the local API's "status" command answers.
- * {@code backendState}: "NeedsLogin" (never logged in, logged out, or the server refused to
- * resume), "Stopped" (after `trellis down`), "Running" (logged in and wanting to be connected;
- * {@code connected} tells whether the server is reachable right now).
+ * What `trellis status --json` prints and the local API's "status" command answers. {@code
+ * backendState}: "NeedsLogin" (never logged in, logged out, or the server refused to resume),
+ * "Stopped" (after `trellis down`), "Running" (logged in and wanting to be connected; {@code
+ * connected} tells whether the server is reachable right now).
  */
-public record AgentStatus(String backendState, String loginServer, boolean connected, String lastError,
-                          String interfaceName, int listenPort, Self self, List<Peer> peers) {
-    public static final String RUNNING = "Running";
-    public static final String STOPPED = "Stopped";
-    public static final String NEEDS_LOGIN = "NeedsLogin";
+public record AgentStatus(
+    String backendState,
+    String loginServer,
+    boolean connected,
+    String lastError,
+    String interfaceName,
+    int listenPort,
+    Self self,
+    List<Peer> peers) {
+  public static final String RUNNING = "Running";
+  public static final String STOPPED = "Stopped";
+  public static final String NEEDS_LOGIN = "NeedsLogin";
 
-    public record Self(String hostname, List<String> addresses, String nodeKey, boolean online) {}
+  public record Self(String hostname, List<String> addresses, String nodeKey, boolean online) {}
 
-    /**
-     * The map's view of a peer plus the device's: {@code endpoint} is the UDP endpoint WireGuard
-     * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region).
-     */
-    public record Peer(long id, String hostname, List<String> addresses, String nodeKey, boolean online,
-                       Instant lastSeen, List<String> endpoints, String endpoint, Instant lastHandshake,
-                       long rxBytes, long txBytes, String path, String relay) {}
+  /**
+   * The map's view of a peer plus the device's: {@code endpoint} is the UDP endpoint WireGuard
+   * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region).
+   */
+  public record Peer(
+      long id,
+      String hostname,
+      List<String> addresses,
+      String nodeKey,
+      boolean online,
+      Instant lastSeen,
+      List<String> endpoints,
+      String endpoint,
+      Instant lastHandshake,
+      long rxBytes,
+      long txBytes,
+      String path,
+      String relay) {}
 }

@@ -18,47 +18,47 @@ import org.slf4j.LoggerFactory;
  * (useless without a zone), each with the WireGuard listen port.
  */
 public final class HostEndpoints {
-    private static final Logger LOG = LoggerFactory.getLogger(HostEndpoints.class);
+  private static final Logger LOG = LoggerFactory.getLogger(HostEndpoints.class);
 
-    private HostEndpoints() {}
+  private HostEndpoints() {}
 
-    /** Sorted, so two scans compare equal when nothing changed. */
-    public static List<String> scan(String trellisInterface, int port) {
-        TreeSet<String> out = new TreeSet<>();
-        for (InetAddress address : addresses(trellisInterface)) {
-            out.add(Endpoints.format(address, port));
-        }
-        return List.copyOf(out);
+  /** Sorted, so two scans compare equal when nothing changed. */
+  public static List<String> scan(String trellisInterface, int port) {
+    TreeSet<String> out = new TreeSet<>();
+    for (InetAddress address : addresses(trellisInterface)) {
+      out.add(Endpoints.format(address, port));
     }
+    return List.copyOf(out);
+  }
 
-    /** Whether this host has a usable address of the same family as {@code address}. */
-    public static boolean hasFamily(String trellisInterface, InetAddress address) {
-        for (InetAddress mine : addresses(trellisInterface)) {
-            if ((mine instanceof Inet4Address) == (address instanceof Inet4Address)) {
-                return true;
-            }
-        }
-        return false;
+  /** Whether this host has a usable address of the same family as {@code address}. */
+  public static boolean hasFamily(String trellisInterface, InetAddress address) {
+    for (InetAddress mine : addresses(trellisInterface)) {
+      if ((mine instanceof Inet4Address) == (address instanceof Inet4Address)) {
+        return true;
+      }
     }
+    return false;
+  }
 
-    static List<InetAddress> addresses(String trellisInterface) {
-        List<InetAddress> out = new ArrayList<>();
-        try {
-            for (NetworkInterface nic : NetworkInterface.networkInterfaces().toList()) {
-                if (nic.getName().equals(trellisInterface) || !nic.isUp() || nic.isLoopback()) {
-                    continue;
-                }
-                for (InterfaceAddress ia : nic.getInterfaceAddresses()) {
-                    InetAddress a = ia.getAddress();
-                    if (a.isLoopbackAddress() || (a instanceof Inet6Address && a.isLinkLocalAddress())) {
-                        continue;
-                    }
-                    out.add(a);
-                }
-            }
-        } catch (SocketException e) {
-            LOG.warn("cannot list network interfaces", e);
+  static List<InetAddress> addresses(String trellisInterface) {
+    List<InetAddress> out = new ArrayList<>();
+    try {
+      for (NetworkInterface nic : NetworkInterface.networkInterfaces().toList()) {
+        if (nic.getName().equals(trellisInterface) || !nic.isUp() || nic.isLoopback()) {
+          continue;
         }
-        return out;
+        for (InterfaceAddress ia : nic.getInterfaceAddresses()) {
+          InetAddress a = ia.getAddress();
+          if (a.isLoopbackAddress() || (a instanceof Inet6Address && a.isLinkLocalAddress())) {
+            continue;
+          }
+          out.add(a);
+        }
+      }
+    } catch (SocketException e) {
+      LOG.warn("cannot list network interfaces", e);
     }
+    return out;
+  }
 }

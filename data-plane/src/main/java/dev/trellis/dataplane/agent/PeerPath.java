@@ -8,99 +8,108 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
 /**
- * One peer's path, and the only place that decides it (compare tailscale's magicsock
- * {@code endpoint.go}): direct UDP to an address that answered a disco ping, or the relay. Every
- * peer starts on the relay; a pong received directly moves it to that address, and when pongs
- * stop for {@link AgentTiming#DIRECT_TIMEOUT} it falls back to the relay while probing goes on.
+ * One peer's path, and the only place that decides it (compare tailscale's magicsock {@code
+ * endpoint.go}): direct UDP to an address that answered a disco ping, or the relay. Every peer
+ * starts on the relay; a pong received directly moves it to that address, and when pongs stop for
+ * {@link AgentTiming#DIRECT_TIMEOUT} it falls back to the relay while probing goes on.
  *
- * <p>Threads: every method but {@link #direct()} and {@link #status()} runs on the
- * {@link PeerPaths} thread. The packet path reads {@link #direct()} (a volatile) for each message.
+ * <p>Threads: every method but {@link #direct()} and {@link #status()} runs on the {@link
+ * PeerPaths} thread. The packet path reads {@link #direct()} (a volatile) for each message.
  */
 final class PeerPath {
-    /** Where a peer's traffic goes now; {@code lastRttNanos} -1 before the first pong. */
-    record Status(boolean direct, InetSocketAddress endpoint, long lastRttNanos) {}
+  /** Where a peer's traffic goes now; {@code lastRttNanos} -1 before the first pong. */
+  record Status(boolean direct, InetSocketAddress endpoint, long lastRttNanos) {}
 
-    /** A ping waiting for its pong; {@code waiter} is set for `trellis ping`. */
-    record Pending(InetSocketAddress to, long sentNanos, CompletableFuture<PeerPaths.PingResult> waiter) {}
+  /** A ping waiting for its pong; {@code waiter} is set for `trellis ping`. */
+  record Pending(
+      InetSocketAddress to, long sentNanos, CompletableFuture<PeerPaths.PingResult> waiter) {}
 
-    /** What {@link #onPong} changed. */
-    enum Change { NONE, NOW_DIRECT }
+  /** What {@link #onPong} changed. */
+  enum Change {
+    NONE,
+    NOW_DIRECT
+  }
 
-    final byte[] key;
-    final byte[] sharedKey;
-    private List<InetSocketAddress> candidates = List.of();
-    private volatile InetSocketAddress direct;
-    private volatile long lastRttNanos = -1;
-    private long lastDirectPong;
-    private long lastProbe = Long.MIN_VALUE / 2;
-    private long lastCallMeMaybe = Long.MIN_VALUE / 2;
-    final Map<String, Pending> pending = new HashMap<>();
+  final byte[] key;
+  final byte[] sharedKey;
+  private List<InetSocketAddress> candidates = List.of();
+  private volatile InetSocketAddress direct;
+  private volatile long lastRttNanos = -1;
+  private long lastDirectPong;
+  private long lastProbe = Long.MIN_VALUE / 2;
+  private long lastCallMeMaybe = Long.MIN_VALUE / 2;
+  final Map<String, Pending> pending = new HashMap<>();
 
-    PeerPath(byte[] key, byte[] sharedKey) {
-        this.key = key;
-        this.sharedKey = sharedKey;
+  PeerPath(byte[] key, byte[] sharedKey) {
+    this.key = key;
+    this.sharedKey = sharedKey;
+  }
+
+  /** The direct address in use, or null: the relay. Read on the packet path. */
+  InetSocketAddress direct() {
+    return direct;
+  }
+
+  Status status() {
+    InetSocketAddress d = direct;
+    return new Status(d != null, d, lastRttNanos);
+  }
+
+  void setCandidates(List<InetSocketAddress> endpoints) {
+    candidates = List.copyOf(endpoints);
+  }
+
+  /** A pong to one of our pings: from {@code source} directly, or through the relay (null). */
+  Change onPong(InetSocketAddress source, long rttNanos, long now) {
+    lastRttNanos = rttNanos;
+    if (source == null) {
+      return Change.NONE;
     }
-
-    /** The direct address in use, or null: the relay. Read on the packet path. */
-    InetSocketAddress direct() {
-        return direct;
+    lastDirectPong = now;
+    if (source.equals(direct)) {
+      return Change.NONE;
     }
+    direct = source;
+    return Change.NOW_DIRECT;
+  }
 
-    Status status() {
-        InetSocketAddress d = direct;
-        return new Status(d != null, d, lastRttNanos);
+  /** Drops the direct path when pongs stopped; returns the address given up, or null. */
+  InetSocketAddress expireDirect(long now) {
+    InetSocketAddress d = direct;
+    if (d != null && now - lastDirectPong > AgentTiming.DIRECT_TIMEOUT.toNanos()) {
+      direct = null;
+      return d;
     }
+    return null;
+  }
 
-    void setCandidates(List<InetSocketAddress> endpoints) {
-        candidates = List.copyOf(endpoints);
+  /** The addresses to probe now (the map's candidates and the direct one), empty when not due. */
+  List<InetSocketAddress> probesDue(long now) {
+    pending.values().removeIf(x -> now - x.sentNanos() > AgentTiming.PROBE_FORGET_AFTER.toNanos());
+    InetSocketAddress d = direct;
+    long interval =
+        (d != null ? AgentTiming.PROBE_INTERVAL_DIRECT : AgentTiming.PROBE_INTERVAL_NO_PATH)
+            .toNanos();
+    if (now - lastProbe < interval) {
+      return List.of();
     }
+    lastProbe = now;
+    List<InetSocketAddress> targets = new ArrayList<>(candidates);
+    if (d != null && !targets.contains(d)) {
+      targets.add(d);
+    }
+    return targets;
+  }
 
-    /** A pong to one of our pings: from {@code source} directly, or through the relay (null). */
-    Change onPong(InetSocketAddress source, long rttNanos, long now) {
-        lastRttNanos = rttNanos;
-        if (source == null) {
-            return Change.NONE;
-        }
-        lastDirectPong = now;
-        if (source.equals(direct)) {
-            return Change.NONE;
-        }
-        direct = source;
-        return Change.NOW_DIRECT;
+  /**
+   * Whether to ask the peer (through the relay) to probe us back now: only while there is no direct
+   * path.
+   */
+  boolean callMeMaybeDue(long now) {
+    if (direct != null || now - lastCallMeMaybe < AgentTiming.CALL_ME_MAYBE_INTERVAL.toNanos()) {
+      return false;
     }
-
-    /** Drops the direct path when pongs stopped; returns the address given up, or null. */
-    InetSocketAddress expireDirect(long now) {
-        InetSocketAddress d = direct;
-        if (d != null && now - lastDirectPong > AgentTiming.DIRECT_TIMEOUT.toNanos()) {
-            direct = null;
-            return d;
-        }
-        return null;
-    }
-
-    /** The addresses to probe now (the map's candidates and the direct one), empty when not due. */
-    List<InetSocketAddress> probesDue(long now) {
-        pending.values().removeIf(x -> now - x.sentNanos() > AgentTiming.PROBE_FORGET_AFTER.toNanos());
-        InetSocketAddress d = direct;
-        long interval = (d != null ? AgentTiming.PROBE_INTERVAL_DIRECT : AgentTiming.PROBE_INTERVAL_NO_PATH).toNanos();
-        if (now - lastProbe < interval) {
-            return List.of();
-        }
-        lastProbe = now;
-        List<InetSocketAddress> targets = new ArrayList<>(candidates);
-        if (d != null && !targets.contains(d)) {
-            targets.add(d);
-        }
-        return targets;
-    }
-
-    /** Whether to ask the peer (through the relay) to probe us back now: only while there is no direct path. */
-    boolean callMeMaybeDue(long now) {
-        if (direct != null || now - lastCallMeMaybe < AgentTiming.CALL_ME_MAYBE_INTERVAL.toNanos()) {
-            return false;
-        }
-        lastCallMeMaybe = now;
-        return true;
-    }
+    lastCallMeMaybe = now;
+    return true;
+  }
 }

@@ -6,23 +6,24 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 
 /** `trellis logout`: give up the registration; coming back needs an auth key. */
-@Command(name = "logout", mixinStandardHelpOptions = true,
-        description = "Disconnect and log this node out; logging in again needs an auth key.")
+@Command(
+    name = "logout",
+    mixinStandardHelpOptions = true,
+    description = "Disconnect and log this node out; logging in again needs an auth key.")
 public final class LogoutCommand implements Callable<Integer> {
-    @Mixin
-    AgentOptions agent;
+  @Mixin AgentOptions agent;
 
-    @Override
-    public Integer call() {
-        try {
-            JsonNode reply = agent.call(agent.client().newRequest("logout"));
-            if (reply.hasNonNull("warning")) {
-                System.err.println("trellis: warning: " + reply.get("warning").asText());
-            }
-            return 0;
-        } catch (AgentOptions.CliFailure e) {
-            System.err.println("trellis: " + e.getMessage());
-            return 1;
-        }
+  @Override
+  public Integer call() {
+    try {
+      JsonNode reply = agent.call(agent.client().newRequest("logout"));
+      if (reply.hasNonNull("warning")) {
+        System.err.println("trellis: warning: " + reply.get("warning").asText());
+      }
+      return 0;
+    } catch (AgentOptions.CliFailure e) {
+      System.err.println("trellis: " + e.getMessage());
+      return 1;
     }
+  }
 }

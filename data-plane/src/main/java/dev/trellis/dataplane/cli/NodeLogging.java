@@ -7,19 +7,20 @@ package dev.trellis.dataplane.cli;
  * reads, so it must run before the first logger is made.
  */
 final class NodeLogging {
-    /** The system property logback.xml reads for the {@code dev.trellis} loggers. */
-    static final String LEVEL_PROPERTY = "trellis.log.level";
+  /** The system property logback.xml reads for the {@code dev.trellis} loggers. */
+  static final String LEVEL_PROPERTY = "trellis.log.level";
 
-    private NodeLogging() {}
+  private NodeLogging() {}
 
-    static void configure(String defaultLevel) {
-        String level = switch (System.getenv().getOrDefault("LOG_LEVEL", defaultLevel).toLowerCase()) {
-            case "debug", "verbose" -> "DEBUG";
-            case "info" -> "INFO";
-            case "error", "warning", "warn" -> "WARN";
-            case "silent" -> "OFF";
-            default -> defaultLevel.toUpperCase();
+  static void configure(String defaultLevel) {
+    String level =
+        switch (System.getenv().getOrDefault("LOG_LEVEL", defaultLevel).toLowerCase()) {
+          case "debug", "verbose" -> "DEBUG";
+          case "info" -> "INFO";
+          case "error", "warning", "warn" -> "WARN";
+          case "silent" -> "OFF";
+          default -> defaultLevel.toUpperCase();
         };
-        System.setProperty(LEVEL_PROPERTY, level);
-    }
+    System.setProperty(LEVEL_PROPERTY, level);
+  }
 }

@@ -12,66 +12,92 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** `trellis status`: this node and its peers, as a table or as JSON. */
-@Command(name = "status", mixinStandardHelpOptions = true,
-        description = "Show this node's state and its peers: addresses, online, last seen, endpoint, last handshake.")
+@Command(
+    name = "status",
+    mixinStandardHelpOptions = true,
+    description =
+        "Show this node's state and its peers: addresses, online, last seen, endpoint, last handshake.")
 public final class StatusCommand implements Callable<Integer> {
-    @Mixin
-    AgentOptions agent;
+  @Mixin AgentOptions agent;
 
-    @Option(names = "--json", description = "Print the agent's status as JSON.")
-    boolean json;
+  @Option(names = "--json", description = "Print the agent's status as JSON.")
+  boolean json;
 
-    @Override
-    public Integer call() throws Exception {
-        JsonNode status;
-        try {
-            status = agent.call(agent.client().newRequest("status"));
-        } catch (AgentOptions.CliFailure e) {
-            System.err.println("trellis: " + e.getMessage());
-            return 1;
-        }
-        ((ObjectNode) status).remove("ok");
-        if (json) {
-            System.out.println(ControlJson.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(status));
-            return 0;
-        }
-        System.out.print(table(status, Instant.now()));
-        return 0;
+  @Override
+  public Integer call() throws Exception {
+    JsonNode status;
+    try {
+      status = agent.call(agent.client().newRequest("status"));
+    } catch (AgentOptions.CliFailure e) {
+      System.err.println("trellis: " + e.getMessage());
+      return 1;
     }
+    ((ObjectNode) status).remove("ok");
+    if (json) {
+      System.out.println(
+          ControlJson.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(status));
+      return 0;
+    }
+    System.out.print(table(status, Instant.now()));
+    return 0;
+  }
 
-    static String table(JsonNode status, Instant now) {
-        StringBuilder out = new StringBuilder();
-        String backend = status.path("backendState").asText();
-        JsonNode self = status.path("self");
-        out.append(switch (backend) {
-            case "NeedsLogin" -> "Logged out; log in with: trellis up --login-server URL --authkey KEY\n";
-            case "Stopped" -> "Stopped; connect with: trellis up\n";
-            default -> status.path("connected").asBoolean() ? "" : "Not connected to " + status.path("loginServer").asText("the server")
-                    + "; retrying (peers keep working)\n";
+  static String table(JsonNode status, Instant now) {
+    StringBuilder out = new StringBuilder();
+    String backend = status.path("backendState").asText();
+    JsonNode self = status.path("self");
+    out.append(
+        switch (backend) {
+          case "NeedsLogin" ->
+              "Logged out; log in with: trellis up --login-server URL --authkey KEY\n";
+          case "Stopped" -> "Stopped; connect with: trellis up\n";
+          default ->
+              status.path("connected").asBoolean()
+                  ? ""
+                  : "Not connected to "
+                      + status.path("loginServer").asText("the server")
+                      + "; retrying (peers keep working)\n";
         });
-        boolean troubled = !"Running".equals(backend) || !status.path("connected").asBoolean();
-        if (troubled && status.hasNonNull("lastError")) {
-            out.append("# ").append(status.path("lastError").asText()).append('\n');
-        }
-        List<String[]> rows = new ArrayList<>();
-        rows.add(new String[] {"HOSTNAME", "ADDRESSES", "ONLINE", "LAST SEEN", "ENDPOINT", "LAST HANDSHAKE"});
-        rows.add(new String[] {self.path("hostname").asText("-") + " (this node)", join(self.path("addresses")),
-                self.path("online").asBoolean() ? "yes" : "no", "-", "-", "-"});
-        for (JsonNode peer : status.path("peers")) {
-            String endpoint = peer.hasNonNull("endpoint") ? peer.get("endpoint").asText()
-                    : peer.path("endpoints").isEmpty() ? "-" : peer.path("endpoints").get(0).asText();
-            rows.add(new String[] {peer.path("hostname").asText("-"), join(peer.path("addresses")),
-                    peer.path("online").asBoolean() ? "yes" : "no",
-                    peer.path("online").asBoolean() ? "now" : TextTable.ago(peer.path("lastSeen"), now),
-                    endpoint, TextTable.ago(peer.path("lastHandshake"), now)});
-        }
-        out.append(TextTable.render(rows));
-        return out.toString();
+    boolean troubled = !"Running".equals(backend) || !status.path("connected").asBoolean();
+    if (troubled && status.hasNonNull("lastError")) {
+      out.append("# ").append(status.path("lastError").asText()).append('\n');
     }
+    List<String[]> rows = new ArrayList<>();
+    rows.add(
+        new String[] {
+          "HOSTNAME", "ADDRESSES", "ONLINE", "LAST SEEN", "ENDPOINT", "LAST HANDSHAKE"
+        });
+    rows.add(
+        new String[] {
+          self.path("hostname").asText("-") + " (this node)",
+          join(self.path("addresses")),
+          self.path("online").asBoolean() ? "yes" : "no",
+          "-",
+          "-",
+          "-"
+        });
+    for (JsonNode peer : status.path("peers")) {
+      String endpoint =
+          peer.hasNonNull("endpoint")
+              ? peer.get("endpoint").asText()
+              : peer.path("endpoints").isEmpty() ? "-" : peer.path("endpoints").get(0).asText();
+      rows.add(
+          new String[] {
+            peer.path("hostname").asText("-"),
+            join(peer.path("addresses")),
+            peer.path("online").asBoolean() ? "yes" : "no",
+            peer.path("online").asBoolean() ? "now" : TextTable.ago(peer.path("lastSeen"), now),
+            endpoint,
+            TextTable.ago(peer.path("lastHandshake"), now)
+          });
+    }
+    out.append(TextTable.render(rows));
+    return out.toString();
+  }
 
-    private static String join(JsonNode array) {
-        List<String> parts = new ArrayList<>();
-        array.forEach(a -> parts.add(a.asText()));
-        return parts.isEmpty() ? "-" : String.join(",", parts);
-    }
+  private static String join(JsonNode array) {
+    List<String> parts = new ArrayList<>();
+    array.forEach(a -> parts.add(a.asText()));
+    return parts.isEmpty() ? "-" : String.join(",", parts);
+  }
 }

@@ -5,24 +5,35 @@ import picocli.CommandLine.Command;
 
 /**
  * The node's `trellis` command: what a robot or laptop runs (the agent, `wg` and the commands that
- * talk to the agent), without the server's libraries. The full `trellis` command registers the
- * same subcommands next to the server's.
+ * talk to the agent), without the server's libraries. The full `trellis` command registers the same
+ * subcommands next to the server's.
  */
-@Command(name = "trellis", mixinStandardHelpOptions = true, version = "trellis 0.1.0",
-        description = "Trellis node: the agent and the commands that talk to it.",
-        subcommands = {AgentCommand.class, UpCommand.class, DownCommand.class, LogoutCommand.class, IpCommand.class,
-                StatusCommand.class, PingCommand.class, NetcheckCommand.class, WgCommand.class,
-                CommandLine.HelpCommand.class})
+@Command(
+    name = "trellis",
+    mixinStandardHelpOptions = true,
+    version = "trellis 0.1.0",
+    description = "Trellis node: the agent and the commands that talk to it.",
+    subcommands = {
+      AgentCommand.class,
+      UpCommand.class,
+      DownCommand.class,
+      LogoutCommand.class,
+      IpCommand.class,
+      StatusCommand.class,
+      PingCommand.class,
+      NetcheckCommand.class,
+      WgCommand.class,
+      CommandLine.HelpCommand.class
+    })
 public final class TrellisNode implements Runnable {
-    @CommandLine.Spec
-    CommandLine.Model.CommandSpec spec;
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Override
-    public void run() {
-        spec.commandLine().usage(System.out);
-    }
+  @Override
+  public void run() {
+    spec.commandLine().usage(System.out);
+  }
 
-    public static void main(String[] args) {
-        System.exit(new CommandLine(new TrellisNode()).execute(args));
-    }
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new TrellisNode()).execute(args));
+  }
 }

@@ -11,42 +11,59 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** `trellis up`: log the running agent in (or back in) and connect. */
-@Command(name = "up", mixinStandardHelpOptions = true,
-        description = "Log this node in to a Trellis coordination server and connect. Without --authkey, "
-                + "resumes an existing registration (after trellis down, or a restart).")
+@Command(
+    name = "up",
+    mixinStandardHelpOptions = true,
+    description =
+        "Log this node in to a Trellis coordination server and connect. Without --authkey, "
+            + "resumes an existing registration (after trellis down, or a restart).")
 public final class UpCommand implements Callable<Integer> {
-    @Mixin
-    AgentOptions agent;
+  @Mixin AgentOptions agent;
 
-    @Option(names = "--login-server", paramLabel = "URL", description = "Coordination server, e.g. https://trellis.example.com (default: the last one used).")
-    String loginServer;
+  @Option(
+      names = "--login-server",
+      paramLabel = "URL",
+      description =
+          "Coordination server, e.g. https://trellis.example.com (default: the last one used).")
+  String loginServer;
 
-    @Option(names = "--authkey", paramLabel = "KEY", description = "Pre-auth key (needed for the first login and after logout or expiry).")
-    String authKey;
+  @Option(
+      names = "--authkey",
+      paramLabel = "KEY",
+      description = "Pre-auth key (needed for the first login and after logout or expiry).")
+  String authKey;
 
-    @Option(names = "--hostname", paramLabel = "NAME", description = "Name in the network (default: this machine's hostname).")
-    String hostname;
+  @Option(
+      names = "--hostname",
+      paramLabel = "NAME",
+      description = "Name in the network (default: this machine's hostname).")
+  String hostname;
 
-    @Override
-    public Integer call() {
-        ObjectNode request = agent.client().newRequest("up")
-                .put("loginServer", loginServer)
-                .put("authKey", authKey)
-                .put("hostname", hostname != null ? hostname : Agent.machineHostname());
-        try {
-            JsonNode self = agent.call(request).path("self");
-            if (self.isObject()) {
-                List<String> addresses = new ArrayList<>();
-                self.path("addresses").forEach(a -> addresses.add(a.asText()));
-                System.out.println("logged in as " + self.path("hostname").asText("?")
-                        + (addresses.isEmpty() ? "" : " (" + String.join(", ", addresses) + ")"));
-            } else {
-                System.out.println("up");
-            }
-            return 0;
-        } catch (AgentOptions.CliFailure e) {
-            System.err.println("trellis: " + e.getMessage());
-            return 1;
-        }
+  @Override
+  public Integer call() {
+    ObjectNode request =
+        agent
+            .client()
+            .newRequest("up")
+            .put("loginServer", loginServer)
+            .put("authKey", authKey)
+            .put("hostname", hostname != null ? hostname : Agent.machineHostname());
+    try {
+      JsonNode self = agent.call(request).path("self");
+      if (self.isObject()) {
+        List<String> addresses = new ArrayList<>();
+        self.path("addresses").forEach(a -> addresses.add(a.asText()));
+        System.out.println(
+            "logged in as "
+                + self.path("hostname").asText("?")
+                + (addresses.isEmpty() ? "" : " (" + String.join(", ", addresses) + ")"));
+      } else {
+        System.out.println("up");
+      }
+      return 0;
+    } catch (AgentOptions.CliFailure e) {
+      System.err.println("trellis: " + e.getMessage());
+      return 1;
     }
+  }
 }

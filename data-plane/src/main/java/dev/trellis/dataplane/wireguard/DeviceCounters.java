@@ -4,26 +4,47 @@ import java.util.concurrent.atomic.LongAdder;
 
 /** Why packets were dropped: malformed or unauthenticated input is counted, never fatal. */
 final class DeviceCounters {
-    final LongAdder malformed = new LongAdder();
-    final LongAdder unknownIndex = new LongAdder();
-    final LongAdder decryptFailed = new LongAdder();
-    final LongAdder replayed = new LongAdder();
-    final LongAdder expiredSession = new LongAdder();
-    final LongAdder disallowedSource = new LongAdder();
-    final LongAdder noRoute = new LongAdder();
-    final LongAdder badMac = new LongAdder();
-    final LongAdder handshakeRejected = new LongAdder();
-    final LongAdder handshakeQueueFull = new LongAdder();
-    final LongAdder cookieRepliesSent = new LongAdder();
-    final LongAdder stagedDropped = new LongAdder();
-    final LongAdder tunnelWriteDropped = new LongAdder();
+  final LongAdder malformed = new LongAdder();
+  final LongAdder unknownIndex = new LongAdder();
+  final LongAdder decryptFailed = new LongAdder();
+  final LongAdder replayed = new LongAdder();
+  final LongAdder expiredSession = new LongAdder();
+  final LongAdder disallowedSource = new LongAdder();
+  final LongAdder noRoute = new LongAdder();
+  final LongAdder badMac = new LongAdder();
+  final LongAdder handshakeRejected = new LongAdder();
+  final LongAdder handshakeQueueFull = new LongAdder();
+  final LongAdder cookieRepliesSent = new LongAdder();
+  final LongAdder stagedDropped = new LongAdder();
+  final LongAdder tunnelWriteDropped = new LongAdder();
 
-    @Override
-    public String toString() {
-        return "malformed=" + malformed + " unknownIndex=" + unknownIndex + " decryptFailed=" + decryptFailed
-                + " replayed=" + replayed + " expiredSession=" + expiredSession + " disallowedSource=" + disallowedSource
-                + " noRoute=" + noRoute + " badMac=" + badMac + " handshakeRejected=" + handshakeRejected
-                + " handshakeQueueFull=" + handshakeQueueFull + " cookieRepliesSent=" + cookieRepliesSent
-                + " stagedDropped=" + stagedDropped + " tunnelWriteDropped=" + tunnelWriteDropped;
-    }
+  @Override
+  public String toString() {
+    return "malformed="
+        + malformed
+        + " unknownIndex="
+        + unknownIndex
+        + " decryptFailed="
+        + decryptFailed
+        + " replayed="
+        + replayed
+        + " expiredSession="
+        + expiredSession
+        + " disallowedSource="
+        + disallowedSource
+        + " noRoute="
+        + noRoute
+        + " badMac="
+        + badMac
+        + " handshakeRejected="
+        + handshakeRejected
+        + " handshakeQueueFull="
+        + handshakeQueueFull
+        + " cookieRepliesSent="
+        + cookieRepliesSent
+        + " stagedDropped="
+        + stagedDropped
+        + " tunnelWriteDropped="
+        + tunnelWriteDropped;
+  }
 }

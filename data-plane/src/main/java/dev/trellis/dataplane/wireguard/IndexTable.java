@@ -9,39 +9,39 @@ import java.util.concurrent.ConcurrentHashMap;
  * then the keypair it became. Random so an observer cannot count our sessions.
  */
 final class IndexTable {
-    /** A handshake's entry has a null keypair; a session's has one. */
-    record Entry(Peer peer, Keypair keypair) {}
+  /** A handshake's entry has a null keypair; a session's has one. */
+  record Entry(Peer peer, Keypair keypair) {}
 
-    private final ConcurrentHashMap<Integer, Entry> entries = new ConcurrentHashMap<>();
-    private final SecureRandom random = new SecureRandom();
+  private final ConcurrentHashMap<Integer, Entry> entries = new ConcurrentHashMap<>();
+  private final SecureRandom random = new SecureRandom();
 
-    int registerHandshake(Peer peer) {
-        while (true) {
-            int index = random.nextInt();
-            // 0 stands for "no index" in the handshake state.
-            if (index != 0 && entries.putIfAbsent(index, new Entry(peer, null)) == null) {
-                return index;
-            }
-        }
+  int registerHandshake(Peer peer) {
+    while (true) {
+      int index = random.nextInt();
+      // 0 stands for "no index" in the handshake state.
+      if (index != 0 && entries.putIfAbsent(index, new Entry(peer, null)) == null) {
+        return index;
+      }
     }
+  }
 
-    void swapInKeypair(Keypair keypair, Peer peer) {
-        entries.put(keypair.localIndex(), new Entry(peer, keypair));
-    }
+  void swapInKeypair(Keypair keypair, Peer peer) {
+    entries.put(keypair.localIndex(), new Entry(peer, keypair));
+  }
 
-    Entry lookup(int index) {
-        return entries.get(index);
-    }
+  Entry lookup(int index) {
+    return entries.get(index);
+  }
 
-    void remove(int index) {
-        entries.remove(index);
-    }
+  void remove(int index) {
+    entries.remove(index);
+  }
 
-    void removeAll(Peer peer) {
-        entries.values().removeIf(e -> e.peer() == peer);
-    }
+  void removeAll(Peer peer) {
+    entries.values().removeIf(e -> e.peer() == peer);
+  }
 
-    int size() {
-        return entries.size();
-    }
+  int size() {
+    return entries.size();
+  }
 }

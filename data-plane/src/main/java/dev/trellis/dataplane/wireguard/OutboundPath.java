@@ -10,46 +10,46 @@ import java.util.Arrays;
  * is requested.
  */
 final class OutboundPath implements Runnable {
-    private final Device device;
-    private final PacketSealer sealer;
-    private final ByteBuffer fromTunnel = ByteBuffer.allocateDirect(Device.MAX_PACKET);
-    private final byte[] packet = new byte[Device.MAX_PACKET];
+  private final Device device;
+  private final PacketSealer sealer;
+  private final ByteBuffer fromTunnel = ByteBuffer.allocateDirect(Device.MAX_PACKET);
+  private final byte[] packet = new byte[Device.MAX_PACKET];
 
-    OutboundPath(Device device) {
-        this.device = device;
-        this.sealer = new PacketSealer(device);
-    }
+  OutboundPath(Device device) {
+    this.device = device;
+    this.sealer = new PacketSealer(device);
+  }
 
-    @Override
-    public void run() {
-        while (device.running()) {
-            int length;
-            try {
-                fromTunnel.clear();
-                length = device.tunnel().read(fromTunnel);
-            } catch (IOException e) {
-                Device.LOG.warn("reading the tunnel failed", e);
-                length = -1;
-            }
-            if (length < 0) {
-                device.tunnelGone();
-                return;
-            }
-            fromTunnel.flip();
-            fromTunnel.get(packet, 0, length);
-            route(length);
-        }
+  @Override
+  public void run() {
+    while (device.running()) {
+      int length;
+      try {
+        fromTunnel.clear();
+        length = device.tunnel().read(fromTunnel);
+      } catch (IOException e) {
+        Device.LOG.warn("reading the tunnel failed", e);
+        length = -1;
+      }
+      if (length < 0) {
+        device.tunnelGone();
+        return;
+      }
+      fromTunnel.flip();
+      fromTunnel.get(packet, 0, length);
+      route(length);
     }
+  }
 
-    private void route(int length) {
-        Peer peer = device.allowedIps().lookup(packet, 0, length, false);
-        if (peer == null) {
-            device.counters().noRoute.increment();
-            return;
-        }
-        if (!sealer.sealAndSend(peer, packet, 0, length)) {
-            peer.stage(Arrays.copyOf(packet, length));
-            peer.requestHandshake();
-        }
+  private void route(int length) {
+    Peer peer = device.allowedIps().lookup(packet, 0, length, false);
+    if (peer == null) {
+      device.counters().noRoute.increment();
+      return;
     }
+    if (!sealer.sealAndSend(peer, packet, 0, length)) {
+      peer.stage(Arrays.copyOf(packet, length));
+      peer.requestHandshake();
+    }
+  }
 }

@@ -1,6 +1,5 @@
 package dev.trellis.dataplane.agent;
 
-import dev.trellis.dataplane.wireguard.MemoryTunnel;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -8,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.trellis.dataplane.wireguard.Device;
+import dev.trellis.dataplane.wireguard.MemoryTunnel;
 import dev.trellis.dataplane.wireguard.Timing;
 import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
@@ -28,216 +28,266 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The agent and ControlClient against {@link TinyControlServer}: real HTTP and WebSocket on loopback. */
+/**
+ * The agent and ControlClient against {@link TinyControlServer}: real HTTP and WebSocket on
+ * loopback.
+ */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class AgentTest {
-    @TempDir
-    Path temp;
+  @TempDir Path temp;
 
-    private TinyControlServer server;
-    private Device device;
-    private Agent agent;
-    private final List<String> network = new CopyOnWriteArrayList<>();
+  private TinyControlServer server;
+  private Device device;
+  private Agent agent;
+  private final List<String> network = new CopyOnWriteArrayList<>();
 
-    @AfterEach
-    void stop() throws IOException {
-        if (agent != null) {
-            agent.close();
-        }
-        if (device != null) {
-            device.close();
-        }
-        if (server != null) {
-            server.close();
-        }
+  @AfterEach
+  void stop() throws IOException {
+    if (agent != null) {
+      agent.close();
     }
+    if (device != null) {
+      device.close();
+    }
+    if (server != null) {
+      server.close();
+    }
+  }
 
-    private AgentState startAgent() throws IOException {
-        server = new TinyControlServer();
-        AgentState state = AgentState.open(temp.resolve("state"));
-        device = new Device(new MemoryTunnel("t0"), Timing.DEFAULT);
-        device.setPrivateKey(state.nodePrivateKey());
-        device.start();
-        NetworkConfigurator recording = new NetworkConfigurator() {
-            @Override
-            public void apply(List<InetAddress> addresses, List<String> routes) {
-                network.add("apply " + addresses.stream().map(Endpoints::address).toList() + " " + routes);
-            }
+  private AgentState startAgent() throws IOException {
+    server = new TinyControlServer();
+    AgentState state = AgentState.open(temp.resolve("state"));
+    device = new Device(new MemoryTunnel("t0"), Timing.DEFAULT);
+    device.setPrivateKey(state.nodePrivateKey());
+    device.start();
+    NetworkConfigurator recording =
+        new NetworkConfigurator() {
+          @Override
+          public void apply(List<InetAddress> addresses, List<String> routes) {
+            network.add(
+                "apply " + addresses.stream().map(Endpoints::address).toList() + " " + routes);
+          }
 
-            @Override
-            public void clear() {
-                network.add("clear");
-            }
+          @Override
+          public void clear() {
+            network.add("clear");
+          }
         };
-        HttpClient http = ControlClient.newHttpClient();
-        agent = new Agent(state, device, "t0", recording,
-                (url, key, listener) -> ControlClient.connect(http, url, key, listener),
-                () -> List.of("192.0.2.1:" + device.listenPort()));
-        agent.start();
-        return state;
+    HttpClient http = ControlClient.newHttpClient();
+    agent =
+        new Agent(
+            state,
+            device,
+            "t0",
+            recording,
+            (url, key, listener) -> ControlClient.connect(http, url, key, listener),
+            () -> List.of("192.0.2.1:" + device.listenPort()));
+    agent.start();
+    return state;
+  }
+
+  private static NodeInfo info(long id, String name, String key, int host) {
+    return new NodeInfo(
+        id,
+        name,
+        "fleet",
+        key,
+        List.of("100.64.0." + host, "fd7a:115c:a1e0::" + host),
+        List.of("127.0.0.1:9"),
+        true,
+        Instant.EPOCH,
+        Set.of(),
+        null,
+        false);
+  }
+
+  @Test
+  void logsInAppliesTheMapAndResumesAfterTheServerDrops() throws Exception {
+    AgentState state = startAgent();
+    var pending = agent.up(server.url(), "tskey-1", "robot");
+    TinyControlServer.Connection c = server.accept();
+    ControlMessage.Login login = assertInstanceOf(ControlMessage.Login.class, c.receive());
+    assertEquals("tskey-1", login.authKey());
+    assertEquals("robot", login.hostname());
+    assertEquals(state.nodePublicKeyBase64(), login.nodeKey());
+    assertEquals(List.of("192.0.2.1:" + device.listenPort()), login.endpoints());
+
+    NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+    String peerKey =
+        Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
+    c.send(ControlMessage.LoginResult.success(self));
+    // a full map in several WebSocket fragments
+    c.send(
+        new ControlMessage.FullMap(
+            self,
+            List.of(info(2, "arm", peerKey, 2)),
+            new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48")),
+        3);
+
+    AgentControl.Outcome outcome = pending.get(10, TimeUnit.SECONDS);
+    assertTrue(outcome.ok(), String.valueOf(outcome.error()));
+    assertEquals("robot", outcome.self().hostname());
+    await(() -> device.peerStatuses().size() == 1);
+    await(() -> !network.isEmpty());
+    assertEquals(
+        "apply [100.64.0.1, fd7a:115c:a1e0::1] [100.64.0.0/10, fd7a:115c:a1e0::/48]",
+        network.getFirst());
+    assertEquals(new AgentState.Saved(server.url(), "robot", true, true), state.saved());
+
+    AgentStatus status = agent.status();
+    assertEquals(AgentStatus.RUNNING, status.backendState());
+    assertTrue(status.connected());
+    assertEquals("arm", status.peers().getFirst().hostname());
+    assertEquals("127.0.0.1:9", status.peers().getFirst().endpoint());
+
+    // the server goes away: the peer stays configured, the agent comes back without a key
+    c.kill();
+    await(() -> !agent.status().connected());
+    assertEquals(1, device.peerStatuses().size());
+    TinyControlServer.Connection again = server.accept();
+    ControlMessage.Login resume = assertInstanceOf(ControlMessage.Login.class, again.receive());
+    assertNull(resume.authKey());
+    again.send(ControlMessage.LoginResult.success(self));
+    again.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
+    await(() -> agent.status().connected());
+    again.send(new ControlMessage.MapDelta(null, List.of(), List.of(2L)));
+    await(() -> device.peerStatuses().isEmpty());
+
+    assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
+    assertEquals(AgentStatus.STOPPED, agent.status().backendState());
+    assertTrue(network.contains("clear"));
+  }
+
+  /**
+   * The map names every replica; when the server it logged in at goes away, the agent logs in at
+   * another.
+   */
+  @Test
+  void failsOverToAnotherReplicaFromTheMap() throws Exception {
+    AgentState state = startAgent();
+    try (TinyControlServer other = new TinyControlServer()) {
+      var pending = agent.up(server.url(), "tskey-1", "robot");
+      TinyControlServer.Connection c = server.accept();
+      assertInstanceOf(ControlMessage.Login.class, c.receive());
+      NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+      c.send(ControlMessage.LoginResult.success(self));
+      c.send(
+          new ControlMessage.FullMap(
+              self,
+              List.of(),
+              new ControlMessage.NetworkInfo(
+                  "100.64.0.0/10",
+                  "fd7a:115c:a1e0::/48",
+                  List.of(),
+                  List.of(server.url(), other.url()))));
+      assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
+      await(() -> !network.isEmpty()); // the full map (with the replicas' URLs) has been applied
+
+      // The first replica is gone for good: the agent resumes (no key) at the other one.
+      server.close();
+      server = null;
+      c.kill();
+      TinyControlServer.Connection failover = other.accept();
+      ControlMessage.Login resume =
+          assertInstanceOf(ControlMessage.Login.class, failover.receive());
+      assertNull(resume.authKey());
+      assertEquals(state.nodePublicKeyBase64(), resume.nodeKey());
+      failover.send(ControlMessage.LoginResult.success(self));
+      failover.send(new ControlMessage.FullMap(self, List.of(), null));
+      await(() -> agent.status().connected());
+      // A network update (e.g. a replica joined) replaces the list the agent fails over with.
+      failover.send(
+          new ControlMessage.NetworkUpdate(
+              new ControlMessage.NetworkInfo(
+                  "100.64.0.0/10", "fd7a:115c:a1e0::/48", List.of(), List.of(other.url()))));
+      assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
     }
+  }
 
-    private static NodeInfo info(long id, String name, String key, int host) {
-        return new NodeInfo(id, name, "fleet", key, List.of("100.64.0." + host, "fd7a:115c:a1e0::" + host),
-                List.of("127.0.0.1:9"), true, Instant.EPOCH, Set.of(), null, false);
+  /**
+   * A replica that cannot complete a login yet (the lost replica's shards are still moving) answers
+   * UNAVAILABLE: that is no refusal, so the agent keeps its registration and tunnels and tries
+   * again.
+   */
+  @Test
+  void aLoginTheServerCouldNotCompleteIsRetriedNotDropped() throws Exception {
+    AgentState state = startAgent();
+    var pending = agent.up(server.url(), "tskey-1", "robot");
+    TinyControlServer.Connection c = server.accept();
+    assertInstanceOf(ControlMessage.Login.class, c.receive());
+    NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+    String peerKey =
+        Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
+    c.send(ControlMessage.LoginResult.success(self));
+    c.send(
+        new ControlMessage.FullMap(
+            self,
+            List.of(info(2, "arm", peerKey, 2)),
+            new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48")));
+    assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
+    await(() -> device.peerStatuses().size() == 1);
+
+    c.kill();
+    TinyControlServer.Connection busy = server.accept();
+    assertInstanceOf(ControlMessage.Login.class, busy.receive());
+    busy.send(
+        ControlMessage.LoginResult.failure(
+            "UNAVAILABLE", "the server could not complete the login: ask timed out"));
+    // Tried again, with the registration still in place.
+    TinyControlServer.Connection again = server.accept();
+    ControlMessage.Login retry = assertInstanceOf(ControlMessage.Login.class, again.receive());
+    assertNull(retry.authKey());
+    assertTrue(state.saved().loggedIn());
+    assertEquals(
+        1, device.peerStatuses().size(), "the tunnel to the peer stays while the server is busy");
+    assertEquals("robot", agent.status().self().hostname());
+    again.send(ControlMessage.LoginResult.success(self));
+    again.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
+    await(() -> agent.status().connected());
+    assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
+  }
+
+  @Test
+  void refusedKeyIsReportedAndNothingIsSaved() throws Exception {
+    AgentState state = startAgent();
+    var pending = agent.up(server.url(), "bad", "robot");
+    TinyControlServer.Connection c = server.accept();
+    c.receive();
+    c.send(ControlMessage.LoginResult.failure("EXPIRED", "auth key expired"));
+    AgentControl.Outcome outcome = pending.get(10, TimeUnit.SECONDS);
+    assertFalse(outcome.ok());
+    assertEquals(
+        "login refused by " + server.url() + ": auth key expired (EXPIRED)", outcome.error());
+    assertFalse(state.saved().loggedIn());
+    assertEquals(AgentStatus.NEEDS_LOGIN, agent.status().backendState());
+  }
+
+  @Test
+  void unreachableServerIsNamed() throws Exception {
+    startAgent();
+    String nowhere = "http://127.0.0.1:1";
+    AgentControl.Outcome outcome = agent.up(nowhere, "k", "robot").get(15, TimeUnit.SECONDS);
+    assertFalse(outcome.ok());
+    assertTrue(
+        outcome.error().startsWith("cannot reach login server " + nowhere + ":"), outcome.error());
+  }
+
+  @Test
+  void wrongUrlIsNotALoginServer() throws Exception {
+    startAgent();
+    AgentControl.Outcome outcome =
+        agent.up(server.url() + "/elsewhere", "k", "robot").get(15, TimeUnit.SECONDS);
+    assertFalse(outcome.ok());
+    assertTrue(outcome.error().contains("is not a Trellis login server"), outcome.error());
+  }
+
+  private static void await(BooleanSupplier condition) throws InterruptedException {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+    while (!condition.getAsBoolean()) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("condition not met within 15 s");
+      }
+      Thread.sleep(20);
     }
-
-    @Test
-    void logsInAppliesTheMapAndResumesAfterTheServerDrops() throws Exception {
-        AgentState state = startAgent();
-        var pending = agent.up(server.url(), "tskey-1", "robot");
-        TinyControlServer.Connection c = server.accept();
-        ControlMessage.Login login = assertInstanceOf(ControlMessage.Login.class, c.receive());
-        assertEquals("tskey-1", login.authKey());
-        assertEquals("robot", login.hostname());
-        assertEquals(state.nodePublicKeyBase64(), login.nodeKey());
-        assertEquals(List.of("192.0.2.1:" + device.listenPort()), login.endpoints());
-
-        NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
-        String peerKey = Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
-        c.send(ControlMessage.LoginResult.success(self));
-        // a full map in several WebSocket fragments
-        c.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)),
-                new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48")), 3);
-
-        AgentControl.Outcome outcome = pending.get(10, TimeUnit.SECONDS);
-        assertTrue(outcome.ok(), String.valueOf(outcome.error()));
-        assertEquals("robot", outcome.self().hostname());
-        await(() -> device.peerStatuses().size() == 1);
-        await(() -> !network.isEmpty());
-        assertEquals("apply [100.64.0.1, fd7a:115c:a1e0::1] [100.64.0.0/10, fd7a:115c:a1e0::/48]", network.getFirst());
-        assertEquals(new AgentState.Saved(server.url(), "robot", true, true), state.saved());
-
-        AgentStatus status = agent.status();
-        assertEquals(AgentStatus.RUNNING, status.backendState());
-        assertTrue(status.connected());
-        assertEquals("arm", status.peers().getFirst().hostname());
-        assertEquals("127.0.0.1:9", status.peers().getFirst().endpoint());
-
-        // the server goes away: the peer stays configured, the agent comes back without a key
-        c.kill();
-        await(() -> !agent.status().connected());
-        assertEquals(1, device.peerStatuses().size());
-        TinyControlServer.Connection again = server.accept();
-        ControlMessage.Login resume = assertInstanceOf(ControlMessage.Login.class, again.receive());
-        assertNull(resume.authKey());
-        again.send(ControlMessage.LoginResult.success(self));
-        again.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
-        await(() -> agent.status().connected());
-        again.send(new ControlMessage.MapDelta(null, List.of(), List.of(2L)));
-        await(() -> device.peerStatuses().isEmpty());
-
-        assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
-        assertEquals(AgentStatus.STOPPED, agent.status().backendState());
-        assertTrue(network.contains("clear"));
-    }
-
-    /** The map names every replica; when the server it logged in at goes away, the agent logs in at another. */
-    @Test
-    void failsOverToAnotherReplicaFromTheMap() throws Exception {
-        AgentState state = startAgent();
-        try (TinyControlServer other = new TinyControlServer()) {
-            var pending = agent.up(server.url(), "tskey-1", "robot");
-            TinyControlServer.Connection c = server.accept();
-            assertInstanceOf(ControlMessage.Login.class, c.receive());
-            NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
-            c.send(ControlMessage.LoginResult.success(self));
-            c.send(new ControlMessage.FullMap(self, List.of(), new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48",
-                    List.of(), List.of(server.url(), other.url()))));
-            assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
-            await(() -> !network.isEmpty()); // the full map (with the replicas' URLs) has been applied
-
-            // The first replica is gone for good: the agent resumes (no key) at the other one.
-            server.close();
-            server = null;
-            c.kill();
-            TinyControlServer.Connection failover = other.accept();
-            ControlMessage.Login resume = assertInstanceOf(ControlMessage.Login.class, failover.receive());
-            assertNull(resume.authKey());
-            assertEquals(state.nodePublicKeyBase64(), resume.nodeKey());
-            failover.send(ControlMessage.LoginResult.success(self));
-            failover.send(new ControlMessage.FullMap(self, List.of(), null));
-            await(() -> agent.status().connected());
-            // A network update (e.g. a replica joined) replaces the list the agent fails over with.
-            failover.send(new ControlMessage.NetworkUpdate(new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48",
-                    List.of(), List.of(other.url()))));
-            assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
-        }
-    }
-
-    /**
-     * A replica that cannot complete a login yet (the lost replica's shards are still moving) answers
-     * UNAVAILABLE: that is no refusal, so the agent keeps its registration and tunnels and tries again.
-     */
-    @Test
-    void aLoginTheServerCouldNotCompleteIsRetriedNotDropped() throws Exception {
-        AgentState state = startAgent();
-        var pending = agent.up(server.url(), "tskey-1", "robot");
-        TinyControlServer.Connection c = server.accept();
-        assertInstanceOf(ControlMessage.Login.class, c.receive());
-        NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
-        String peerKey = Base64.getEncoder().encodeToString(Curve25519.publicKey(Curve25519.generatePrivateKey()));
-        c.send(ControlMessage.LoginResult.success(self));
-        c.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)),
-                new ControlMessage.NetworkInfo("100.64.0.0/10", "fd7a:115c:a1e0::/48")));
-        assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
-        await(() -> device.peerStatuses().size() == 1);
-
-        c.kill();
-        TinyControlServer.Connection busy = server.accept();
-        assertInstanceOf(ControlMessage.Login.class, busy.receive());
-        busy.send(ControlMessage.LoginResult.failure("UNAVAILABLE", "the server could not complete the login: ask timed out"));
-        // Tried again, with the registration still in place.
-        TinyControlServer.Connection again = server.accept();
-        ControlMessage.Login retry = assertInstanceOf(ControlMessage.Login.class, again.receive());
-        assertNull(retry.authKey());
-        assertTrue(state.saved().loggedIn());
-        assertEquals(1, device.peerStatuses().size(), "the tunnel to the peer stays while the server is busy");
-        assertEquals("robot", agent.status().self().hostname());
-        again.send(ControlMessage.LoginResult.success(self));
-        again.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
-        await(() -> agent.status().connected());
-        assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
-    }
-
-    @Test
-    void refusedKeyIsReportedAndNothingIsSaved() throws Exception {
-        AgentState state = startAgent();
-        var pending = agent.up(server.url(), "bad", "robot");
-        TinyControlServer.Connection c = server.accept();
-        c.receive();
-        c.send(ControlMessage.LoginResult.failure("EXPIRED", "auth key expired"));
-        AgentControl.Outcome outcome = pending.get(10, TimeUnit.SECONDS);
-        assertFalse(outcome.ok());
-        assertEquals("login refused by " + server.url() + ": auth key expired (EXPIRED)", outcome.error());
-        assertFalse(state.saved().loggedIn());
-        assertEquals(AgentStatus.NEEDS_LOGIN, agent.status().backendState());
-    }
-
-    @Test
-    void unreachableServerIsNamed() throws Exception {
-        startAgent();
-        String nowhere = "http://127.0.0.1:1";
-        AgentControl.Outcome outcome = agent.up(nowhere, "k", "robot").get(15, TimeUnit.SECONDS);
-        assertFalse(outcome.ok());
-        assertTrue(outcome.error().startsWith("cannot reach login server " + nowhere + ":"), outcome.error());
-    }
-
-    @Test
-    void wrongUrlIsNotALoginServer() throws Exception {
-        startAgent();
-        AgentControl.Outcome outcome = agent.up(server.url() + "/elsewhere", "k", "robot").get(15, TimeUnit.SECONDS);
-        assertFalse(outcome.ok());
-        assertTrue(outcome.error().contains("is not a Trellis login server"), outcome.error());
-    }
-
-    private static void await(BooleanSupplier condition) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("condition not met within 15 s");
-            }
-            Thread.sleep(20);
-        }
-    }
+  }
 }

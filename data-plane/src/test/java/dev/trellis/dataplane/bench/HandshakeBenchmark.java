@@ -32,83 +32,86 @@ import org.openjdk.jmh.infra.Blackhole;
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
 public class HandshakeBenchmark {
-    private static final long STEP_NANOS = 25_000_000L;
+  private static final long STEP_NANOS = 25_000_000L;
 
-    private byte[] initiatorPrivate;
-    private byte[] initiatorPublic;
-    private byte[] responderPrivate;
-    private byte[] responderPublic;
-    private Handshake initiator;
-    private Handshake responder;
-    private Cookie.Generator initiatorMacs;   // keyed by the responder's public key
-    private Cookie.Generator responderMacs;   // keyed by the initiator's public key
-    private Cookie.Checker responderChecker;
-    private Cookie.Checker initiatorChecker;
-    private Instant clock;
-    private long nowNanos;
-    private int index;
+  private byte[] initiatorPrivate;
+  private byte[] initiatorPublic;
+  private byte[] responderPrivate;
+  private byte[] responderPublic;
+  private Handshake initiator;
+  private Handshake responder;
+  private Cookie.Generator initiatorMacs; // keyed by the responder's public key
+  private Cookie.Generator responderMacs; // keyed by the initiator's public key
+  private Cookie.Checker responderChecker;
+  private Cookie.Checker initiatorChecker;
+  private Instant clock;
+  private long nowNanos;
+  private int index;
 
-    @Setup(Level.Trial)
-    public void setUp() {
-        initiatorPrivate = Curve25519.generatePrivateKey();
-        initiatorPublic = Curve25519.publicKey(initiatorPrivate);
-        responderPrivate = Curve25519.generatePrivateKey();
-        responderPublic = Curve25519.publicKey(responderPrivate);
-        initiator = new Handshake(initiatorPrivate, responderPublic);
-        responder = new Handshake(responderPrivate, initiatorPublic);
-        initiatorMacs = new Cookie.Generator(responderPublic);
-        responderMacs = new Cookie.Generator(initiatorPublic);
-        responderChecker = new Cookie.Checker(responderPublic);
-        initiatorChecker = new Cookie.Checker(initiatorPublic);
-        clock = Instant.now();
-        nowNanos = System.nanoTime();
+  @Setup(Level.Trial)
+  public void setUp() {
+    initiatorPrivate = Curve25519.generatePrivateKey();
+    initiatorPublic = Curve25519.publicKey(initiatorPrivate);
+    responderPrivate = Curve25519.generatePrivateKey();
+    responderPublic = Curve25519.publicKey(responderPrivate);
+    initiator = new Handshake(initiatorPrivate, responderPublic);
+    responder = new Handshake(responderPrivate, initiatorPublic);
+    initiatorMacs = new Cookie.Generator(responderPublic);
+    responderMacs = new Cookie.Generator(initiatorPublic);
+    responderChecker = new Cookie.Checker(responderPublic);
+    initiatorChecker = new Cookie.Checker(initiatorPublic);
+    clock = Instant.now();
+    nowNanos = System.nanoTime();
+  }
+
+  @Benchmark
+  public void fullHandshake(Blackhole bh) {
+    nowNanos += STEP_NANOS;
+    clock = clock.plusSeconds(1);
+    int initiatorIndex = ++index;
+    int responderIndex = ++index;
+
+    // Initiator: message 1.
+    Message.HandshakeInitiation init = initiator.createInitiation(initiatorIndex, Tai64n.of(clock));
+    byte[] initBytes = init.encode();
+    initiatorMacs.addMacs(initBytes, nowNanos);
+
+    // Responder: check, open, consume, answer, derive.
+    if (!responderChecker.checkMac1(initBytes, 0, initBytes.length)) {
+      throw new IllegalStateException("mac1 of the initiation did not verify");
     }
-
-    @Benchmark
-    public void fullHandshake(Blackhole bh) {
-        nowNanos += STEP_NANOS;
-        clock = clock.plusSeconds(1);
-        int initiatorIndex = ++index;
-        int responderIndex = ++index;
-
-        // Initiator: message 1.
-        Message.HandshakeInitiation init = initiator.createInitiation(initiatorIndex, Tai64n.of(clock));
-        byte[] initBytes = init.encode();
-        initiatorMacs.addMacs(initBytes, nowNanos);
-
-        // Responder: check, open, consume, answer, derive.
-        if (!responderChecker.checkMac1(initBytes, 0, initBytes.length)) {
-            throw new IllegalStateException("mac1 of the initiation did not verify");
-        }
-        Message.HandshakeInitiation received = Message.HandshakeInitiation.parse(initBytes, 0, initBytes.length);
-        Handshake.InitiationOpening opening = Handshake.openInitiation(responderPrivate, responderPublic, received);
-        if (opening == null || !responder.consumeInitiation(opening, nowNanos)) {
-            throw new IllegalStateException("responder rejected the initiation");
-        }
-        Message.HandshakeResponse response = responder.createResponse(responderIndex);
-        byte[] responseBytes = response.encode();
-        responderMacs.addMacs(responseBytes, nowNanos);
-        Keypair responderKeys = responder.deriveKeys(nowNanos);
-
-        // Initiator: check, consume, derive.
-        if (!initiatorChecker.checkMac1(responseBytes, 0, responseBytes.length)) {
-            throw new IllegalStateException("mac1 of the response did not verify");
-        }
-        Message.HandshakeResponse answer = Message.HandshakeResponse.parse(responseBytes, 0, responseBytes.length);
-        if (!initiator.consumeResponse(answer)) {
-            throw new IllegalStateException("initiator rejected the response");
-        }
-        Keypair initiatorKeys = initiator.deriveKeys(nowNanos);
-        if (initiatorKeys == null || responderKeys == null) {
-            throw new IllegalStateException("no keys derived");
-        }
-        bh.consume(initiatorKeys);
-        bh.consume(responderKeys);
+    Message.HandshakeInitiation received =
+        Message.HandshakeInitiation.parse(initBytes, 0, initBytes.length);
+    Handshake.InitiationOpening opening =
+        Handshake.openInitiation(responderPrivate, responderPublic, received);
+    if (opening == null || !responder.consumeInitiation(opening, nowNanos)) {
+      throw new IllegalStateException("responder rejected the initiation");
     }
+    Message.HandshakeResponse response = responder.createResponse(responderIndex);
+    byte[] responseBytes = response.encode();
+    responderMacs.addMacs(responseBytes, nowNanos);
+    Keypair responderKeys = responder.deriveKeys(nowNanos);
 
-    /** One X25519 agreement, for scale: a full handshake does eight scalar multiplications. */
-    @Benchmark
-    public byte[] x25519Agreement() {
-        return Curve25519.sharedSecret(initiatorPrivate, responderPublic);
+    // Initiator: check, consume, derive.
+    if (!initiatorChecker.checkMac1(responseBytes, 0, responseBytes.length)) {
+      throw new IllegalStateException("mac1 of the response did not verify");
     }
+    Message.HandshakeResponse answer =
+        Message.HandshakeResponse.parse(responseBytes, 0, responseBytes.length);
+    if (!initiator.consumeResponse(answer)) {
+      throw new IllegalStateException("initiator rejected the response");
+    }
+    Keypair initiatorKeys = initiator.deriveKeys(nowNanos);
+    if (initiatorKeys == null || responderKeys == null) {
+      throw new IllegalStateException("no keys derived");
+    }
+    bh.consume(initiatorKeys);
+    bh.consume(responderKeys);
+  }
+
+  /** One X25519 agreement, for scale: a full handshake does eight scalar multiplications. */
+  @Benchmark
+  public byte[] x25519Agreement() {
+    return Curve25519.sharedSecret(initiatorPrivate, responderPublic);
+  }
 }

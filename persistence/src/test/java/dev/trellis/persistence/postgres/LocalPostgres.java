@@ -5,6 +5,7 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -16,13 +17,13 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Assumptions;
-import java.nio.file.StandardOpenOption;
 
 /**
- * A throwaway PostgreSQL server for tests: Debian's own binaries ({@code apt-get install postgresql}),
- * a fresh cluster in a temporary directory, on a free loopback port, trust authentication for the
- * test user only on 127.0.0.1. As root (CI) it runs as the {@code postgres} user, which PostgreSQL
- * requires. Tests are skipped, with the reason, when the binaries are missing.
+ * A throwaway PostgreSQL server for tests: Debian's own binaries ({@code apt-get install
+ * postgresql}), a fresh cluster in a temporary directory, on a free loopback port, trust
+ * authentication for the test user only on 127.0.0.1. As root (CI) it runs as the {@code postgres}
+ * user, which PostgreSQL requires. Tests are skipped, with the reason, when the binaries are
+ * missing.
  */
 public final class LocalPostgres implements AutoCloseable {
   public static final String USER = "trellis";
@@ -33,6 +34,7 @@ public final class LocalPostgres implements AutoCloseable {
   private final int port;
   private final Path log;
   private final Path bin;
+
   /** The TCP address it listens on; other than loopback when it runs in a network namespace. */
   private final String address;
 
@@ -45,7 +47,10 @@ public final class LocalPostgres implements AutoCloseable {
     this.address = address;
   }
 
-  /** The directory holding {@code initdb} and {@code postgres}: $TRELLIS_PG_BIN or the newest /usr/lib/postgresql/N/bin. */
+  /**
+   * The directory holding {@code initdb} and {@code postgres}: $TRELLIS_PG_BIN or the newest
+   * /usr/lib/postgresql/N/bin.
+   */
   static Optional<Path> binaries() {
     String env = System.getenv("TRELLIS_PG_BIN");
     if (env != null && !env.isBlank()) {
@@ -56,8 +61,12 @@ public final class LocalPostgres implements AutoCloseable {
       return Optional.empty();
     }
     try (Stream<Path> versions = Files.list(root)) {
-      return versions.map(v -> v.resolve("bin"))
-          .filter(b -> Files.isExecutable(b.resolve("initdb")) && Files.isExecutable(b.resolve("postgres")))
+      return versions
+          .map(v -> v.resolve("bin"))
+          .filter(
+              b ->
+                  Files.isExecutable(b.resolve("initdb"))
+                      && Files.isExecutable(b.resolve("postgres")))
           .max(Comparator.comparing(b -> versionOf(b.getParent().getFileName().toString())));
     } catch (IOException e) {
       return Optional.empty();
@@ -82,13 +91,15 @@ public final class LocalPostgres implements AutoCloseable {
   }
 
   /**
-   * A server started through {@code prefix} (e.g. {@code ip netns exec NS}, to run it inside a test's network
-   * namespace) listening on {@code address}. Outside that namespace the test reaches it through its Unix socket,
-   * with PostgreSQL's own client programs.
+   * A server started through {@code prefix} (e.g. {@code ip netns exec NS}, to run it inside a
+   * test's network namespace) listening on {@code address}. Outside that namespace the test reaches
+   * it through its Unix socket, with PostgreSQL's own client programs.
    */
-  public static LocalPostgres start(List<String> prefix, String address) throws IOException, InterruptedException {
+  public static LocalPostgres start(List<String> prefix, String address)
+      throws IOException, InterruptedException {
     Optional<Path> bin = binaries();
-    Assumptions.assumeTrue(bin.isPresent(),
+    Assumptions.assumeTrue(
+        bin.isPresent(),
         "PostgreSQL is not installed (apt-get install postgresql, or set TRELLIS_PG_BIN): skipping a test that needs it");
     Path dir = Files.createTempDirectory(Path.of("/tmp"), "trellis-pg-");
     Path data = dir.resolve("data");
@@ -96,20 +107,49 @@ public final class LocalPostgres implements AutoCloseable {
     if (root()) {
       run(List.of("chown", "postgres:postgres", dir.toString()));
     }
-    run(asOwner(List.of(bin.get().resolve("initdb").toString(), "-D", data.toString(), "-U", USER, "--auth=trust",
-        "-E", "UTF8", "--no-sync")));
+    run(
+        asOwner(
+            List.of(
+                bin.get().resolve("initdb").toString(),
+                "-D",
+                data.toString(),
+                "-U",
+                USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync")));
     if (!"127.0.0.1".equals(address)) {
-      // Inside a test's own network namespace: the servers there connect over TCP from their own addresses.
-      Files.writeString(data.resolve("pg_hba.conf"), "host all all 0.0.0.0/0 trust\n", StandardOpenOption.APPEND);
+      // Inside a test's own network namespace: the servers there connect over TCP from their own
+      // addresses.
+      Files.writeString(
+          data.resolve("pg_hba.conf"), "host all all 0.0.0.0/0 trust\n", StandardOpenOption.APPEND);
     }
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
     }
     List<String> command = new ArrayList<>(prefix);
-    command.addAll(asOwner(List.of(bin.get().resolve("postgres").toString(), "-D", data.toString(),
-        "-p", Integer.toString(port), "-k", dir.toString(), "-c", "listen_addresses=" + address, "-c", "fsync=off",
-        "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")));
+    command.addAll(
+        asOwner(
+            List.of(
+                bin.get().resolve("postgres").toString(),
+                "-D",
+                data.toString(),
+                "-p",
+                Integer.toString(port),
+                "-k",
+                dir.toString(),
+                "-c",
+                "listen_addresses=" + address,
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200")));
     ProcessBuilder pb = new ProcessBuilder(command);
     pb.redirectErrorStream(true);
     pb.redirectOutput(log.toFile());
@@ -128,8 +168,11 @@ public final class LocalPostgres implements AutoCloseable {
     if (!root()) {
       return command;
     }
-    // setpriv execs in place (no parent left in between), so stopping the process stops postgres itself.
-    List<String> c = new ArrayList<>(List.of("setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"));
+    // setpriv execs in place (no parent left in between), so stopping the process stops postgres
+    // itself.
+    List<String> c =
+        new ArrayList<>(
+            List.of("setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"));
     c.addAll(command);
     return c;
   }
@@ -147,7 +190,8 @@ public final class LocalPostgres implements AutoCloseable {
     SQLException last = null;
     while (System.currentTimeMillis() < deadline) {
       if (!process.isAlive()) {
-        throw new IOException("postgres exited with " + process.exitValue() + ":\n" + Files.readString(log));
+        throw new IOException(
+            "postgres exited with " + process.exitValue() + ":\n" + Files.readString(log));
       }
       if (!namespaced()) {
         try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), USER, "")) {
@@ -155,13 +199,29 @@ public final class LocalPostgres implements AutoCloseable {
         } catch (SQLException e) {
           last = e;
         }
-      } else if (new ProcessBuilder(bin.resolve("pg_isready").toString(), "-q", "-h", dir.toString(), "-p", Integer.toString(port))
-          .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor() == 0) {
+      } else if (new ProcessBuilder(
+                  bin.resolve("pg_isready").toString(),
+                  "-q",
+                  "-h",
+                  dir.toString(),
+                  "-p",
+                  Integer.toString(port))
+              .redirectErrorStream(true)
+              .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+              .start()
+              .waitFor()
+          == 0) {
         return;
       }
       Thread.sleep(100); // polling the port: postgres has no readiness signal to wait on
     }
-    throw new IOException("postgres did not accept connections within " + START_TIMEOUT_MS + " ms: " + last + "\n" + Files.readString(log));
+    throw new IOException(
+        "postgres did not accept connections within "
+            + START_TIMEOUT_MS
+            + " ms: "
+            + last
+            + "\n"
+            + Files.readString(log));
   }
 
   public int port() {
@@ -183,7 +243,16 @@ public final class LocalPostgres implements AutoCloseable {
     }
     if (namespaced()) {
       try {
-        run(List.of(bin.resolve("createdb").toString(), "-h", dir.toString(), "-p", Integer.toString(port), "-U", USER, name));
+        run(
+            List.of(
+                bin.resolve("createdb").toString(),
+                "-h",
+                dir.toString(),
+                "-p",
+                Integer.toString(port),
+                "-U",
+                USER,
+                name));
       } catch (IOException e) {
         throw new SQLException(e.getMessage(), e);
       } catch (InterruptedException e) {
@@ -192,7 +261,8 @@ public final class LocalPostgres implements AutoCloseable {
       }
       return jdbcUrl(name);
     }
-    try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), USER, ""); Statement s = c.createStatement()) {
+    try (Connection c = DriverManager.getConnection(jdbcUrl("postgres"), USER, "");
+        Statement s = c.createStatement()) {
       s.execute("CREATE DATABASE " + name);
     }
     return jdbcUrl(name);

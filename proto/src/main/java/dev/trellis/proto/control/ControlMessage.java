@@ -18,113 +18,146 @@ import java.util.Set;
  */
 @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
 @JsonSubTypes({
-        @JsonSubTypes.Type(value = ControlMessage.Login.class, name = "login"),
-        @JsonSubTypes.Type(value = ControlMessage.UpdateEndpoints.class, name = "update-endpoints"),
-        @JsonSubTypes.Type(value = ControlMessage.RotateNodeKey.class, name = "rotate-node-key"),
-        @JsonSubTypes.Type(value = ControlMessage.Logout.class, name = "logout"),
-        @JsonSubTypes.Type(value = ControlMessage.Ping.class, name = "ping"),
-        @JsonSubTypes.Type(value = ControlMessage.LoginResult.class, name = "login-result"),
-        @JsonSubTypes.Type(value = ControlMessage.FullMap.class, name = "full-map"),
-        @JsonSubTypes.Type(value = ControlMessage.MapDelta.class, name = "map-delta"),
-        @JsonSubTypes.Type(value = ControlMessage.NetworkUpdate.class, name = "network-update"),
-        @JsonSubTypes.Type(value = ControlMessage.Goodbye.class, name = "goodbye"),
-        @JsonSubTypes.Type(value = ControlMessage.Pong.class, name = "pong"),
+  @JsonSubTypes.Type(value = ControlMessage.Login.class, name = "login"),
+  @JsonSubTypes.Type(value = ControlMessage.UpdateEndpoints.class, name = "update-endpoints"),
+  @JsonSubTypes.Type(value = ControlMessage.RotateNodeKey.class, name = "rotate-node-key"),
+  @JsonSubTypes.Type(value = ControlMessage.Logout.class, name = "logout"),
+  @JsonSubTypes.Type(value = ControlMessage.Ping.class, name = "ping"),
+  @JsonSubTypes.Type(value = ControlMessage.LoginResult.class, name = "login-result"),
+  @JsonSubTypes.Type(value = ControlMessage.FullMap.class, name = "full-map"),
+  @JsonSubTypes.Type(value = ControlMessage.MapDelta.class, name = "map-delta"),
+  @JsonSubTypes.Type(value = ControlMessage.NetworkUpdate.class, name = "network-update"),
+  @JsonSubTypes.Type(value = ControlMessage.Goodbye.class, name = "goodbye"),
+  @JsonSubTypes.Type(value = ControlMessage.Pong.class, name = "pong"),
 })
 public sealed interface ControlMessage {
 
-    /**
-     * First message of every session. With an auth key it registers (or re-registers) the machine;
-     * without one it resumes the machine's existing registration.
-     */
-    record Login(String nodeKey, String authKey, String hostname, String os, List<String> endpoints) implements ControlMessage {}
+  /**
+   * First message of every session. With an auth key it registers (or re-registers) the machine;
+   * without one it resumes the machine's existing registration.
+   */
+  record Login(String nodeKey, String authKey, String hostname, String os, List<String> endpoints)
+      implements ControlMessage {}
 
-    /** The node's candidate endpoints and the relay region it is homed on (null: none yet). */
-    record UpdateEndpoints(List<String> endpoints, String homeRelay) implements ControlMessage {
-        public UpdateEndpoints(List<String> endpoints) {
-            this(endpoints, null);
-        }
+  /** The node's candidate endpoints and the relay region it is homed on (null: none yet). */
+  record UpdateEndpoints(List<String> endpoints, String homeRelay) implements ControlMessage {
+    public UpdateEndpoints(List<String> endpoints) {
+      this(endpoints, null);
+    }
+  }
+
+  record RotateNodeKey(String nodeKey) implements ControlMessage {}
+
+  /** The node gives up its registration; it needs an auth key to come back. */
+  record Logout() implements ControlMessage {}
+
+  record Ping(long id) implements ControlMessage {}
+
+  record Pong(long id) implements ControlMessage {}
+
+  /** {@code error} and {@code code} are set when {@code ok} is false; {@code self} when true. */
+  record LoginResult(boolean ok, String code, String error, NodeInfo self)
+      implements ControlMessage {
+    public static LoginResult success(NodeInfo self) {
+      return new LoginResult(true, null, null, self);
     }
 
-    record RotateNodeKey(String nodeKey) implements ControlMessage {}
+    public static LoginResult failure(String code, String error) {
+      return new LoginResult(false, code, error, null);
+    }
+  }
 
-    /** The node gives up its registration; it needs an auth key to come back. */
-    record Logout() implements ControlMessage {}
+  /** Everything the node needs: itself and every peer it may reach. */
+  record FullMap(NodeInfo self, List<NodeInfo> peers, NetworkInfo network)
+      implements ControlMessage {}
 
-    record Ping(long id) implements ControlMessage {}
+  /** Peers that joined or changed, and ids of peers that are gone. */
+  record MapDelta(NodeInfo self, List<NodeInfo> upserted, List<Long> removed)
+      implements ControlMessage {}
 
-    record Pong(long id) implements ControlMessage {}
+  /**
+   * The network's settings changed (relay map, control URLs): replaces the FullMap's {@code
+   * network}.
+   */
+  record NetworkUpdate(NetworkInfo network) implements ControlMessage {}
 
-    /** {@code error} and {@code code} are set when {@code ok} is false; {@code self} when true. */
-    record LoginResult(boolean ok, String code, String error, NodeInfo self) implements ControlMessage {
-        public static LoginResult success(NodeInfo self) {
-            return new LoginResult(true, null, null, self);
-        }
+  /** The server ends the session: expired, deleted, logged out, or replaced by a newer session. */
+  record Goodbye(String reason) implements ControlMessage {}
 
-        public static LoginResult failure(String code, String error) {
-            return new LoginResult(false, code, error, null);
-        }
+  /** One node as the map shows it. */
+  /**
+   * One node as the map shows it; {@code homeRelay} is the region of the relay it receives on
+   * (null: unknown).
+   */
+  record NodeInfo(
+      long id,
+      String hostname,
+      String user,
+      String nodeKey,
+      List<String> addresses,
+      List<String> endpoints,
+      boolean online,
+      Instant lastSeen,
+      Set<String> tags,
+      Instant expiry,
+      boolean ephemeral,
+      String homeRelay) {
+    public NodeInfo(
+        long id,
+        String hostname,
+        String user,
+        String nodeKey,
+        List<String> addresses,
+        List<String> endpoints,
+        boolean online,
+        Instant lastSeen,
+        Set<String> tags,
+        Instant expiry,
+        boolean ephemeral) {
+      this(
+          id, hostname, user, nodeKey, addresses, endpoints, online, lastSeen, tags, expiry,
+          ephemeral, null);
+    }
+  }
+
+  /**
+   * The overlay's prefixes, for the node's routes; the relay map: every relay a node may use; and
+   * the URLs of every coordinator replica, so a node whose server goes away logs in to another.
+   */
+  record NetworkInfo(
+      String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays, List<String> controlUrls) {
+    public NetworkInfo(String ipv4Prefix, String ipv6Prefix) {
+      this(ipv4Prefix, ipv6Prefix, List.of(), List.of());
     }
 
-    /** Everything the node needs: itself and every peer it may reach. */
-    record FullMap(NodeInfo self, List<NodeInfo> peers, NetworkInfo network) implements ControlMessage {}
-
-    /** Peers that joined or changed, and ids of peers that are gone. */
-    record MapDelta(NodeInfo self, List<NodeInfo> upserted, List<Long> removed) implements ControlMessage {}
-
-    /** The network's settings changed (relay map, control URLs): replaces the FullMap's {@code network}. */
-    record NetworkUpdate(NetworkInfo network) implements ControlMessage {}
-
-    /** The server ends the session: expired, deleted, logged out, or replaced by a newer session. */
-    record Goodbye(String reason) implements ControlMessage {}
-
-    /** One node as the map shows it. */
-    /** One node as the map shows it; {@code homeRelay} is the region of the relay it receives on (null: unknown). */
-    record NodeInfo(long id, String hostname, String user, String nodeKey, List<String> addresses,
-                    List<String> endpoints, boolean online, Instant lastSeen, Set<String> tags,
-                    Instant expiry, boolean ephemeral, String homeRelay) {
-        public NodeInfo(long id, String hostname, String user, String nodeKey, List<String> addresses,
-                        List<String> endpoints, boolean online, Instant lastSeen, Set<String> tags,
-                        Instant expiry, boolean ephemeral) {
-            this(id, hostname, user, nodeKey, addresses, endpoints, online, lastSeen, tags, expiry, ephemeral, null);
-        }
+    public NetworkInfo withRelays(List<RelayInfo> r) {
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls);
     }
 
-    /**
-     * The overlay's prefixes, for the node's routes; the relay map: every relay a node may use; and
-     * the URLs of every coordinator replica, so a node whose server goes away logs in to another.
-     */
-    record NetworkInfo(String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays, List<String> controlUrls) {
-        public NetworkInfo(String ipv4Prefix, String ipv6Prefix) {
-            this(ipv4Prefix, ipv6Prefix, List.of(), List.of());
-        }
+    public NetworkInfo withControlUrls(List<String> urls) {
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls);
+    }
+  }
 
-        public NetworkInfo withRelays(List<RelayInfo> r) {
-            return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls);
-        }
-
-        public NetworkInfo withControlUrls(List<String> urls) {
-            return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls);
-        }
+  /**
+   * One relay in the relay map: its region (a building), the login-server-style URL its {@code
+   * /relay} is under (null: the login server the node uses), its static key (base64; null: not
+   * pinned) and the UDP port of the STUN server on the same host (null: none). {@code mesh} true: a
+   * relay of the cluster, which forwards to the nodes of every other such relay, so a node homed on
+   * one needs no other connection; null or false: a relay on its own, reached directly for the
+   * nodes homed on it.
+   */
+  record RelayInfo(String region, String url, String key, Integer stunPort, Boolean mesh) {
+    public RelayInfo(String region, String url, String key, Integer stunPort) {
+      this(region, url, key, stunPort, null);
     }
 
-    /**
-     * One relay in the relay map: its region (a building), the login-server-style URL its
-     * {@code /relay} is under (null: the login server the node uses), its static key (base64; null: not pinned) and the UDP port of the
-     * STUN server on the same host (null: none). {@code mesh} true: a relay of the cluster, which
-     * forwards to the nodes of every other such relay, so a node homed on one needs no other
-     * connection; null or false: a relay on its own, reached directly for the nodes homed on it.
-     */
-    record RelayInfo(String region, String url, String key, Integer stunPort, Boolean mesh) {
-        public RelayInfo(String region, String url, String key, Integer stunPort) {
-            this(region, url, key, stunPort, null);
-        }
-
-        public boolean meshed() {
-            return Boolean.TRUE.equals(mesh);
-        }
-
-        public RelayInfo withMesh(boolean meshed) {
-            return new RelayInfo(region, url, key, stunPort, meshed ? Boolean.TRUE : null);
-        }
+    public boolean meshed() {
+      return Boolean.TRUE.equals(mesh);
     }
+
+    public RelayInfo withMesh(boolean meshed) {
+      return new RelayInfo(region, url, key, stunPort, meshed ? Boolean.TRUE : null);
+    }
+  }
 }
