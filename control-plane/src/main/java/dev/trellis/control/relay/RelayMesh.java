@@ -309,6 +309,32 @@ public final class RelayMesh {
                                       }
                                     });
                             holders.keySet().retainAll(current);
+                            // A node connected here that the map no longer names (another relay it
+                            // touched briefly claimed it, then let go): claim it again, or the
+                            // other relays would drop every packet for it.
+                            Set<String> unclaimed = new HashSet<>(registry.heldNodes());
+                            unclaimed.removeAll(c.entries().keySet());
+                            if (!unclaimed.isEmpty()) {
+                              replicator.askUpdate(
+                                  replyTo ->
+                                      new Replicator.Update<>(
+                                          HOLDERS,
+                                          LWWMap.empty(),
+                                          new Replicator.WriteAll(WRITE_TIMEOUT),
+                                          replyTo,
+                                          map -> {
+                                            LWWMap<String, String> out = map;
+                                            for (String node : unclaimed) {
+                                              if (!map.getEntries().containsKey(node)
+                                                  && registry.isConnected(
+                                                      Base64.getDecoder().decode(node))) {
+                                                out = out.put(self, node, selfKey);
+                                              }
+                                            }
+                                            return out;
+                                          }),
+                                  response -> new Ignored());
+                            }
                             if (firstView[0] && !staleOwn.isEmpty()) {
                               // Left by this relay's previous run (it crashed holding them): they
                               // are not here now.

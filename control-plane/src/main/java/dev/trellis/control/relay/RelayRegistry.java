@@ -2,6 +2,7 @@ package dev.trellis.control.relay;
 
 import dev.trellis.proto.relay.RelayFrame;
 import java.util.Base64;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -114,6 +115,18 @@ public final class RelayRegistry {
   public boolean isConnected(byte[] nodeKey) {
     Client c = clients.get(RelayKey.of(nodeKey));
     return c != null && c.ready;
+  }
+
+  /** The nodes (not other relays) connected here and ready, by key in base64. */
+  Set<String> heldNodes() {
+    Set<String> out = new HashSet<>();
+    clients.forEach(
+        (k, c) -> {
+          if (c.ready && !c.mesh) {
+            out.add(k.base64());
+          }
+        });
+    return out;
   }
 
   /** Frames waiting for the node with this key (0 if not connected). */

@@ -38,7 +38,10 @@ public final class IpCommandNetwork implements NetworkConfigurator {
   @Override
   public synchronized void apply(List<InetAddress> wanted, List<String> wantedRoutes)
       throws IOException {
-    boolean ipv6 = ipv6Enabled();
+    boolean wantsIpv6 =
+        wanted.stream().anyMatch(a -> !(a instanceof Inet4Address))
+            || wantedRoutes.stream().anyMatch(r -> r.contains(":"));
+    boolean ipv6 = wantsIpv6 && ipv6Enabled();
     List<String> failures = new ArrayList<>();
     Set<String> nextAddresses = new LinkedHashSet<>();
     for (InetAddress a : wanted) {
@@ -93,8 +96,7 @@ public final class IpCommandNetwork implements NetworkConfigurator {
       run(command);
       onSuccess.run();
     } catch (IOException e) {
-      LOG.warn(e.getMessage());
-      failures.add(e.getMessage());
+      failures.add(e.getMessage()); // logged once, all together, by the agent
     }
   }
 

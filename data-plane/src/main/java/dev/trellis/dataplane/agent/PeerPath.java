@@ -32,6 +32,10 @@ final class PeerPath {
 
   final byte[] key;
   final byte[] sharedKey;
+
+  /** The peer's hostname from the map, for log lines. */
+  volatile String name;
+
   private List<InetSocketAddress> candidates = List.of();
   private volatile InetSocketAddress direct;
   private volatile long lastRttNanos = -1;
@@ -40,9 +44,10 @@ final class PeerPath {
   private long lastCallMeMaybe = Long.MIN_VALUE / 2;
   final Map<String, Pending> pending = new HashMap<>();
 
-  PeerPath(byte[] key, byte[] sharedKey) {
+  PeerPath(byte[] key, byte[] sharedKey, String name) {
     this.key = key;
     this.sharedKey = sharedKey;
+    this.name = name;
   }
 
   /** The direct address in use, or null: the relay. Read on the packet path. */
@@ -59,10 +64,15 @@ final class PeerPath {
     candidates = List.copyOf(endpoints);
   }
 
-  /** A pong to one of our pings: from {@code source} directly, or through the relay (null). */
-  Change onPong(InetSocketAddress source, long rttNanos, long now) {
+  /**
+   * A pong to one of our pings: from {@code source} directly, or through the relay (null).
+   *
+   * @param endpointSet whether the device now sends to {@code source}; the path turns direct only
+   *     then, so packets never go to an address the device does not have
+   */
+  Change onPong(InetSocketAddress source, long rttNanos, long now, boolean endpointSet) {
     lastRttNanos = rttNanos;
-    if (source == null) {
+    if (source == null || !endpointSet) {
       return Change.NONE;
     }
     lastDirectPong = now;
@@ -71,6 +81,11 @@ final class PeerPath {
     }
     direct = source;
     return Change.NOW_DIRECT;
+  }
+
+  /** Whether a pong from {@code source} would move the path (a new direct address). */
+  boolean wouldMoveTo(InetSocketAddress source) {
+    return source != null && !source.equals(direct);
   }
 
   /** Drops the direct path when pongs stopped; returns the address given up, or null. */

@@ -13,6 +13,7 @@ import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
 import java.util.HexFormat;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -79,6 +80,13 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
   /** Written on the paths thread, read by the packet threads. */
   private final Map<ByteBuffer, PeerPath> paths = new ConcurrentHashMap<>();
 
+  /**
+   * The packet path's lookup: by the device's own key array of each peer (one instance per peer,
+   * never modified), so a packet costs no allocation. Copied on write by the packet threads as
+   * peers are first seen; replaced by an empty one when the peers change.
+   */
+  private volatile IdentityHashMap<byte[], PeerPath> byDeviceKey = new IdentityHashMap<>();
+
   /** STUN transactions sent from the device's socket, waiting for their response. */
   private final Map<StunClient.Transaction, CompletableFuture<InetSocketAddress>> stunPending =
       new ConcurrentHashMap<>();
@@ -109,29 +117,42 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
     this.relay = relay == null ? NO_RELAY : relay;
   }
 
-  /** The peers and their candidate endpoints, from the network map (keys in base64). */
-  void setPeers(Map<String, List<InetSocketAddress>> candidates) {
+  /** One peer as the map lists it: hostname (for log lines) and candidate endpoints. */
+  record Peer(String name, List<InetSocketAddress> candidates) {}
+
+  /** The peers, by node key in base64, from the network map; an unusable key is skipped. */
+  void setPeers(Map<String, Peer> peers) {
     loop.execute(
-        () -> {
-          Map<ByteBuffer, List<InetSocketAddress>> byKey = new HashMap<>();
-          candidates.forEach(
-              (k, v) -> byKey.put(ByteBuffer.wrap(Base64.getDecoder().decode(k)), v));
-          paths.keySet().removeIf(k -> !byKey.containsKey(k));
-          byKey.forEach(
-              (k, endpoints) -> {
-                PeerPath p = paths.get(k);
-                if (p == null) {
-                  byte[] key = k.array();
-                  byte[] shared = DiscoMessage.sharedKey(ownPrivate, key);
-                  if (shared == null) {
-                    return;
-                  }
-                  p = new PeerPath(key, shared); // every peer starts on the relay
-                  paths.put(k, p);
-                }
-                p.setCandidates(endpoints);
-              });
-        });
+        ControlConnection.guarded(
+            () -> {
+              Map<ByteBuffer, Peer> byKey = new HashMap<>();
+              peers.forEach(
+                  (k, v) -> {
+                    byte[] key = PeerReconciler.decodeKey(k);
+                    if (key == null) {
+                      LOG.warn("peer {} has an unusable node key '{}'; no path kept", v.name(), k);
+                    } else {
+                      byKey.put(ByteBuffer.wrap(key), v);
+                    }
+                  });
+              paths.keySet().removeIf(k -> !byKey.containsKey(k));
+              byKey.forEach(
+                  (k, peer) -> {
+                    PeerPath p = paths.get(k);
+                    if (p == null) {
+                      byte[] key = k.array();
+                      byte[] shared = DiscoMessage.sharedKey(ownPrivate, key);
+                      if (shared == null) {
+                        return;
+                      }
+                      p = new PeerPath(key, shared, peer.name()); // every peer starts on the relay
+                      paths.put(k, p);
+                    }
+                    p.name = peer.name();
+                    p.setCandidates(peer.candidates());
+                  });
+              byDeviceKey = new IdentityHashMap<>();
+            }));
   }
 
   /** Each peer's path now (keys in base64); reads snapshots, never waits for the paths thread. */
@@ -195,7 +216,7 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
 
   @Override
   public boolean send(byte[] peerKey, InetSocketAddress endpoint, byte[] message, int length) {
-    PeerPath p = paths.get(ByteBuffer.wrap(peerKey));
+    PeerPath p = pathOf(peerKey);
     InetSocketAddress direct = p == null ? endpoint : p.direct();
     if (direct != null) {
       // The device's endpoint follows the peer when it roams; the path set it when it went direct.
@@ -211,6 +232,21 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
     }
     device.sendUdp(message, length, endpoint); // no relay connection (yet): try the map's endpoint
     return true;
+  }
+
+  /** The path of the peer with this key, without allocating once the key array has been seen. */
+  private PeerPath pathOf(byte[] peerKey) {
+    IdentityHashMap<byte[], PeerPath> cache = byDeviceKey;
+    PeerPath p = cache.get(peerKey);
+    if (p == null) {
+      p = paths.get(ByteBuffer.wrap(peerKey));
+      if (p != null) {
+        IdentityHashMap<byte[], PeerPath> next = new IdentityHashMap<>(cache);
+        next.put(peerKey, p);
+        byDeviceKey = next; // a lost race only costs another lookup
+      }
+    }
+    return p;
   }
 
   @Override
@@ -295,14 +331,18 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
           return;
         }
         long rtt = now - sent.sentNanos();
-        if (p.onPong(source, rtt, now) == PeerPath.Change.NOW_DIRECT) {
+        boolean endpointSet = source != null && !p.wouldMoveTo(source);
+        if (p.wouldMoveTo(source)) {
+          // The device's endpoint first, then the path: packets never go to an address it lacks.
           try {
             device.setPeerEndpoint(p.key, source);
+            endpointSet = true;
           } catch (IllegalArgumentException notYetAPeer) {
-            // the map delta adding it is still on its way; the path is used once it is
+            // the map delta adding it is still on its way; a later pong moves the path
           }
-          LOG.info(
-              "direct path to " + Base64.getEncoder().encodeToString(p.key) + " via " + source);
+        }
+        if (p.onPong(source, rtt, now, endpointSet) == PeerPath.Change.NOW_DIRECT) {
+          LOG.info("direct path to {} via {}", p.name, source);
         }
         if (sent.waiter() != null) {
           sent.waiter()
@@ -329,12 +369,7 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
       for (PeerPath p : paths.values()) {
         InetSocketAddress lost = p.expireDirect(now);
         if (lost != null) {
-          LOG.info(
-              "direct path to "
-                  + Base64.getEncoder().encodeToString(p.key)
-                  + " via "
-                  + lost
-                  + " stopped; using the relay");
+          LOG.info("direct path to {} via {} stopped; using the relay", p.name, lost);
         }
         for (InetSocketAddress target : p.probesDue(now)) {
           probe(p, target, now);

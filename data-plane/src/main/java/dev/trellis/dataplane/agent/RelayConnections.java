@@ -123,7 +123,9 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
             : map.stream()
                 .map(
                     r ->
-                        r.url() == null || r.url().isBlank()
+                        r.url() == null
+                                || r.url().isBlank()
+                                || namesAnotherHost(r.url(), loginServer)
                             ? new RelayInfo(
                                 r.region(), loginServer.toString(), r.key(), r.stunPort())
                             : r)
@@ -146,6 +148,19 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
           }
           probeAndChooseHome();
         });
+  }
+
+  /**
+   * A loopback relay URL while the login server is elsewhere: it names the server's own host, not
+   * ours, so the login server's URL stands in for it (a server never advertises one itself).
+   */
+  private static boolean namesAnotherHost(String relayUrl, URI loginServer) {
+    try {
+      return ControlConnection.isLoopback(URI.create(relayUrl))
+          && !ControlConnection.isLoopback(loginServer);
+    } catch (IllegalArgumentException e) {
+      return false;
+    }
   }
 
   /** The peers and their home regions (null or unknown region: reached through our home). */
@@ -330,7 +345,9 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
     if (home != null && relay(home) != null) {
       wanted.put(home, true);
     }
-    for (String region : peerRegions.values()) {
+    // Only once the home is chosen: before, every peer's region would look out of reach and be
+    // dialled for a moment, and a relay a node touches briefly claims it in the mesh.
+    for (String region : home == null ? List.<String>of() : peerRegions.values()) {
       if (relay(region) != null && !throughHome(region)) {
         wanted.putIfAbsent(region, false);
       }

@@ -62,7 +62,7 @@ public final class UnixLineServer implements AutoCloseable {
         if (c == '\n') {
           return stripCr(line);
         }
-        if (line.length() >= maxLine) {
+        if (line.length() >= maxLine && c != '\r') {
           throw new IOException("line longer than " + maxLine + " characters");
         }
         line.append((char) c);

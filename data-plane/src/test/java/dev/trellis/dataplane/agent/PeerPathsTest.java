@@ -117,8 +117,8 @@ class PeerPathsTest {
         List.of(
             "public_key=" + HexFormat.of().formatHex(a.publicKey()), "allowed_ip=100.64.0.1/32"));
     // Only A knows a candidate for B; B learns A's address from A's probes and CallMeMaybe.
-    a.discovery().setPeers(Map.of(b.key(), List.of(b.address())));
-    b.discovery().setPeers(Map.of(a.key(), List.of()));
+    a.discovery().setPeers(Map.of(b.key(), new PeerPaths.Peer("pdB", List.of(b.address()))));
+    b.discovery().setPeers(Map.of(a.key(), new PeerPaths.Peer("pdA", List.of())));
 
     await(
         () -> {
