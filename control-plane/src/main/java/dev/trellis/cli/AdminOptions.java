@@ -1,6 +1,7 @@
 package dev.trellis.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.trellis.control.server.DataDirLock;
 import dev.trellis.control.server.LocalAdminAccess;
 import dev.trellis.control.server.ServerSettings;
 import dev.trellis.proto.control.ControlJson;
@@ -15,6 +16,7 @@ import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import picocli.CommandLine.Option;
@@ -50,7 +52,22 @@ final class AdminOptions {
       description = "Server config file; its trellis.data-dir holds cli.json.")
   Path config;
 
+  /** Where the URL and key in use came from, for error messages; set by {@link #access()}. */
+  private String source = "";
+
   private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(5);
+
+  /** How long a command waits for a server that holds its data directory but is still starting. */
+  static final Duration SERVER_START_WAIT = Duration.ofSeconds(60);
+
+  static final Duration SERVER_START_POLL = Duration.ofMillis(250);
+
+  /** With no server holding the directory (yet), how long to look before saying none was found. */
+  static final Duration SERVER_START_GRACE = Duration.ofSeconds(3);
+
+  /** The data directory of a local server found running (its lock held), else null. */
+  private Path starting;
+
   private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(30);
 
   /** The URL and key to use, or a {@link Failure} saying what is missing. */
@@ -66,6 +83,10 @@ final class AdminOptions {
         throw new Failure(
             "pass both --server and --api-key (or set TRELLIS_SERVER and TRELLIS_API_KEY)");
       }
+      source =
+          server != null || apiKey != null
+              ? "--server/--api-key"
+              : "$TRELLIS_SERVER/$TRELLIS_API_KEY";
       return new LocalAdminAccess.Access(url.replaceAll("/+$", ""), key);
     }
     Path dir;
@@ -76,6 +97,7 @@ final class AdminOptions {
     }
     LocalAdminAccess.Access access;
     try {
+      awaitStartingServer(dir);
       access = LocalAdminAccess.read(dir);
     } catch (AccessDeniedException e) {
       throw new Failure(
@@ -92,7 +114,49 @@ final class AdminOptions {
               + dir.resolve(LocalAdminAccess.FILE)
               + ")");
     }
+    source = dir.resolve(LocalAdminAccess.FILE).toString();
     return access;
+  }
+
+  /**
+   * `trellis server &` then at once `trellis users create`: while a server holds the data directory
+   * but has not written cli.json (or does not answer yet), wait for it, saying so.
+   */
+  private void awaitStartingServer(Path dir) throws Failure {
+    long start = System.nanoTime();
+    boolean told = false;
+    while (!Files.exists(dir.resolve(LocalAdminAccess.FILE))) {
+      // A server that holds the directory is starting: wait for it; with none (yet: its JVM may
+      // not have got that far), a few seconds.
+      boolean starting = DataDirLock.heldByAServer(dir);
+      Duration limit = starting ? SERVER_START_WAIT : SERVER_START_GRACE;
+      if (System.nanoTime() - start > limit.toNanos()) {
+        if (starting) {
+          throw new Failure(
+              "the server using "
+                  + dir
+                  + " has not finished starting after "
+                  + SERVER_START_WAIT.toSeconds()
+                  + " s; see its output");
+        }
+        return; // the caller says no server was found, and where it looked
+      }
+      if (!told) {
+        System.err.println("trellis: waiting for the server using " + dir + " to start...");
+        told = true;
+      }
+      pause();
+    }
+    starting = DataDirLock.heldByAServer(dir) ? dir : null;
+  }
+
+  private static void pause() throws Failure {
+    try {
+      Thread.sleep(SERVER_START_POLL.toMillis());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new Failure("interrupted");
+    }
   }
 
   JsonNode get(String path) throws Failure {
@@ -138,9 +202,10 @@ final class AdminOptions {
     }
     HttpResponse<byte[]> response;
     try (HttpClient client = HttpClient.newBuilder().connectTimeout(CONNECT_TIMEOUT).build()) {
-      response = client.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
+      response = sendWhileStarting(client, request.build());
     } catch (HttpConnectTimeoutException | ConnectException e) {
-      throw new Failure("cannot reach the Trellis server at " + access.url());
+      throw new Failure(
+          "cannot reach the Trellis server at " + access.url() + " (URL from " + source + ")");
     } catch (HttpTimeoutException e) {
       throw new Failure("the Trellis server at " + access.url() + " did not answer in time");
     } catch (IOException e) {
@@ -163,13 +228,44 @@ final class AdminOptions {
           json != null && json.hasNonNull("error")
               ? json.get("error").asText()
               : "the server answered HTTP " + response.statusCode();
-      throw new Failure(response.statusCode() == 401 ? "API key refused: " + error : error);
+      if (response.statusCode() == 401) {
+        throw new Failure(
+            "API key refused by the server at "
+                + access.url()
+                + " ("
+                + error
+                + "); the key came from "
+                + source
+                + (source.endsWith(LocalAdminAccess.FILE)
+                    ? ", which may be left from another server: point --data-dir at the running"
+                        + " server's data directory, or pass --server URL --api-key KEY"
+                    : ""));
+      }
+      throw new Failure(error);
     }
     if (json == null) {
       throw new Failure(
           "the server at " + access.url() + " did not answer with JSON (is it a Trellis server?)");
     }
     return json;
+  }
+
+  /** Sends; a refused connection to a local server that is still starting is tried again. */
+  private HttpResponse<byte[]> sendWhileStarting(HttpClient client, HttpRequest request)
+      throws IOException, InterruptedException, Failure {
+    long deadline = System.nanoTime() + SERVER_START_WAIT.toNanos();
+    while (true) {
+      try {
+        return client.send(request, HttpResponse.BodyHandlers.ofByteArray());
+      } catch (ConnectException e) {
+        if (starting == null
+            || System.nanoTime() > deadline
+            || !DataDirLock.heldByAServer(starting)) {
+          throw e;
+        }
+        pause();
+      }
+    }
   }
 
   static String segment(String text) {

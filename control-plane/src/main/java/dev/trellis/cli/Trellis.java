@@ -8,6 +8,8 @@ import dev.trellis.dataplane.cli.NetcheckCommand;
 import dev.trellis.dataplane.cli.PingCommand;
 import dev.trellis.dataplane.cli.StatusCommand;
 import dev.trellis.dataplane.cli.UpCommand;
+import dev.trellis.dataplane.cli.VersionCommand;
+import dev.trellis.dataplane.cli.VersionProvider;
 import dev.trellis.dataplane.cli.WgCommand;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -19,7 +21,7 @@ import picocli.CommandLine.Command;
 @Command(
     name = "trellis",
     mixinStandardHelpOptions = true,
-    version = "trellis 0.1.0",
+    versionProvider = VersionProvider.class,
     description = "Self-hosted WireGuard overlay network for robot fleets.",
     subcommands = {
       ServerCommand.class,
@@ -39,6 +41,7 @@ import picocli.CommandLine.Command;
       PingCommand.class,
       NetcheckCommand.class,
       WgCommand.class,
+      VersionCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Trellis implements Runnable {

@@ -82,6 +82,21 @@ public final class TrellisAgentProcess {
     start(Map.of());
   }
 
+  /**
+   * {@code trellis agent} in the background, returning at once (as {@code trellis agent &} does);
+   * {@link #start()} also waits until it answers.
+   */
+  public HostProcess launch() {
+    HostProcess p =
+        Trellis.start(
+            ns,
+            "trellis-agent-" + hostname,
+            Map.of(),
+            List.of("agent", "--state-dir", stateDir.toString(), "--interface", interfaceName));
+    process = p;
+    return p;
+  }
+
   /** The same with extra environment (e.g. TRELLIS_HOME_RELAY). */
   public void start(Map<String, String> env) {
     HostProcess p =

@@ -198,7 +198,7 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       case CreateUser c ->
           run(
               c.replyTo(),
-              "create user",
+              "create user " + c.name(),
               ask(users, r -> new UserRegistry.CreateUser(c.name(), r)));
       case ListUsers c ->
           run(
@@ -209,9 +209,10 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       case DeleteUser c ->
           run(
               c.replyTo(),
-              "delete user",
+              "delete user " + c.name(),
               ask(users, r -> new UserRegistry.DeleteUser(c.name(), r)));
-      case CreateAuthKey c -> run(c.replyTo(), "create auth key", createAuthKey(c));
+      case CreateAuthKey c ->
+          run(c.replyTo(), "create auth key for user " + c.user(), createAuthKey(c));
       case ListAuthKeys c ->
           run(
               c.replyTo(),
@@ -225,7 +226,7 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       case ExpireAuthKey c ->
           run(
               c.replyTo(),
-              "expire auth key",
+              "expire auth key " + c.id(),
               ask(authKeys, r -> new AuthKeyRegistry.ExpireAuthKey(c.id(), clock.instant(), r)));
       case ListNodes c ->
           run(c.replyTo(), "list nodes", ifUserExists(c.user(), () -> listNodes(c.user())));
@@ -234,9 +235,10 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
               c.replyTo(),
               "expire node " + c.id(),
               askNode(c.id(), r -> new NodeEntity.Expire(clock.instant(), r)));
-      case RenameNode c -> run(c.replyTo(), "rename node " + c.id(), renameNode(c));
+      case RenameNode c ->
+          run(c.replyTo(), "rename node " + c.id() + " to " + c.newName(), renameNode(c));
       case DeleteNode c -> run(c.replyTo(), "delete node " + c.id(), deleteNode(c));
-      case TagNode c -> run(c.replyTo(), "tag node " + c.id(), tagNode(c));
+      case TagNode c -> run(c.replyTo(), "tag node " + c.id() + " " + c.tags(), tagNode(c));
       case CreateApiKey c -> run(c.replyTo(), "create API key", createApiKey(c));
       case ListApiKeys c ->
           run(
@@ -248,7 +250,7 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       case ExpireApiKey c ->
           run(
               c.replyTo(),
-              "expire API key",
+              "expire API key " + c.prefix(),
               ask(apiKeys, r -> new ApiKeyRegistry.ExpireApiKey(c.prefix(), clock.instant(), r)));
       case LiveNodeKeys c ->
           run(
@@ -274,20 +276,29 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
     return this;
   }
 
+  /** What only reads: not logged (the rest is, one line each: who may ask the log what changed). */
+  private static final List<String> READ_ONLY = List.of("list ", "check ", "cluster status");
+
   private <T> void done(Done<T> d) {
     if (d.failure() != null) {
-      getContext().getLog().warn("Admin: {} failed: {}", d.what(), d.failure().toString());
+      getContext().getLog().warn("admin: {} failed: {}", d.what(), d.failure().toString());
       d.replyTo()
           .tell(
               Result.rejected(
                   Result.Code.UNAVAILABLE,
                   d.what()
-                      + " did not complete ("
-                      + d.failure().getClass().getSimpleName()
-                      + "); the cluster may be recovering a member: try again"));
-    } else {
-      d.replyTo().tell(d.result());
+                      + " did not complete in time; the cluster may be recovering a member: try"
+                      + " again"));
+      return;
     }
+    if (READ_ONLY.stream().noneMatch(d.what()::startsWith)) {
+      if (d.result() instanceof Result.Rejected<T>(Result.Code code, String message)) {
+        getContext().getLog().info("admin: {} refused: {} ({})", d.what(), message, code);
+      } else {
+        getContext().getLog().info("admin: {}", d.what());
+      }
+    }
+    d.replyTo().tell(d.result());
   }
 
   private <T> void run(

@@ -308,16 +308,32 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         if (nodes.live(record)) {
           markChanged(record.id());
         } else {
-          evict(
-              record.id(),
-              record.expired() || record.expiry() != null ? "node expired" : "node logged out");
+          String why =
+              record.expired() || record.expiry() != null ? "node expired" : "node logged out";
+          if (nodes.live(old)) {
+            getContext()
+                .getLog()
+                .info(
+                    "{}: {} (node {}, user {})",
+                    why,
+                    record.hostname(),
+                    record.id(),
+                    record.user());
+          }
+          evict(record.id(), why);
           if (wasLive) {
             markRemoved(record.id());
           }
         }
       }
       case NodeEntity.NodeRemoved(long nodeId, String user) -> {
-        keyGone(nodes.remove(nodeId), "node deleted");
+        NodeRecord gone = nodes.remove(nodeId);
+        if (gone != null) {
+          getContext()
+              .getLog()
+              .info("node deleted: {} (node {}, user {})", gone.hostname(), nodeId, user);
+        }
+        keyGone(gone, "node deleted");
         boolean wasLive = batcher.visible(nodeId);
         evict(nodeId, "node deleted");
         presence.remove(nodeId);
@@ -414,6 +430,14 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       if (record.expiry() != null
           && !record.expiry().isAfter(now)
           && batcher.visible(record.id())) {
+        getContext()
+            .getLog()
+            .info(
+                "node expired: {} (node {}, user {}) at {}",
+                record.hostname(),
+                record.id(),
+                record.user(),
+                record.expiry());
         keyGone(record, "node expired");
         evict(record.id(), "node expired");
         markRemoved(record.id());

@@ -2,6 +2,7 @@ package dev.trellis.control.server;
 
 import dev.trellis.control.stun.StunServer;
 import java.io.IOException;
+import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -102,6 +103,13 @@ public final class ListeningPorts implements AutoCloseable {
         e instanceof IOException || e.getCause() == null
             ? e.getMessage()
             : e.getCause().getMessage();
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof BindException
+          || String.valueOf(t.getMessage()).contains("Address already in use")) {
+        reason = "the port is already in use (another trellis server?); choose another --listen";
+        break;
+      }
+    }
     return new IOException(
         "cannot start the " + what + " on " + host + ":" + port + ": " + reason, e);
   }

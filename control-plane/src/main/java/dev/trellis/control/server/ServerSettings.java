@@ -9,6 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The server's settings: the {@code trellis} section of trellis.conf (HOCON) over the defaults in
@@ -68,6 +70,64 @@ public record ServerSettings(
     }
   }
 
+  /**
+   * A {@code trellis.*} key that no setting has is an error naming it and the nearest known one: a
+   * typo ({@code relay.enable}) must not leave the default silently in force.
+   */
+  static void rejectUnknownKeys(Config given, String where) {
+    if (!given.hasPath("trellis")) {
+      return;
+    }
+    Set<String> known = new TreeSet<>();
+    ConfigFactory.defaultReference()
+        .getConfig("trellis")
+        .entrySet()
+        .forEach(e -> known.add("trellis." + e.getKey()));
+    for (var entry : given.getConfig("trellis").entrySet()) {
+      String key = "trellis." + entry.getKey();
+      if (known.contains(key)) {
+        continue;
+      }
+      String nearest = null;
+      int best = Integer.MAX_VALUE;
+      for (String k : known) {
+        int d = editDistance(key, k);
+        if (d < best) {
+          best = d;
+          nearest = k;
+        }
+      }
+      throw new IllegalArgumentException(
+          "unknown setting "
+              + key
+              + " in "
+              + where
+              + (nearest != null && best <= Math.max(3, key.length() / 4)
+                  ? "; did you mean " + nearest + "?"
+                  : "; the settings are listed in the README (Configuration)"));
+    }
+  }
+
+  /** Levenshtein distance: insertions, deletions and substitutions. */
+  static int editDistance(String a, String b) {
+    int[] previous = new int[b.length() + 1];
+    int[] current = new int[b.length() + 1];
+    for (int j = 0; j <= b.length(); j++) {
+      previous[j] = j;
+    }
+    for (int i = 1; i <= a.length(); i++) {
+      current[0] = i;
+      for (int j = 1; j <= b.length(); j++) {
+        int substitute = previous[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
+        current[j] = Math.min(substitute, Math.min(previous[j] + 1, current[j - 1] + 1));
+      }
+      int[] t = previous;
+      previous = current;
+      current = t;
+    }
+    return previous[b.length()];
+  }
+
   /** Loads {@code configFile} (may be null) and applies overrides (each may be null). */
   public static ServerSettings load(Path configFile, Path dataDirOverride, String listenOverride) {
     Config fileConfig = ConfigFactory.empty();
@@ -87,6 +147,8 @@ public record ServerSettings(
       overrides =
           overrides.withValue("trellis.listen", ConfigValueFactory.fromAnyRef(listenOverride));
     }
+    rejectUnknownKeys(fileConfig, configFile == null ? "the configuration" : configFile.toString());
+    rejectUnknownKeys(ConfigFactory.defaultOverrides(), "the system properties");
     Config config = overrides.withFallback(fileConfig).withFallback(ConfigFactory.load()).resolve();
     try {
       Config t = config.getConfig("trellis");
@@ -96,7 +158,20 @@ public record ServerSettings(
       if (url.isBlank()) {
         String host = listen.getHostString();
         if (host.equals("0.0.0.0") || host.equals("::") || host.isBlank()) {
-          host = "127.0.0.1";
+          // Nodes and other members are told this URL: never a loopback one for a server that
+          // listens on every address.
+          host =
+              HostAddress.reachable()
+                  .orElseThrow(
+                      () ->
+                          new IllegalArgumentException(
+                              "cannot tell which address other hosts reach this server at: it"
+                                  + " listens on "
+                                  + listen.getHostString()
+                                  + " and the host has no address but loopback; set"
+                                  + " trellis.server-url (e.g. http://SERVER-ADDRESS:"
+                                  + listen.getPort()
+                                  + ")"));
         }
         url =
             (keystore.isBlank() ? "http://" : "https://")

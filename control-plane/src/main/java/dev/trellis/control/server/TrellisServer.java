@@ -62,6 +62,7 @@ public final class TrellisServer implements AutoCloseable {
   private final byte[] publicKey;
   private final Services services;
   private final RelayServer relay;
+  private final DataDirLock dataDirLock;
 
   /** Everything the HTTP layer and the admin protocol reach. */
   public record Services(
@@ -78,8 +79,10 @@ public final class TrellisServer implements AutoCloseable {
       ActorSystem<ServerGuardian.Command> system,
       ListeningPorts ports,
       byte[] publicKey,
-      ServerGuardian.Wiring wiring) {
+      ServerGuardian.Wiring wiring,
+      DataDirLock dataDirLock) {
     this.settings = settings;
+    this.dataDirLock = dataDirLock;
     this.system = system;
     this.ports = ports;
     this.publicKey = publicKey;
@@ -90,9 +93,17 @@ public final class TrellisServer implements AutoCloseable {
   public static TrellisServer start(ServerSettings settings) throws IOException {
     Files.createDirectories(settings.dataDir());
     Files.setPosixFilePermissions(settings.dataDir(), PosixFilePermissions.fromString("rwx------"));
-    byte[] privateKey = ServerKey.loadOrCreate(settings.dataDir());
+    DataDirLock dataDirLock = DataDirLock.acquire(settings.dataDir());
+    byte[] privateKey;
+    ListeningPorts ports;
+    try {
+      privateKey = ServerKey.loadOrCreate(settings.dataDir());
+      ports = openStun(settings);
+    } catch (IOException | RuntimeException e) {
+      dataDirLock.close();
+      throw e;
+    }
     ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
-    ListeningPorts ports = openStun(settings);
 
     ClusterSettings cluster;
     ActorSystem<ServerGuardian.Command> system;
@@ -125,6 +136,7 @@ public final class TrellisServer implements AutoCloseable {
               cluster.pekkoConfig().withFallback(config));
     } catch (IOException | RuntimeException e) {
       ports.close();
+      dataDirLock.close();
       throw e;
     }
     try {
@@ -159,10 +171,12 @@ public final class TrellisServer implements AutoCloseable {
       system.tell(new ServerGuardian.Serving(url));
       LocalAdminAccess.ensure(
           settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
-      return new TrellisServer(settings, system, ports, handshake.publicKey(), wiring);
+      return new TrellisServer(settings, system, ports, handshake.publicKey(), wiring, dataDirLock);
     } catch (Exception e) {
       ports.close();
       system.terminate();
+      system.getWhenTerminated().toCompletableFuture().join();
+      dataDirLock.close();
       throw ListeningPorts.startFailure("server", settings.listenHost(), settings.listenPort(), e);
     }
   }
@@ -329,6 +343,7 @@ public final class TrellisServer implements AutoCloseable {
     ports.close();
     system.terminate();
     system.getWhenTerminated().toCompletableFuture().join();
+    dataDirLock.close();
   }
 
   static HttpResponse json(int status, String body) {

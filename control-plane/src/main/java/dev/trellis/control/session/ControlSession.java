@@ -148,14 +148,7 @@ public final class ControlSession {
               }
               context.pipeToSelf(
                   login(login),
-                  (done, failure) ->
-                      failure == null
-                          ? done
-                          : new LoginDone(
-                              login,
-                              null,
-                              "UNAVAILABLE",
-                              "the server could not complete the login: " + failure.getMessage()));
+                  (done, failure) -> failure == null ? done : unavailable(login, failure));
               return loggingIn();
             })
         .onMessage(HandshakeTimeout.class, m -> close("no login in time"))
@@ -171,9 +164,28 @@ public final class ControlSession {
             LoginDone.class,
             done -> {
               if (done.record() == null) {
+                context
+                    .getLog()
+                    .info(
+                        "login refused: machine {} as {}: {} ({})",
+                        shortKey(machineKey),
+                        done.login().hostname(),
+                        done.error(),
+                        done.code());
                 send(ControlMessage.LoginResult.failure(done.code(), done.error()));
                 return close("login failed: " + done.error());
               }
+              context
+                  .getLog()
+                  .info(
+                      "login: {} (node {}, user {}{}) {}",
+                      done.record().hostname(),
+                      done.record().id(),
+                      done.record().user(),
+                      done.record().tags().isEmpty() ? "" : ", tags " + done.record().tags(),
+                      done.login().authKey() == null || done.login().authKey().isBlank()
+                          ? "resumed its registration"
+                          : "registered with an auth key");
               nodeId = done.record().id();
               List<String> endpoints = endpoints(done.login().endpoints());
               send(ControlMessage.LoginResult.success(selfInfo(done.record(), endpoints)));
@@ -469,6 +481,30 @@ public final class ControlSession {
                                               : failed(
                                                   login, "INVALID", "node key rotation refused"));
                             }));
+  }
+
+  /**
+   * The login could not finish (an entity it needs did not answer in time, e.g. while the cluster
+   * moves it off a lost member): the node retries; the detail is for the server's log only.
+   */
+  private LoginDone unavailable(ControlMessage.Login login, Throwable failure) {
+    context
+        .getLog()
+        .warn(
+            "login of machine {} as {} could not complete: {}",
+            shortKey(machineKey),
+            login.hostname(),
+            failure.toString());
+    return failed(
+        login,
+        "UNAVAILABLE",
+        "the server could not complete the login right now (part of the cluster is not"
+            + " answering yet); the node retries");
+  }
+
+  /** The first characters of a public key, enough to tell machines apart in a log line. */
+  static String shortKey(String key) {
+    return key == null ? "?" : key.substring(0, Math.min(8, key.length()));
   }
 
   private static LoginDone failed(ControlMessage.Login login, String code, String error) {

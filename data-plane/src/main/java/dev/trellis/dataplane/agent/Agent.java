@@ -187,6 +187,27 @@ public final class Agent implements AgentControl, AutoCloseable {
                   ? hostname.strip()
                   : saved.hostname() != null ? saved.hostname() : machineHostname();
           String key = blankToNull(authKey);
+          String asked = blankToNull(hostname) == null ? null : hostname.strip();
+          String registered = self != null ? self.hostname() : saved.hostname();
+          if (key == null
+              && saved.loggedIn()
+              && asked != null
+              && registered != null
+              && !asked.equals(registered)
+              && !asked.equals(saved.hostname())) {
+            // Without a key the server resumes the registration as it is: say so, do not ignore it.
+            result.complete(
+                Outcome.failure(
+                    "this node is registered as "
+                        + registered
+                        + "; to rename it, log in again with a key: trellis up --authkey KEY"
+                        + " --hostname "
+                        + asked
+                        + " (or an admin runs: trellis nodes rename ID "
+                        + asked
+                        + ")"));
+            return;
+          }
           ControlConnection.Session s = control.current();
           if (s != null
               && s.loggedIn
@@ -443,7 +464,12 @@ public final class Agent implements AgentControl, AutoCloseable {
               + ControlConnection.display(s.server)
               + " as "
               + (self == null ? s.hostname : self.hostname()));
-      s.answer(Outcome.success(self));
+      // `up` returns once the first map is applied (peers, addresses, routes), so the next
+      // command (`trellis ip -4 robot-2`, a ping) finds the network there; or, failing that, soon.
+      loop.schedule(
+          ControlConnection.guarded(() -> s.answer(Outcome.success(self))),
+          AgentTiming.FIRST_MAP_WAIT.toMillis(),
+          TimeUnit.MILLISECONDS);
       return;
     }
     String message = ControlConnection.rejection(s.server, r.code(), r.error());
@@ -481,6 +507,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         if (relays != null) {
           relays.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
         }
+        s.answer(Outcome.success(self));
       }
       case ControlMessage.NetworkUpdate u -> {
         networkInfo = u.network();
@@ -512,7 +539,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     if (paths == null) {
       return;
     }
-    Map<String, List<InetSocketAddress>> candidates = new HashMap<>();
+    Map<String, PeerPaths.Peer> candidates = new HashMap<>();
     Map<String, String> regions = new HashMap<>();
     for (NodeInfo n : peers.nodes()) {
       List<InetSocketAddress> list = new ArrayList<>();
@@ -522,7 +549,7 @@ public final class Agent implements AgentControl, AutoCloseable {
           list.add(a);
         }
       }
-      candidates.put(n.nodeKey(), list);
+      candidates.put(n.nodeKey(), new PeerPaths.Peer(n.hostname(), list));
       regions.put(n.nodeKey(), n.homeRelay());
     }
     paths.setPeers(candidates);

@@ -1,11 +1,13 @@
 package dev.trellis.dataplane.agent;
 
+import dev.trellis.dataplane.socket.UnixLineServer;
 import dev.trellis.dataplane.tun.TunDevice;
 import dev.trellis.dataplane.uapi.UapiServer;
 import dev.trellis.dataplane.wireguard.Device;
 import dev.trellis.dataplane.wireguard.Timing;
 import java.io.IOException;
 import java.net.http.HttpClient;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -40,12 +42,40 @@ public final class AgentDaemon {
       throw new StartFailure(
           "cannot open state directory " + options.stateDirectory() + ": " + e.getMessage(), e);
     }
+    try {
+      if (!AgentState.lock(state.directory())) {
+        throw new StartFailure(
+            "another agent is already running with state directory "
+                + state.directory()
+                + "; a second agent on this host needs its own --state-dir DIR and --interface NAME",
+            null);
+      }
+    } catch (IOException e) {
+      throw new StartFailure(
+          "cannot lock state directory " + state.directory() + ": " + e.getMessage(), e);
+    }
+    String secondAgent =
+        "; a second agent on this host needs its own --interface NAME (and --state-dir DIR)";
+    if (Files.exists(Path.of("/sys/class/net", options.interfaceName()))) {
+      throw new StartFailure(
+          "interface "
+              + options.interfaceName()
+              + " already exists (another agent or WireGuard daemon has it)"
+              + secondAgent,
+          null);
+    }
     TunDevice tun;
     try {
       tun = TunDevice.open(options.interfaceName(), TunDevice.DEFAULT_MTU);
     } catch (IOException e) {
+      boolean busy = String.valueOf(e.getMessage()).toLowerCase().contains("busy");
       throw new StartFailure(
-          "cannot create TUN device " + options.interfaceName() + ": " + e.getMessage(), e);
+          "cannot create TUN device "
+              + options.interfaceName()
+              + ": "
+              + e.getMessage()
+              + (busy ? secondAgent : ""),
+          e);
     }
     Device device = new Device(tun, Timing.fromEnvironment());
     UapiServer uapi;
@@ -60,6 +90,16 @@ public final class AgentDaemon {
     }
     try {
       uapi = UapiServer.start(device, tun.name());
+    } catch (UnixLineServer.InUse e) {
+      device.close();
+      throw new StartFailure(
+          "interface "
+              + tun.name()
+              + " is already served by another agent or WireGuard daemon ("
+              + UapiServer.socketPath(tun.name())
+              + ")"
+              + secondAgent,
+          e);
     } catch (IOException e) {
       device.close();
       throw new StartFailure(

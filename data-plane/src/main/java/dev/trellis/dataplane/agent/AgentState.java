@@ -4,16 +4,22 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.trellis.proto.control.ControlJson;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
+import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
  * What a node agent keeps on disk in its state directory (default /var/lib/trellis, mode 0700):
@@ -32,6 +38,8 @@ public final class AgentState {
   public static final Path DEFAULT_DIRECTORY = Path.of("/var/lib/trellis");
   public static final String DIRECTORY_VARIABLE = "TRELLIS_STATE_DIR";
   public static final String SOCKET_NAME = "agent.sock";
+  public static final String LOCK_NAME = "agent.lock";
+  private static final List<FileLock> HELD_LOCKS = new CopyOnWriteArrayList<>();
   static final Set<PosixFilePermission> FILE_MODE = PosixFilePermissions.fromString("rw-------");
   static final Set<PosixFilePermission> DIRECTORY_MODE =
       PosixFilePermissions.fromString("rwx------");
@@ -65,6 +73,46 @@ public final class AgentState {
 
   public static Path socketPath(Path directory) {
     return directory.resolve(SOCKET_NAME);
+  }
+
+  /** Held by the running agent from its start to its exit: one agent per state directory. */
+  public static Path lockPath(Path directory) {
+    return directory.resolve(LOCK_NAME);
+  }
+
+  /**
+   * Takes the state directory's lock for this process's lifetime.
+   *
+   * @return false when another live process holds it (another agent runs on this directory)
+   */
+  public static boolean lock(Path directory) throws IOException {
+    FileChannel channel =
+        FileChannel.open(lockPath(directory), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+    FileLock lock = channel.tryLock();
+    if (lock == null) {
+      channel.close();
+      return false;
+    }
+    HELD_LOCKS.add(lock); // released by the OS when the process ends, however it ends
+    return true;
+  }
+
+  /** Whether an agent process holds this directory's lock (it may still be starting). */
+  public static boolean agentAlive(Path directory) {
+    Path file = lockPath(directory);
+    if (!Files.exists(file)) {
+      return false;
+    }
+    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+      FileLock probe = channel.tryLock();
+      if (probe == null) {
+        return true;
+      }
+      probe.release();
+      return false;
+    } catch (IOException | OverlappingFileLockException e) {
+      return false;
+    }
   }
 
   /** Opens (creating if needed) the state directory, its keys and state.json. */

@@ -19,10 +19,16 @@ final class AgentTiming {
   /** Silence longer than this (more than two pings unanswered) means a dead connection. */
   static final Duration CONTROL_SILENCE_LIMIT = Duration.ofSeconds(50);
 
-  /** First reconnect delay; it doubles per failed attempt (±20 % jitter) up to the maximum. */
+  /**
+   * First reconnect delay; it doubles per failed attempt (±20 % jitter) up to the maximum, which
+   * bounds how long after a restarted server is ready its nodes are back (a few seconds).
+   */
   static final Duration CONTROL_FIRST_BACKOFF = Duration.ofSeconds(1);
 
-  static final Duration CONTROL_MAX_BACKOFF = Duration.ofSeconds(30);
+  static final Duration CONTROL_MAX_BACKOFF = Duration.ofSeconds(5);
+
+  /** `up` answers when the first map is applied, or this long after the login at the latest. */
+  static final Duration FIRST_MAP_WAIT = Duration.ofSeconds(5);
 
   /** How long a logout waits for the server to acknowledge before saying it could not tell it. */
   static final Duration LOGOUT_TIMEOUT = Duration.ofSeconds(5);

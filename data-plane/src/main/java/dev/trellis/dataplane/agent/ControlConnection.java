@@ -381,13 +381,16 @@ final class ControlConnection {
     }
   }
 
-  /** The saved login server first, then every other replica the map named. */
+  /**
+   * The saved login server first, then every other replica the map named; a loopback URL names this
+   * host, so it is only taken when the login server is on this host too.
+   */
   private List<URI> candidates(URI primary) {
     List<URI> all = new ArrayList<>(List.of(primary));
     for (String u : replicas.get()) {
       try {
         URI other = ControlClient.normalize(URI.create(u));
-        if (!all.contains(other)) {
+        if (!all.contains(other) && (!isLoopback(other) || isLoopback(primary))) {
           all.add(other);
         }
       } catch (IllegalArgumentException malformed) {
@@ -395,6 +398,16 @@ final class ControlConnection {
       }
     }
     return all;
+  }
+
+  /** Whether the URL's host is a loopback address or "localhost" (no name lookup). */
+  static boolean isLoopback(URI uri) {
+    String host = uri.getHost();
+    if (host == null) {
+      return false;
+    }
+    String h = host.startsWith("[") ? host.substring(1, host.length() - 1) : host;
+    return h.equalsIgnoreCase("localhost") || h.startsWith("127.") || h.equals("::1");
   }
 
   private void runOnLoop(Runnable task) {

@@ -195,7 +195,7 @@ public final class LocalApi implements AutoCloseable {
     }
     AgentStatus status = agent.status();
     List<String> addresses;
-    if (peer == null) {
+    if (peer == null || peer.equalsIgnoreCase(status.self().hostname())) {
       addresses = status.self().addresses();
       if (addresses.isEmpty()) {
         return error(

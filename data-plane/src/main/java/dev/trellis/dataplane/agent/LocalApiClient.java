@@ -14,7 +14,9 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -27,7 +29,7 @@ public final class LocalApiClient {
   public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(40);
 
   /** No agent, or it cannot be talked to; the message is meant for a person. */
-  public static final class AgentUnavailable extends IOException {
+  public static class AgentUnavailable extends IOException {
     public AgentUnavailable(String message) {
       super(message);
     }
@@ -47,24 +49,37 @@ public final class LocalApiClient {
     return call(request, DEFAULT_TIMEOUT);
   }
 
+  /** Nothing listens on the socket (yet): no agent, or one still starting. */
+  public static final class AgentNotRunning extends AgentUnavailable {
+    public AgentNotRunning(String message) {
+      super(message);
+    }
+  }
+
   public JsonNode call(ObjectNode request, Duration timeout) throws IOException {
-    if (!Files.exists(socket)) {
-      throw new AgentUnavailable(
+    String denied =
+        "permission denied on "
+            + socket
+            + ": the agent's socket is for root only; run the command with sudo";
+    try {
+      Files.readAttributes(socket, BasicFileAttributes.class);
+    } catch (AccessDeniedException e) {
+      throw new AgentUnavailable(denied); // the state directory itself is closed to us
+    } catch (NoSuchFileException e) {
+      throw new AgentNotRunning(
           "no agent running at " + socket + " (start one with: trellis agent)");
     }
     SocketChannel channel;
     try {
       channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));
     } catch (AccessDeniedException e) {
-      throw new AgentUnavailable(
-          "permission denied on " + socket + " (run as root or as the agent's user)");
+      throw new AgentUnavailable(denied);
     } catch (IOException e) {
       String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
       if (why.toLowerCase().contains("permission denied")) {
-        throw new AgentUnavailable(
-            "permission denied on " + socket + " (run as root or as the agent's user)");
+        throw new AgentUnavailable(denied);
       }
-      throw new AgentUnavailable(
+      throw new AgentNotRunning(
           "no agent running at " + socket + " (" + why + "; start one with: trellis agent)");
     }
     // Blocking socket channels ignore read timeouts: read on another thread and bound the wait.

@@ -6,6 +6,7 @@ import dev.trellis.dataplane.agent.AgentState;
 import dev.trellis.dataplane.agent.LocalApiClient;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import picocli.CommandLine.Option;
 
 /** `--state-dir`, shared by every command that talks to (or is) the agent. */
@@ -24,18 +25,65 @@ final class AgentOptions {
     return new LocalApiClient(AgentState.socketPath(directory()));
   }
 
-  /** Sends a request; a failed call or an ok:false answer becomes a {@link CliFailure}. */
+  /**
+   * How long a command waits for an agent that is not answering yet, and for one still starting.
+   */
+  static final Duration START_GRACE = Duration.ofSeconds(3);
+
+  static final Duration START_WAIT = Duration.ofSeconds(30);
+  static final Duration START_POLL = Duration.ofMillis(200);
+
+  /**
+   * Sends a request; a failed call or an ok:false answer becomes a {@link CliFailure}. An agent
+   * that is not answering yet (`trellis agent &` then at once `trellis up`) is waited for, saying
+   * so: a few seconds, or as long as {@link #START_WAIT} while an agent process holds the state
+   * directory's lock.
+   */
   JsonNode call(ObjectNode request) throws CliFailure {
     JsonNode reply;
     try {
-      reply = client().call(request);
+      reply = callWhenStarted(request);
     } catch (IOException e) {
       throw new CliFailure(e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new CliFailure("interrupted");
     }
     if (!reply.path("ok").asBoolean(false)) {
       throw new CliFailure(reply.path("error").asText("the agent refused without saying why"));
     }
     return reply;
+  }
+
+  private JsonNode callWhenStarted(ObjectNode request) throws IOException, InterruptedException {
+    long start = System.nanoTime();
+    boolean told = false;
+    while (true) {
+      try {
+        return client().call(request);
+      } catch (LocalApiClient.AgentNotRunning e) {
+        boolean starting = AgentState.agentAlive(directory());
+        Duration limit = starting ? START_WAIT : START_GRACE;
+        if (System.nanoTime() - start > limit.toNanos()) {
+          throw starting
+              ? new LocalApiClient.AgentUnavailable(
+                  "the agent at "
+                      + directory()
+                      + " is running but did not open its socket within "
+                      + START_WAIT.toSeconds()
+                      + " s; see its log")
+              : e;
+        }
+        if (!told) {
+          System.err.println(
+              "trellis: waiting for the agent at "
+                  + AgentState.socketPath(directory())
+                  + " to start...");
+          told = true;
+        }
+        Thread.sleep(START_POLL.toMillis());
+      }
+    }
   }
 
   /** A one-line error for stderr; commands turn it into exit status 1. */

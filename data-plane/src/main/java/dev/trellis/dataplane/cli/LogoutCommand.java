@@ -20,6 +20,8 @@ public final class LogoutCommand implements Callable<Integer> {
       if (reply.hasNonNull("warning")) {
         System.err.println("trellis: warning: " + reply.get("warning").asText());
       }
+      System.out.println(
+          "logged out; this node's peers, addresses and routes are gone, and logging in again needs an auth key");
       return 0;
     } catch (AgentOptions.CliFailure e) {
       System.err.println("trellis: " + e.getMessage());

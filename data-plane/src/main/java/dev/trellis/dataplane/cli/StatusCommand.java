@@ -16,7 +16,7 @@ import picocli.CommandLine.Option;
     name = "status",
     mixinStandardHelpOptions = true,
     description =
-        "Show this node's state and its peers: addresses, online, last seen, endpoint, last handshake.")
+        "Show this node's state and its peers: addresses, online, last seen, path (direct IP:PORT or relay REGION), last handshake.")
 public final class StatusCommand implements Callable<Integer> {
   @Mixin AgentOptions agent;
 
@@ -64,9 +64,7 @@ public final class StatusCommand implements Callable<Integer> {
     }
     List<String[]> rows = new ArrayList<>();
     rows.add(
-        new String[] {
-          "HOSTNAME", "ADDRESSES", "ONLINE", "LAST SEEN", "ENDPOINT", "LAST HANDSHAKE"
-        });
+        new String[] {"HOSTNAME", "ADDRESSES", "ONLINE", "LAST SEEN", "PATH", "LAST HANDSHAKE"});
     rows.add(
         new String[] {
           self.path("hostname").asText("-") + " (this node)",
@@ -77,22 +75,34 @@ public final class StatusCommand implements Callable<Integer> {
           "-"
         });
     for (JsonNode peer : status.path("peers")) {
-      String endpoint =
-          peer.hasNonNull("endpoint")
-              ? peer.get("endpoint").asText()
-              : peer.path("endpoints").isEmpty() ? "-" : peer.path("endpoints").get(0).asText();
       rows.add(
           new String[] {
             peer.path("hostname").asText("-"),
             join(peer.path("addresses")),
             peer.path("online").asBoolean() ? "yes" : "no",
             peer.path("online").asBoolean() ? "now" : TextTable.ago(peer.path("lastSeen"), now),
-            endpoint,
+            path(peer),
             TextTable.ago(peer.path("lastHandshake"), now)
           });
     }
     out.append(TextTable.render(rows));
     return out.toString();
+  }
+
+  /**
+   * How packets to the peer go now: "direct IP:PORT" or "relay REGION"; "-" before there is either
+   * (no relay connected and no endpoint known).
+   */
+  static String path(JsonNode peer) {
+    String relay = peer.path("relay").asText(null);
+    if ("relay".equals(peer.path("path").asText()) && relay != null) {
+      return "relay " + relay;
+    }
+    String endpoint = peer.path("endpoint").asText(null);
+    if (endpoint == null && !peer.path("endpoints").isEmpty()) {
+      endpoint = peer.path("endpoints").get(0).asText();
+    }
+    return endpoint == null ? "-" : "direct " + endpoint;
   }
 
   private static String join(JsonNode array) {

@@ -11,7 +11,7 @@ import picocli.CommandLine.Command;
 @Command(
     name = "trellis",
     mixinStandardHelpOptions = true,
-    version = "trellis 0.1.0",
+    versionProvider = VersionProvider.class,
     description = "Trellis node: the agent and the commands that talk to it.",
     subcommands = {
       AgentCommand.class,
@@ -23,6 +23,7 @@ import picocli.CommandLine.Command;
       PingCommand.class,
       NetcheckCommand.class,
       WgCommand.class,
+      VersionCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class TrellisNode implements Runnable {
