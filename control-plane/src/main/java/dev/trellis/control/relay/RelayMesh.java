@@ -12,6 +12,8 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.function.Consumer;
+import java.util.function.Function;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -275,25 +277,29 @@ public final class RelayMesh {
                               ctx.messageAdapter(Receptionist.Listing.class, Listing::new)));
                   Map<ActorRef<RelayDirectory.Command>, Peer> live = new HashMap<>();
                   boolean[] firstView = {true};
+                  // Every change to the holders map: written to all reachable members at once.
+                  Consumer<Function<LWWMap<String, String>, LWWMap<String, String>>> update =
+                      modify ->
+                          replicator.askUpdate(
+                              replyTo ->
+                                  new Replicator.Update<>(
+                                      HOLDERS,
+                                      LWWMap.empty(),
+                                      new Replicator.WriteAll(WRITE_TIMEOUT),
+                                      replyTo,
+                                      modify),
+                              response -> new Ignored());
                   return Behaviors.receiveMessage(
                       m -> {
                         switch (m) {
                           case Holding h ->
-                              replicator.askUpdate(
-                                  replyTo ->
-                                      new Replicator.Update<>(
-                                          HOLDERS,
-                                          LWWMap.empty(),
-                                          new Replicator.WriteAll(WRITE_TIMEOUT),
-                                          replyTo,
-                                          map ->
-                                              h.held()
-                                                  ? map.put(self, h.nodeKey(), selfKey)
-                                                  : selfKey.equals(
-                                                          map.getEntries().get(h.nodeKey()))
-                                                      ? map.remove(self, h.nodeKey())
-                                                      : map),
-                                  response -> new Ignored());
+                              update.accept(
+                                  map ->
+                                      h.held()
+                                          ? map.put(self, h.nodeKey(), selfKey)
+                                          : selfKey.equals(map.getEntries().get(h.nodeKey()))
+                                              ? map.remove(self, h.nodeKey())
+                                              : map);
                           case HoldersChanged c -> {
                             Set<RelayKey> current = new HashSet<>();
                             Set<String> staleOwn = new HashSet<>();
@@ -315,48 +321,34 @@ public final class RelayMesh {
                             Set<String> unclaimed = new HashSet<>(registry.heldNodes());
                             unclaimed.removeAll(c.entries().keySet());
                             if (!unclaimed.isEmpty()) {
-                              replicator.askUpdate(
-                                  replyTo ->
-                                      new Replicator.Update<>(
-                                          HOLDERS,
-                                          LWWMap.empty(),
-                                          new Replicator.WriteAll(WRITE_TIMEOUT),
-                                          replyTo,
-                                          map -> {
-                                            LWWMap<String, String> out = map;
-                                            for (String node : unclaimed) {
-                                              if (!map.getEntries().containsKey(node)
-                                                  && registry.isConnected(
-                                                      Base64.getDecoder().decode(node))) {
-                                                out = out.put(self, node, selfKey);
-                                              }
-                                            }
-                                            return out;
-                                          }),
-                                  response -> new Ignored());
+                              update.accept(
+                                  map -> {
+                                    LWWMap<String, String> out = map;
+                                    for (String node : unclaimed) {
+                                      if (!map.getEntries().containsKey(node)
+                                          && registry.isConnected(
+                                              Base64.getDecoder().decode(node))) {
+                                        out = out.put(self, node, selfKey);
+                                      }
+                                    }
+                                    return out;
+                                  });
                             }
                             if (firstView[0] && !staleOwn.isEmpty()) {
                               // Left by this relay's previous run (it crashed holding them): they
                               // are not here now.
-                              replicator.askUpdate(
-                                  replyTo ->
-                                      new Replicator.Update<>(
-                                          HOLDERS,
-                                          LWWMap.empty(),
-                                          new Replicator.WriteAll(WRITE_TIMEOUT),
-                                          replyTo,
-                                          map -> {
-                                            LWWMap<String, String> out = map;
-                                            for (String node : staleOwn) {
-                                              if (selfKey.equals(map.getEntries().get(node))
-                                                  && !registry.isConnected(
-                                                      Base64.getDecoder().decode(node))) {
-                                                out = out.remove(self, node);
-                                              }
-                                            }
-                                            return out;
-                                          }),
-                                  response -> new Ignored());
+                              update.accept(
+                                  map -> {
+                                    LWWMap<String, String> out = map;
+                                    for (String node : staleOwn) {
+                                      if (selfKey.equals(map.getEntries().get(node))
+                                          && !registry.isConnected(
+                                              Base64.getDecoder().decode(node))) {
+                                        out = out.remove(self, node);
+                                      }
+                                    }
+                                    return out;
+                                  });
                             }
                             firstView[0] = false;
                           }

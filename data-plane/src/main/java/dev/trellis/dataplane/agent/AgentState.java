@@ -1,19 +1,16 @@
 package dev.trellis.dataplane.agent;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.trellis.dataplane.lock.LockFile;
 import dev.trellis.proto.control.ControlJson;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
@@ -39,7 +36,7 @@ public final class AgentState {
   public static final String DIRECTORY_VARIABLE = "TRELLIS_STATE_DIR";
   public static final String SOCKET_NAME = "agent.sock";
   public static final String LOCK_NAME = "agent.lock";
-  private static final List<FileLock> HELD_LOCKS = new CopyOnWriteArrayList<>();
+  private static final List<LockFile> HELD_LOCKS = new CopyOnWriteArrayList<>();
   static final Set<PosixFilePermission> FILE_MODE = PosixFilePermissions.fromString("rw-------");
   static final Set<PosixFilePermission> DIRECTORY_MODE =
       PosixFilePermissions.fromString("rwx------");
@@ -86,11 +83,8 @@ public final class AgentState {
    * @return false when another live process holds it (another agent runs on this directory)
    */
   public static boolean lock(Path directory) throws IOException {
-    FileChannel channel =
-        FileChannel.open(lockPath(directory), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-    FileLock lock = channel.tryLock();
+    LockFile lock = LockFile.tryAcquire(lockPath(directory));
     if (lock == null) {
-      channel.close();
       return false;
     }
     HELD_LOCKS.add(lock); // released by the OS when the process ends, however it ends
@@ -99,20 +93,7 @@ public final class AgentState {
 
   /** Whether an agent process holds this directory's lock (it may still be starting). */
   public static boolean agentAlive(Path directory) {
-    Path file = lockPath(directory);
-    if (!Files.exists(file)) {
-      return false;
-    }
-    try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
-      FileLock probe = channel.tryLock();
-      if (probe == null) {
-        return true;
-      }
-      probe.release();
-      return false;
-    } catch (IOException | OverlappingFileLockException e) {
-      return false;
-    }
+    return LockFile.held(lockPath(directory));
   }
 
   /** Opens (creating if needed) the state directory, its keys and state.json. */
