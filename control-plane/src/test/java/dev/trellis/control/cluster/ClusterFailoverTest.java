@@ -117,6 +117,27 @@ class ClusterFailoverTest {
     return stage.toCompletableFuture().get(WAIT.toSeconds() + 5, TimeUnit.SECONDS);
   }
 
+  /**
+   * Connects to {@code server}'s relay as the node with {@code key}, trying again while the relay
+   * does not know the node yet ("not registered": its map learns of new nodes through a topic).
+   */
+  private static RelayClient connectWhenAdmitted(
+      TrellisServer server, byte[] key, RelayClient.Listener listener) throws Exception {
+    long deadline = System.nanoTime() + WAIT.toNanos();
+    while (true) {
+      try {
+        return RelayClient.connect(URI.create(server.url()), key, listener)
+            .get(WAIT.toSeconds(), TimeUnit.SECONDS);
+      } catch (ExecutionException e) {
+        if (System.nanoTime() > deadline
+            || !String.valueOf(e.getCause().getMessage()).contains("not registered")) {
+          throw e;
+        }
+        Thread.sleep(200);
+      }
+    }
+  }
+
   private static void await(String what, Duration timeout, BooleanSupplier condition)
       throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
@@ -355,24 +376,22 @@ class ClusterFailoverTest {
                 && relay.url().equals(n.relays().getFirst().url())
                 && relay.publicKeyBase64().equals(n.relays().getFirst().key());
           });
-      // The relay member admits the registered nodes and carries their packets.
-      try (RelayClient fromX =
-              RelayClient.connect(URI.create(relay.url()), xKey, NOT_LISTENING)
-                  .get(WAIT.toSeconds(), TimeUnit.SECONDS);
+      // The relay member admits the registered nodes (once its map has them: they reach it through
+      // a cluster topic, as agents' retries allow for) and carries their packets.
+      try (RelayClient fromX = connectWhenAdmitted(relay, xKey, NOT_LISTENING);
           RelayClient toY =
-              RelayClient.connect(
-                      URI.create(relay.url()),
-                      yKey,
-                      new RelayClient.Listener() {
-                        @Override
-                        public void onPacket(byte[] src, byte[] packet, int len) {
-                          atY.add(Arrays.copyOf(packet, len));
-                        }
+              connectWhenAdmitted(
+                  relay,
+                  yKey,
+                  new RelayClient.Listener() {
+                    @Override
+                    public void onPacket(byte[] src, byte[] packet, int len) {
+                      atY.add(Arrays.copyOf(packet, len));
+                    }
 
-                        @Override
-                        public void onClosed(String reason) {}
-                      })
-                  .get(WAIT.toSeconds(), TimeUnit.SECONDS)) {
+                    @Override
+                    public void onClosed(String reason) {}
+                  })) {
         byte[] payload = "via a relay-only member".getBytes(StandardCharsets.UTF_8);
         assertTrue(fromX.send(Curve25519.publicKey(yKey), payload, 0, payload.length));
         byte[] got = atY.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
