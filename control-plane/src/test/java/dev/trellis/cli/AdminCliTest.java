@@ -136,7 +136,7 @@ class AdminCliTest {
             .toCompletableFuture()
             .get(10, TimeUnit.SECONDS)
             .orElseThrow();
-    s.users().tell(new UserRegistry.AttachNode(user, node.id()));
+    s.users().tell(new UserRegistry.AttachNode(user, node.id(), server.system().ignoreRef()));
     return node;
   }
 

@@ -45,6 +45,12 @@ public final class PersistenceSettings {
         "Trellis persistence for " + dir);
   }
 
+  /** Whether {@code config} puts the journal in a database every replica shares. */
+  public static boolean sharedJournal(Config config) {
+    return config.hasPath("pekko.persistence.journal.plugin")
+        && "jdbc-journal".equals(config.getString("pekko.persistence.journal.plugin"));
+  }
+
   /**
    * The clustered layer: journal, snapshot store and read journal in one PostgreSQL database
    * (pekko-persistence-jdbc, sharing one connection pool), so every coordinator replica sees the

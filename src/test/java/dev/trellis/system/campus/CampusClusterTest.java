@@ -52,6 +52,9 @@ class CampusClusterTest {
   private static final int CLUSTER_PORT = 25520;
   private static final Duration WAIT = Duration.ofSeconds(120);
 
+  /** The issue's goal for a robot joining through a surviving building after a kill -9. */
+  private static final Duration JOIN_GOAL = Duration.ofSeconds(10);
+
   /** {@code ping -D}: "[1732512345.123456] 64 bytes from ...: icmp_seq=12 ...". */
   private static final Pattern REPLY =
       Pattern.compile("^\\[(\\d+\\.\\d+)\\] \\d+ bytes from .*icmp_seq=(\\d+)", Pattern.MULTILINE);
@@ -90,7 +93,7 @@ class CampusClusterTest {
   }
 
   private void run(CampusTestbed campus) throws Exception {
-    TrellisServerProcess[] building = {
+    TrellisServerProcess[] host = {
       campus.server(),
       campus.newServerHost("sb", ADDRESS[1]),
       campus.newServerHost("sc", ADDRESS[2])
@@ -100,33 +103,50 @@ class CampusClusterTest {
         LocalPostgres.start(
             List.of(Tools.ip(), "netns", "exec", dbHost.namespace().name()), DB_ADDRESS)) {
       String jdbc = postgres.createDatabase("campus");
-      String[] config = new String[3];
+      String[] hostConfig = new String[3];
       for (int i = 0; i < 3; i++) {
-        config[i] = config(i, jdbc);
-        building[i].start(config[i]);
+        hostConfig[i] = config(i, jdbc);
+        host[i].start(hostConfig[i]);
       }
-      awaitUpMembers(building[1], 3);
-      String key = building[0].userWithReusableKey("lab");
+      awaitUpMembers(host[1], 3);
+      String key = host[0].userWithReusableKey("lab");
+
+      // Building "A" below is the one holding the auth keys (sharding decides where), so that a
+      // join during its loss has to do without the registry it needs first.
+      int a = registryHolder(host[1], "authkeys");
+      int[] order = {a, (a + 1) % 3, (a + 2) % 3};
+      TrellisServerProcess[] building = new TrellisServerProcess[3];
+      String[] config = new String[3];
+      String[] region = new String[3];
+      for (int i = 0; i < 3; i++) {
+        building[i] = host[order[i]];
+        config[i] = hostConfig[order[i]];
+        region[i] = REGION[order[i]];
+      }
+      JsonNode placement = via(building[1]).path("entities");
 
       // Four robots on campus networks, each homed (pinned) on a building's relay and logged in
       // there.
-      TrellisAgentProcess a1 = robot(campus, "a1", "robot-a1", 0, building, key);
-      TrellisAgentProcess b1 = robot(campus, "b1", "robot-b1", 1, building, key);
-      TrellisAgentProcess c1 = robot(campus, "c1", "robot-c1", 2, building, key);
-      TrellisAgentProcess b2 = robot(campus, "b2", "robot-b2", 1, building, key);
+      TrellisAgentProcess a1 = robot(campus, "a1", "robot-a1", 0, building, region, key);
+      TrellisAgentProcess b1 = robot(campus, "b1", "robot-b1", 1, building, region, key);
+      TrellisAgentProcess c1 = robot(campus, "c1", "robot-c1", 2, building, region, key);
+      TrellisAgentProcess b2 = robot(campus, "b2", "robot-b2", 1, building, region, key);
       awaitPing(a1, b1);
       awaitPing(c1, b2);
       JsonNode relays = relays(building[1]);
-      for (String region : REGION) {
+      for (String r : REGION) {
         assertTrue(
-            connectedNodes(relays, region) >= 1,
+            connectedNodes(relays, r) >= 1,
             "every building's relay holds a robot: " + relays.toPrettyString());
       }
       Set<String> nodesBefore = nodes(building[1]);
       assertEquals(4, nodesBefore.size(), nodesBefore.toString());
+      // A robot that joins during the loss: its agent is running, `up` comes right after the kill.
+      TrellisAgentProcess n1 = campus.newCampusAgent("n1", "robot-n1");
+      n1.start();
 
       // 1. kill -9 building A while a1 <-> b1 (through A and B) and c1 <-> b2 (through C and B)
-      // ping.
+      // ping, and robot-n1 joins through B.
       HostProcess pingAB = continuousPing(a1, b1, 40);
       HostProcess pingCB = continuousPing(c1, b2, 40);
       Await.until(
@@ -135,39 +155,52 @@ class CampusClusterTest {
           () -> replies(pingAB).size() > 30 && replies(pingCB).size() > 30);
       double killedAt = System.currentTimeMillis() / 1000.0;
       building[0].process().kill();
+      String joined = n1.up(building[1].url(), key);
+      double joinSeconds = System.currentTimeMillis() / 1000.0 - killedAt;
       pingAB.await(Duration.ofSeconds(90));
       pingCB.await(Duration.ofSeconds(90));
       double gapAB = largestGap(replies(pingAB), killedAt);
       double gapCB = largestGap(replies(pingCB), killedAt);
       Metrics.report(
-          "campus cluster: kill -9 building-a: robot-a1<->robot-b1 (homed a/b) longest reply gap %.2f s; "
-              + "robot-c1<->robot-b2 (homed c/b) %.2f s",
-          gapAB, gapCB);
+          "campus cluster: kill -9 %s (holding %s): robot-n1 joined through %s %.2f s after the"
+              + " kill (`trellis up` included); robot-a1<->robot-b1 (homed a/b) longest reply gap"
+              + " %.2f s; robot-c1<->robot-b2 (homed c/b) %.2f s",
+          region[0], held(placement, building[0]), region[1], joinSeconds, gapAB, gapCB);
+      assertTrue(joined.startsWith("logged in as robot-n1"), joined);
+      assertTrue(
+          joinSeconds < JOIN_GOAL.toSeconds(),
+          "robot-n1 joined "
+              + joinSeconds
+              + " s after the kill; the goal is "
+              + JOIN_GOAL.toSeconds()
+              + " s");
       assertTrue(
           lastReply(pingAB) > killedAt + gapAB,
           "a1 <-> b1 never resumed after the kill:\n" + pingAB.output());
       assertTrue(lastReply(pingCB) > killedAt + 1, "c1 <-> b2 stopped:\n" + pingCB.output());
 
-      // Nothing registered is lost, and a new robot joins through a surviving building.
-      Await.until(
-          "the survivors serving the node list",
-          WAIT,
-          () -> nodes(building[1]).equals(nodesBefore));
-      TrellisAgentProcess n1 = campus.newCampusAgent("n1", "robot-n1");
-      n1.start();
-      n1.up(building[1].url(), key);
-      awaitPing(n1, a1);
+      // Nothing registered is lost: the four robots and the new one, with distinct addresses.
       awaitUpMembers(building[2], 2);
+      Await.until(
+          "the survivors serving the node list with robot-n1",
+          WAIT,
+          () -> nodes(building[1]).containsAll(nodesBefore) && nodes(building[1]).size() == 5);
+      assertEquals(5, addresses(nodes(building[2])), "distinct addresses: " + nodes(building[2]));
+      awaitPing(n1, a1);
+      assertEquals(
+          5,
+          building[1].users().get(0).path("nodeCount").asInt(),
+          "the user owns every node, robot-n1 included");
 
       // 2. A comes back: it rejoins, and a robot homed on it is served by its relay again.
       building[0].start(config[0]);
       awaitUpMembers(building[1], 3);
-      TrellisAgentProcess n2 = robot(campus, "n2", "robot-n2", 0, building, key);
+      TrellisAgentProcess n2 = robot(campus, "n2", "robot-n2", 0, building, region, key);
       awaitPing(n2, c1);
       Await.until(
           "building-a's relay holding robot-n2 again",
           WAIT,
-          () -> connectedNodes(relays(building[1]), REGION[0]) >= 1);
+          () -> connectedNodes(relays(building[1]), region[0]) >= 1);
       assertEquals(
           6, nodes(building[0]).size(), "building-a serves the whole node list after rejoining");
 
@@ -180,19 +213,60 @@ class CampusClusterTest {
       pingCut.await(Duration.ofSeconds(120));
       double gapCut = largestGap(replies(pingCut), cutAt);
       Metrics.report(
-          "campus cluster: building-c cut off: robot-c1 (homed c) <-> robot-b2 longest reply gap %.2f s",
-          gapCut);
+          "campus cluster: %s cut off: robot-c1 (homed c) <-> robot-b2 longest reply gap %.2f s",
+          region[2], gapCut);
       assertTrue(
           lastReply(pingCut) > cutAt + gapCut,
           "c1 <-> b2 never resumed after the cut:\n" + pingCut.output());
       awaitUpMembers(building[1], 2);
       for (JsonNode m : members(building[1])) {
         assertFalse(
-            m.path("address").asText().contains("@" + ADDRESS[2] + ":"),
+            m.path("address").asText().contains("@" + building[2].address() + ":"),
             "building-c is still a member: " + m);
       }
       campus.isolate(building[2], false);
     }
+  }
+
+  /** The index of the host whose member holds the {@code kind} registry. */
+  private static int registryHolder(TrellisServerProcess via, String kind) {
+    JsonNode where = via(via).path("entities").path(kind);
+    for (int i = 0; i < ADDRESS.length; i++) {
+      for (var e : where.properties()) {
+        if (e.getKey().contains("@" + ADDRESS[i] + ":") && e.getValue().asInt() > 0) {
+          return i;
+        }
+      }
+    }
+    throw new AssertionError("no member holds the " + kind + " registry: " + where);
+  }
+
+  /** The registries a building's member holds, from a {@code cluster status} placement. */
+  private static List<String> held(JsonNode placement, TrellisServerProcess building) {
+    List<String> kinds = new ArrayList<>();
+    for (var kind : placement.properties()) {
+      if (kind.getKey().equals("node")) continue;
+      for (var e : kind.getValue().properties()) {
+        if (e.getKey().contains("@" + building.address() + ":") && e.getValue().asInt() > 0) {
+          kinds.add(kind.getKey());
+        }
+      }
+    }
+    return kinds;
+  }
+
+  private static JsonNode via(TrellisServerProcess server) {
+    return server.json("cluster", "status");
+  }
+
+  /** How many distinct IPv4 and IPv6 address pairs the node list has. */
+  private static int addresses(Set<String> nodes) {
+    Set<String> pairs = new TreeSet<>();
+    for (String n : nodes) {
+      String[] f = n.split(" ");
+      pairs.add(f[1] + " " + f[2]);
+    }
+    return pairs.size();
   }
 
   /** A campus robot homed on {@code home}'s relay, logged in through that building. */
@@ -202,9 +276,10 @@ class CampusClusterTest {
       String hostname,
       int home,
       TrellisServerProcess[] building,
+      String[] region,
       String key) {
     TrellisAgentProcess a = campus.newCampusAgent(suffix, hostname);
-    a.start(Map.of("TRELLIS_HOME_RELAY", REGION[home]));
+    a.start(Map.of("TRELLIS_HOME_RELAY", region[home]));
     a.up(building[home].url(), key);
     return a;
   }
@@ -265,7 +340,7 @@ class CampusClusterTest {
   }
 
   private static JsonNode members(TrellisServerProcess via) {
-    return via.json("cluster", "status").path("members");
+    return via(via).path("members");
   }
 
   private static void awaitUpMembers(TrellisServerProcess via, int n) {

@@ -413,7 +413,11 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
                                           c.id(),
                                           no.message());
                                 }
-                                users.tell(new UserRegistry.DetachNode(node.user(), node.id()));
+                                users.tell(
+                                    new UserRegistry.DetachNode(
+                                        node.user(),
+                                        node.id(),
+                                        getContext().getSystem().ignoreRef()));
                                 return deleted;
                               });
                 });

@@ -16,23 +16,27 @@ import org.apache.pekko.cluster.sharding.typed.javadsl.EntityTypeKey;
  * on a survivor, which recovers it from the shared journal. Callers keep a plain ActorRef: a local
  * forwarder to wherever the entity is now.
  */
-public final class ShardedRegistry {
+public record ShardedRegistry<C>(ActorRef<C> ref, StandIn.Target<C> target) {
   public static final String ENTITY_ID = "all";
 
-  private ShardedRegistry() {}
-
-  public static <C> ActorRef<C> start(
+  /**
+   * Starts sharding the registry on this member: {@code ref} forwards to the entity wherever it is,
+   * {@code target} is the same entity as a login reaches it (with a {@link StandIn}).
+   */
+  public static <C> ShardedRegistry<C> start(
       ActorContext<?> ctx, Class<C> protocol, String name, Supplier<Behavior<C>> behavior) {
     ClusterSharding sharding = ClusterSharding.get(ctx.getSystem());
     EntityTypeKey<C> key = EntityTypeKey.create(protocol, name);
     sharding.init(Entity.of(key, entity -> behavior.get()).withRole(ClusterSettings.ROLE_CONTROL));
     EntityRef<C> entity = sharding.entityRefFor(key, ENTITY_ID);
-    return ctx.spawn(
-        Behaviors.<C>receiveMessage(
-            command -> {
-              entity.tell(command);
-              return Behaviors.same();
-            }),
-        name);
+    ActorRef<C> forwarder =
+        ctx.spawn(
+            Behaviors.<C>receiveMessage(
+                command -> {
+                  entity.tell(command);
+                  return Behaviors.same();
+                }),
+            name);
+    return new ShardedRegistry<>(forwarder, new StandIn.Target<>(name, entity, behavior));
   }
 }

@@ -1,6 +1,7 @@
 package dev.trellis.control.node;
 
 import dev.trellis.control.cluster.ClusterSettings;
+import dev.trellis.control.cluster.StandIn;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -57,6 +58,18 @@ public final class NodeDirectory {
           }
           return Behaviors.same();
         });
+  }
+
+  /**
+   * A node's entity as a login reaches it: the sharded entity, or a {@link StandIn} publishing
+   * through {@code publisher} when that one is on a lost member.
+   */
+  public static StandIn.Target<NodeEntity.Command> target(
+      ActorSystem<?> system, ActorRef<NodeEntity.Published> publisher, long id) {
+    return new StandIn.Target<>(
+        "node-" + id,
+        entity(ClusterSharding.get(system), id),
+        () -> NodeEntity.create(id, publisher));
   }
 
   private static EntityRef<NodeEntity.Command> entity(ClusterSharding sharding, long id) {

@@ -6,6 +6,7 @@ import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.cluster.ClusterSettings;
 import dev.trellis.control.cluster.ControlEndpoints;
 import dev.trellis.control.cluster.ShardedRegistry;
+import dev.trellis.control.cluster.StandIn;
 import dev.trellis.control.cluster.TopicWatcher;
 import dev.trellis.control.map.NetworkMap;
 import dev.trellis.control.node.AddressAllocator;
@@ -14,7 +15,9 @@ import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.relay.RelayServer;
 import dev.trellis.control.relay.RelaySettings;
+import dev.trellis.control.session.ControlSession;
 import dev.trellis.control.user.UserRegistry;
+import dev.trellis.persistence.PersistenceSettings;
 import dev.trellis.proto.control.ControlMessage;
 import java.time.Clock;
 import java.util.List;
@@ -65,7 +68,8 @@ final class ServerGuardian {
   record GetWiring(ActorRef<Wiring> replyTo) implements Command {}
 
   /** The services, and the relay on a member with the relay role (else null). */
-  record Wiring(TrellisServer.Services services, RelayServer relay) {}
+  record Wiring(
+      TrellisServer.Services services, ControlSession.Registries registries, RelayServer relay) {}
 
   /** The HTTP port is bound: this member serves at {@code url}. Told once. */
   record Serving(String url) implements Command {}
@@ -83,15 +87,15 @@ final class ServerGuardian {
             cluster.manager().tell(Join.create(cluster.selfMember().address()));
           }
           // Sharded across the control members; each a single entity for the whole cluster.
-          ActorRef<UserRegistry.Command> users =
+          ShardedRegistry<UserRegistry.Command> users =
               ShardedRegistry.start(ctx, UserRegistry.Command.class, "users", UserRegistry::create);
-          ActorRef<AuthKeyRegistry.Command> authKeys =
+          ShardedRegistry<AuthKeyRegistry.Command> authKeys =
               ShardedRegistry.start(
                   ctx, AuthKeyRegistry.Command.class, "authkeys", AuthKeyRegistry::create);
-          ActorRef<ApiKeyRegistry.Command> apiKeys =
+          ShardedRegistry<ApiKeyRegistry.Command> apiKeys =
               ShardedRegistry.start(
                   ctx, ApiKeyRegistry.Command.class, "apikeys", ApiKeyRegistry::create);
-          ActorRef<AddressAllocator.Command> allocator =
+          ShardedRegistry<AddressAllocator.Command> allocator =
               ShardedRegistry.start(
                   ctx,
                   AddressAllocator.Command.class,
@@ -130,10 +134,28 @@ final class ServerGuardian {
               ctx.spawn(NodeDirectory.create(ctx.getSystem(), publisher, published), "nodes");
           ActorRef<Admin.Command> admin =
               ctx.spawn(
-                  Admin.create(users, authKeys, apiKeys, allocator, nodes, map, setup.clock()),
+                  Admin.create(
+                      users.ref(),
+                      authKeys.ref(),
+                      apiKeys.ref(),
+                      allocator.ref(),
+                      nodes,
+                      map,
+                      setup.clock()),
                   "admin");
           TrellisServer.Services services =
-              new TrellisServer.Services(users, authKeys, apiKeys, allocator, nodes, map, admin);
+              new TrellisServer.Services(
+                  users.ref(), authKeys.ref(), apiKeys.ref(), allocator.ref(), nodes, map, admin);
+          ControlSession.Registries registries =
+              new ControlSession.Registries(
+                  new StandIn(
+                      ctx.getSystem(),
+                      PersistenceSettings.sharedJournal(ctx.getSystem().settings().config()),
+                      setup.clock()),
+                  authKeys.target(),
+                  users.target(),
+                  allocator.target(),
+                  id -> NodeDirectory.target(ctx.getSystem(), publisher, id));
 
           // The roles decide what this member runs: control = entities, control sessions, a control
           // URL in
@@ -153,7 +175,7 @@ final class ServerGuardian {
                   : setup.relay().ownEntry(setup.serverKey(), setup.stunPort()).withMesh(true);
           ctx.spawn(
               RelayDirectory.mapWatcher(map, own, setup.relay().others()), "relay-map-watcher");
-          return wired(ctx, setup, new Wiring(services, relay), false);
+          return wired(ctx, setup, new Wiring(services, registries, relay), false);
         });
   }
 

@@ -145,14 +145,7 @@ public final class TrellisServer implements AutoCloseable {
       spawnAllNodes(system, services);
       ControlSession.Services sessionServices =
           new ControlSession.Services(
-              handshake,
-              services.authKeys(),
-              services.users(),
-              services.allocator(),
-              services.nodes(),
-              services.map(),
-              Clock.systemUTC(),
-              system.scheduler());
+              handshake, wiring.registries(), services.map(), Clock.systemUTC());
       ControlRoute control =
           cluster.holds(ClusterSettings.ROLE_CONTROL)
               ? new ControlRoute(system, sessionServices)

@@ -2,9 +2,9 @@ package dev.trellis.control.session;
 
 import dev.trellis.control.Result;
 import dev.trellis.control.authkey.AuthKeyRegistry;
+import dev.trellis.control.cluster.StandIn;
 import dev.trellis.control.map.NetworkMap;
 import dev.trellis.control.node.AddressAllocator;
-import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
 import dev.trellis.control.user.User;
@@ -23,12 +23,12 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
+import java.util.function.LongFunction;
 import java.util.regex.Pattern;
+import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.Scheduler;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
-import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
@@ -41,7 +41,6 @@ public final class ControlSession {
   static final Pattern RELAY_REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
 
   static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
-  static final Duration ASK_TIMEOUT = Duration.ofSeconds(10);
 
   public sealed interface Command {}
 
@@ -70,16 +69,23 @@ public final class ControlSession {
 
   public record Close() implements Outbound {}
 
-  /** The actors a session talks to. */
+  /**
+   * The cluster-wide entities a login needs, each asked through {@link StandIn} so a login does not
+   * wait for an entity on a lost member to move.
+   */
+  public record Registries(
+      StandIn standIn,
+      StandIn.Target<AuthKeyRegistry.Command> authKeys,
+      StandIn.Target<UserRegistry.Command> users,
+      StandIn.Target<AddressAllocator.Command> allocator,
+      LongFunction<StandIn.Target<NodeEntity.Command>> node) {}
+
+  /** What a session talks to. */
   public record Services(
       ControlHandshake.Server handshake,
-      ActorRef<AuthKeyRegistry.Command> authKeys,
-      ActorRef<UserRegistry.Command> users,
-      ActorRef<AddressAllocator.Command> allocator,
-      ActorRef<NodeDirectory.Command> nodes,
+      Registries registries,
       ActorRef<NetworkMap.Command> map,
-      Clock clock,
-      Scheduler scheduler) {}
+      Clock clock) {}
 
   private final ActorContext<Command> context;
   private final Services services;
@@ -341,7 +347,7 @@ public final class ControlSession {
     String hostname =
         login.hostname() == null || login.hostname().isBlank() ? "node" : login.hostname();
     return ask(
-            services.authKeys(),
+            services.registries().authKeys(),
             (ActorRef<Result<AuthKeyRegistry.AuthKeyGrant>> r) ->
                 new AuthKeyRegistry.UseAuthKey(login.authKey().trim(), machineKey, now, r))
         .thenCompose(
@@ -356,7 +362,7 @@ public final class ControlSession {
                   case Result.Ok<AuthKeyRegistry.AuthKeyGrant>(
                           AuthKeyRegistry.AuthKeyGrant grant) ->
                       ask(
-                              services.users(),
+                              services.registries().users(),
                               (ActorRef<Optional<User>> r) ->
                                   new UserRegistry.GetUser(grant.user(), r))
                           .thenCompose(
@@ -375,9 +381,8 @@ public final class ControlSession {
 
   private CompletionStage<LoginDone> allocateAndRegister(
       ControlMessage.Login login, AuthKeyRegistry.AuthKeyGrant grant, String hostname) {
-    var now = services.clock().instant();
     return ask(
-            services.allocator(),
+            services.registries().allocator(),
             (ActorRef<Result<AddressAllocator.Allocation>> r) ->
                 new AddressAllocator.Allocate(machineKey, hostname, r))
         .thenCompose(
@@ -390,56 +395,68 @@ public final class ControlSession {
                       askNode(
                               a.nodeId(),
                               (ActorRef<Optional<NodeRecord>> r) -> new NodeEntity.Get(r))
-                          .thenCompose(
-                              previous ->
-                                  askNode(
-                                          a.nodeId(),
-                                          (ActorRef<Result<NodeRecord>> r) ->
-                                              new NodeEntity.Register(
-                                                  machineKey,
-                                                  login.nodeKey(),
-                                                  grant.user(),
-                                                  a.hostname(),
-                                                  a.ipv4(),
-                                                  a.ipv6(),
-                                                  grant.tags(),
-                                                  grant.ephemeral(),
-                                                  null,
-                                                  now,
-                                                  r))
-                                      .thenApply(
-                                          registered -> {
-                                            if (registered
-                                                instanceof
-                                                Result.Ok<NodeRecord>(NodeRecord record)) {
-                                              previous
-                                                  .filter(p -> !p.user().equals(record.user()))
-                                                  .ifPresent(
-                                                      p ->
-                                                          services
-                                                              .users()
-                                                              .tell(
-                                                                  new UserRegistry.DetachNode(
-                                                                      p.user(), p.id())));
-                                              services
-                                                  .users()
-                                                  .tell(
-                                                      new UserRegistry.AttachNode(
-                                                          record.user(), record.id()));
-                                              return new LoginDone(login, record, null, null);
-                                            }
-                                            Result.Rejected<NodeRecord> rejected =
-                                                (Result.Rejected<NodeRecord>) registered;
-                                            return failed(
-                                                login, rejected.code().name(), rejected.message());
-                                          }));
+                          .thenCompose(previous -> registerNode(login, grant, a, previous));
                 });
+  }
+
+  private CompletionStage<LoginDone> registerNode(
+      ControlMessage.Login login,
+      AuthKeyRegistry.AuthKeyGrant grant,
+      AddressAllocator.Allocation a,
+      Optional<NodeRecord> previous) {
+    var now = services.clock().instant();
+    return askNode(
+            a.nodeId(),
+            (ActorRef<Result<NodeRecord>> r) ->
+                new NodeEntity.Register(
+                    machineKey,
+                    login.nodeKey(),
+                    grant.user(),
+                    a.hostname(),
+                    a.ipv4(),
+                    a.ipv6(),
+                    grant.tags(),
+                    grant.ephemeral(),
+                    null,
+                    now,
+                    r))
+        .thenCompose(
+            registered ->
+                switch (registered) {
+                  case Result.Rejected<NodeRecord> rejected ->
+                      CompletableFuture.completedStage(
+                          failed(login, rejected.code().name(), rejected.message()));
+                  case Result.Ok<NodeRecord>(NodeRecord record) ->
+                      attachToUser(record, previous)
+                          .thenApply(done -> new LoginDone(login, record, null, null));
+                });
+  }
+
+  /**
+   * The user's list of nodes follows the node before the login is answered: a user with nodes
+   * cannot be deleted, and a node that moved to another user leaves the old one's list.
+   */
+  private CompletionStage<Done> attachToUser(NodeRecord record, Optional<NodeRecord> previous) {
+    CompletionStage<Done> detached =
+        previous
+            .filter(p -> !p.user().equals(record.user()))
+            .map(
+                p ->
+                    ask(
+                        services.registries().users(),
+                        (ActorRef<Done> r) -> new UserRegistry.DetachNode(p.user(), p.id(), r)))
+            .orElse(CompletableFuture.completedStage(Done.getInstance()));
+    return detached.thenCompose(
+        d ->
+            ask(
+                services.registries().users(),
+                (ActorRef<Done> r) -> new UserRegistry.AttachNode(record.user(), record.id(), r)));
   }
 
   private CompletionStage<LoginDone> resume(ControlMessage.Login login) {
     var now = services.clock().instant();
     return ask(
-            services.allocator(),
+            services.registries().allocator(),
             (ActorRef<Optional<AddressAllocator.Allocation>> r) ->
                 new AddressAllocator.FindByMachineKey(machineKey, r))
         .thenCompose(
@@ -511,18 +528,14 @@ public final class ControlSession {
     return new LoginDone(login, null, code, error);
   }
 
-  private <Req, Res> CompletionStage<Res> ask(
-      ActorRef<Req> target, Function<ActorRef<Res>, Req> message) {
-    return AskPattern.ask(target, message::apply, ASK_TIMEOUT, services.scheduler());
+  private <C, R> CompletionStage<R> ask(
+      StandIn.Target<C> target, Function<ActorRef<R>, C> message) {
+    return services.registries().standIn().ask(target, message);
   }
 
-  private <Res> CompletionStage<Res> askNode(
-      long id, Function<ActorRef<Res>, NodeEntity.Command> message) {
-    return AskPattern.ask(
-        services.nodes(),
-        (ActorRef<Res> r) -> new NodeDirectory.Forward(id, message.apply(r)),
-        ASK_TIMEOUT,
-        services.scheduler());
+  private <R> CompletionStage<R> askNode(
+      long id, Function<ActorRef<R>, NodeEntity.Command> message) {
+    return ask(services.registries().node().apply(id), message);
   }
 
   private static ControlMessage.NodeInfo selfInfo(NodeRecord record, List<String> endpoints) {

@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
+import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -44,11 +45,11 @@ public final class UserRegistry
 
   public record ListUsers(ActorRef<List<User>> replyTo) implements Command {}
 
-  /** Fire-and-forget; attaching a node twice changes nothing. */
-  public record AttachNode(String user, long nodeId) implements Command {}
+  /** Answered once recorded; attaching a node twice changes nothing. */
+  public record AttachNode(String user, long nodeId, ActorRef<Done> replyTo) implements Command {}
 
-  /** Fire-and-forget; detaching a node that is not attached changes nothing. */
-  public record DetachNode(String user, long nodeId) implements Command {}
+  /** Answered once recorded; detaching a node that is not attached changes nothing. */
+  public record DetachNode(String user, long nodeId, ActorRef<Done> replyTo) implements Command {}
 
   public sealed interface Event extends CborSerializable {}
 
@@ -179,16 +180,22 @@ public final class UserRegistry
       context
           .getLog()
           .warn("Not attaching node {} to unknown user {}", command.nodeId(), command.user());
-      return Effect().none();
+      return Effect().reply(command.replyTo(), Done.getInstance());
     }
-    if (user.nodeIds().contains(command.nodeId())) return Effect().none();
-    return Effect().persist(new NodeAttached(command.user(), command.nodeId()));
+    if (user.nodeIds().contains(command.nodeId()))
+      return Effect().reply(command.replyTo(), Done.getInstance());
+    return Effect()
+        .persist(new NodeAttached(command.user(), command.nodeId()))
+        .thenReply(command.replyTo(), s -> Done.getInstance());
   }
 
   private Effect<Event, State> detach(State state, DetachNode command) {
     StoredUser user = state.users().get(command.user());
-    if (user == null || !user.nodeIds().contains(command.nodeId())) return Effect().none();
-    return Effect().persist(new NodeDetached(command.user(), command.nodeId()));
+    if (user == null || !user.nodeIds().contains(command.nodeId()))
+      return Effect().reply(command.replyTo(), Done.getInstance());
+    return Effect()
+        .persist(new NodeDetached(command.user(), command.nodeId()))
+        .thenReply(command.replyTo(), s -> Done.getInstance());
   }
 
   @Override

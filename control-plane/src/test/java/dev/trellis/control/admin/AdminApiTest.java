@@ -137,7 +137,7 @@ class AdminApiTest {
             .toCompletableFuture()
             .get(10, TimeUnit.SECONDS)
             .orElseThrow();
-    s.users().tell(new UserRegistry.AttachNode(user, node.id()));
+    s.users().tell(new UserRegistry.AttachNode(user, node.id(), server.system().ignoreRef()));
     return node;
   }
 

@@ -121,7 +121,7 @@ class AdminTest {
                             null,
                             Instant.now(),
                             r))));
-    users.tell(new UserRegistry.AttachNode(user, node.id()));
+    users.tell(new UserRegistry.AttachNode(user, node.id(), testKit.kit().system().ignoreRef()));
     return node;
   }
 

@@ -72,14 +72,14 @@ class UserRegistryTest {
   @Test
   void countsAttachedNodesIdempotently() {
     ok(create("alice"));
-    users.tell(new UserRegistry.AttachNode("alice", 1));
-    users.tell(new UserRegistry.AttachNode("alice", 1));
-    users.tell(new UserRegistry.AttachNode("alice", 2));
-    users.tell(new UserRegistry.AttachNode("nobody", 3));
+    users.tell(new UserRegistry.AttachNode("alice", 1, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.AttachNode("alice", 1, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.AttachNode("alice", 2, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.AttachNode("nobody", 3, testKit.kit().system().ignoreRef()));
     assertEquals(2, get("alice").orElseThrow().nodeCount());
-    users.tell(new UserRegistry.DetachNode("alice", 2));
-    users.tell(new UserRegistry.DetachNode("alice", 2));
-    users.tell(new UserRegistry.DetachNode("alice", 9));
+    users.tell(new UserRegistry.DetachNode("alice", 2, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.DetachNode("alice", 2, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.DetachNode("alice", 9, testKit.kit().system().ignoreRef()));
     assertEquals(1, get("alice").orElseThrow().nodeCount());
   }
 
@@ -92,15 +92,15 @@ class UserRegistryTest {
             testKit.ask(
                 users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("bob", r))));
 
-    users.tell(new UserRegistry.AttachNode("alice", 1));
-    users.tell(new UserRegistry.AttachNode("alice", 2));
+    users.tell(new UserRegistry.AttachNode("alice", 1, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.AttachNode("alice", 2, testKit.kit().system().ignoreRef()));
     Result<User> refused =
         testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("alice", r));
     assertEquals(Code.CONFLICT, code(refused));
     assertTrue(((Result.Rejected<User>) refused).message().contains("2 nodes"), refused.toString());
 
-    users.tell(new UserRegistry.DetachNode("alice", 1));
-    users.tell(new UserRegistry.DetachNode("alice", 2));
+    users.tell(new UserRegistry.DetachNode("alice", 1, testKit.kit().system().ignoreRef()));
+    users.tell(new UserRegistry.DetachNode("alice", 2, testKit.kit().system().ignoreRef()));
     assertEquals(
         "alice",
         ok(testKit.ask(
@@ -115,7 +115,7 @@ class UserRegistryTest {
   void recoversUsersAndNodesAfterRestart() {
     User alice = ok(create("alice"));
     ok(create("bob"));
-    users.tell(new UserRegistry.AttachNode("alice", 7));
+    users.tell(new UserRegistry.AttachNode("alice", 7, testKit.kit().system().ignoreRef()));
     ok(testKit.ask(users, (ActorRef<Result<User>> r) -> new UserRegistry.DeleteUser("bob", r)));
     // Past one snapshot interval, so recovery reads a snapshot and then events.
     for (int i = 0; i < 110; i++) ok(create("user-" + i));

@@ -23,6 +23,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -63,6 +64,9 @@ public final class Agent implements AgentControl, AutoCloseable {
   private NodeInfo self;
   private ControlMessage.NetworkInfo networkInfo;
   private String lastError;
+
+  /** Where the waiting `up` hears why it still waits. */
+  private Consumer<String> upProgress = message -> {};
 
   /** Without path discovery: peers are reached at their map endpoints only. */
   public Agent(
@@ -161,11 +165,13 @@ public final class Agent implements AgentControl, AutoCloseable {
   // ---- AgentControl ----------------------------------------------------------------------
 
   @Override
-  public CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname) {
+  public CompletableFuture<Outcome> up(
+      String loginServer, String authKey, String hostname, Consumer<String> progress) {
     CompletableFuture<Outcome> result = new CompletableFuture<>();
     submit(
         result,
         () -> {
+          upProgress = progress;
           AgentState.Saved saved = state.saved();
           String server =
               blankToNull(loginServer) != null ? loginServer.strip() : saved.loginServer();
@@ -476,6 +482,13 @@ public final class Agent implements AgentControl, AutoCloseable {
     control.refused(s);
     lastError = message;
     LOG.warn(message);
+    if ("UNAVAILABLE".equals(r.code()) && s.pendingUp != null && !s.logoutAfterLogin) {
+      // Nothing was refused: the server is still taking over a lost member's work. A waiting `up`
+      // hears why and keeps waiting while the same login is tried again.
+      upProgress.accept(message + "; trying again");
+      control.retry(s);
+      return;
+    }
     s.answer(Outcome.failure(message));
     if ("UNAVAILABLE".equals(r.code())) {
       // The server could not answer yet (e.g. a replica is still taking over a lost one's

@@ -3,6 +3,7 @@ package dev.trellis.dataplane.agent;
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Consumer;
 
 /** What the local API asks of the agent; the agent implements it, tests stub it. */
 public interface AgentControl {
@@ -18,7 +19,16 @@ public interface AgentControl {
   }
 
   /** Logs in; null arguments fall back to the saved login server and hostname. */
-  CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname);
+  default CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname) {
+    return up(loginServer, authKey, hostname, progress -> {});
+  }
+
+  /**
+   * The same; while the server cannot finish the login yet it keeps trying, telling {@code
+   * progress} why it waits.
+   */
+  CompletableFuture<Outcome> up(
+      String loginServer, String authKey, String hostname, Consumer<String> progress);
 
   CompletableFuture<Outcome> down();
 

@@ -122,6 +122,10 @@ final class ControlConnection {
   private Session current;
   private int backoffAttempt;
   private ScheduledFuture<?> reconnect;
+
+  /** The session whose login {@link #retry} will try again, with its waiting `up`; or null. */
+  private Session retrying;
+
   private long pingId;
 
   ControlConnection(
@@ -349,7 +353,33 @@ final class ControlConnection {
       reconnect.cancel(false);
       reconnect = null;
     }
+    if (retrying != null) {
+      retrying.answer(Outcome.failure("cancelled by a newer command"));
+      retrying = null;
+    }
     backoffAttempt = 0;
+  }
+
+  /**
+   * The server could not finish {@code s}'s login yet (it answered UNAVAILABLE): the same login,
+   * with the same waiting `up`, again after {@link AgentTiming#CONTROL_FIRST_BACKOFF}, until the
+   * `up` gives up waiting or a newer command replaces it.
+   */
+  void retry(Session s) {
+    cancelReconnect();
+    retrying = s;
+    reconnect =
+        loop.schedule(
+            guarded(
+                () -> {
+                  reconnect = null;
+                  retrying = null;
+                  if (current == null && !s.pendingUp.isDone()) {
+                    open(s.server, s.authKey, s.hostname, s.pendingUp, s.logoutAfterLogin);
+                  }
+                }),
+            AgentTiming.CONTROL_FIRST_BACKOFF.toMillis(),
+            TimeUnit.MILLISECONDS);
   }
 
   private void handle(Session s, ControlMessage message) {

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,6 +37,10 @@ public final class LocalApi implements AutoCloseable {
   static final int MAX_LINE = 64 * 1024;
 
   static final long UP_TIMEOUT_SECONDS = 30;
+
+  /** The one field of a progress line. */
+  static final String PROGRESS = "progress";
+
   private static final ObjectMapper JSON = ControlJson.MAPPER;
   private static final Logger LOG = LoggerFactory.getLogger(LocalApi.class);
 
@@ -66,21 +71,56 @@ public final class LocalApi implements AutoCloseable {
     return server.path();
   }
 
-  /** One JSON request per line, one reply line each. */
+  /**
+   * One JSON request per line, one reply line each; before the reply, a command may send {@code
+   * {"progress": TEXT}} lines (from the agent's loop thread, so writes are serialized on {@code
+   * out}).
+   */
   private void converse(UnixLineServer.Lines in, OutputStream out) throws IOException {
     String line;
+    Consumer<String> progress =
+        text -> {
+          ObjectNode p = JSON.createObjectNode().put(PROGRESS, text);
+          try {
+            write(out, p);
+          } catch (IOException e) {
+            LOG.debug("a client left before the progress of its command: {}", e.getMessage());
+          }
+        };
     while ((line = in.next()) != null) {
       if (line.isBlank()) {
         continue;
       }
-      ObjectNode reply = handle(line);
-      out.write((JSON.writeValueAsString(reply) + "\n").getBytes(StandardCharsets.UTF_8));
+      write(out, handle(line, progress));
+    }
+  }
+
+  private static void write(OutputStream out, ObjectNode message) throws IOException {
+    byte[] bytes = (JSON.writeValueAsString(message) + "\n").getBytes(StandardCharsets.UTF_8);
+    synchronized (out) {
+      out.write(bytes);
       out.flush();
     }
   }
 
-  /** One request line to one reply; never throws. */
+  /** The text of a progress line, or null when {@code line} is something else (a reply). */
+  static String progressText(String line) {
+    try {
+      JsonNode n = JSON.readTree(line);
+      return n != null && n.isObject() && n.size() == 1 && n.path(PROGRESS).isTextual()
+          ? n.get(PROGRESS).asText()
+          : null;
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
   ObjectNode handle(String line) {
+    return handle(line, progress -> {});
+  }
+
+  /** One request line to one reply; never throws. */
+  ObjectNode handle(String line, Consumer<String> progress) {
     JsonNode request;
     try {
       request = JSON.readTree(line);
@@ -96,7 +136,7 @@ public final class LocalApi implements AutoCloseable {
     }
     try {
       return switch (command.asText()) {
-        case "up" -> up(request);
+        case "up" -> up(request, progress);
         case "down" -> outcome(agent.down().get(10, TimeUnit.SECONDS));
         case "logout" -> outcome(agent.logout().get(15, TimeUnit.SECONDS));
         case "status" -> status();
@@ -120,7 +160,7 @@ public final class LocalApi implements AutoCloseable {
     }
   }
 
-  private ObjectNode up(JsonNode request) throws Exception {
+  private ObjectNode up(JsonNode request, Consumer<String> progress) throws Exception {
     String loginServer;
     String authKey;
     String hostname;
@@ -133,7 +173,9 @@ public final class LocalApi implements AutoCloseable {
     }
     try {
       return outcome(
-          agent.up(loginServer, authKey, hostname).get(UP_TIMEOUT_SECONDS, TimeUnit.SECONDS));
+          agent
+              .up(loginServer, authKey, hostname, progress)
+              .get(UP_TIMEOUT_SECONDS, TimeUnit.SECONDS));
     } catch (TimeoutException e) {
       return error(
           "no answer from the login server within "

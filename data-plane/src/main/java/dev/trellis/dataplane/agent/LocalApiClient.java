@@ -22,6 +22,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Consumer;
 
 /** Talks to a running agent's {@link LocalApi}: one request, one reply. */
 public final class LocalApiClient {
@@ -57,6 +58,15 @@ public final class LocalApiClient {
   }
 
   public JsonNode call(ObjectNode request, Duration timeout) throws IOException {
+    return call(request, timeout, progress -> {});
+  }
+
+  /**
+   * Sends {@code request} and returns the reply; {@code {"progress": TEXT}} lines the agent sends
+   * before it go to {@code progress}, on another thread.
+   */
+  public JsonNode call(ObjectNode request, Duration timeout, Consumer<String> progress)
+      throws IOException {
     String denied =
         "permission denied on "
             + socket
@@ -95,7 +105,13 @@ public final class LocalApiClient {
           CompletableFuture.supplyAsync(
               () -> {
                 try {
-                  return in.readLine();
+                  String l;
+                  while ((l = in.readLine()) != null) {
+                    String text = LocalApi.progressText(l);
+                    if (text == null) return l;
+                    progress.accept(text);
+                  }
+                  return null;
                 } catch (IOException e) {
                   throw new UncheckedIOException(e);
                 }

@@ -7,6 +7,7 @@ import dev.trellis.dataplane.agent.LocalApiClient;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.function.Consumer;
 import picocli.CommandLine.Option;
 
 /** `--state-dir`, shared by every command that talks to (or is) the agent. */
@@ -40,9 +41,14 @@ final class AgentOptions {
    * directory's lock.
    */
   JsonNode call(ObjectNode request) throws CliFailure {
+    return call(request, progress -> {});
+  }
+
+  /** The same, handing each progress line the agent sends before its reply to {@code progress}. */
+  JsonNode call(ObjectNode request, Consumer<String> progress) throws CliFailure {
     JsonNode reply;
     try {
-      reply = callWhenStarted(request);
+      reply = callWhenStarted(request, progress);
     } catch (IOException e) {
       throw new CliFailure(e.getMessage());
     } catch (InterruptedException e) {
@@ -55,12 +61,13 @@ final class AgentOptions {
     return reply;
   }
 
-  private JsonNode callWhenStarted(ObjectNode request) throws IOException, InterruptedException {
+  private JsonNode callWhenStarted(ObjectNode request, Consumer<String> progress)
+      throws IOException, InterruptedException {
     long start = System.nanoTime();
     boolean told = false;
     while (true) {
       try {
-        return client().call(request);
+        return client().call(request, LocalApiClient.DEFAULT_TIMEOUT, progress);
       } catch (LocalApiClient.AgentNotRunning e) {
         boolean starting = AgentState.agentAlive(directory());
         Duration limit = starting ? START_WAIT : START_GRACE;

@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.trellis.dataplane.agent.Agent;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -49,7 +51,17 @@ public final class UpCommand implements Callable<Integer> {
             .put("authKey", authKey)
             .put("hostname", hostname != null ? hostname : Agent.machineHostname());
     try {
-      JsonNode self = agent.call(request).path("self");
+      // While the server cannot finish the login (a building was just lost), the agent keeps
+      // trying and says so: one line per new message.
+      Set<String> told = new HashSet<>();
+      JsonNode self =
+          agent
+              .call(
+                  request,
+                  message -> {
+                    if (told.add(message)) System.err.println("trellis: waiting: " + message);
+                  })
+              .path("self");
       if (self.isObject()) {
         List<String> addresses = new ArrayList<>();
         self.path("addresses").forEach(a -> addresses.add(a.asText()));

@@ -228,23 +228,56 @@ class AgentTest {
     await(() -> device.peerStatuses().size() == 1);
 
     c.kill();
-    TinyControlServer.Connection busy = server.accept();
-    assertInstanceOf(ControlMessage.Login.class, busy.receive());
-    busy.send(
-        ControlMessage.LoginResult.failure(
-            "UNAVAILABLE", "the server could not complete the login: ask timed out"));
     // Tried again, with the registration still in place.
-    TinyControlServer.Connection again = server.accept();
-    ControlMessage.Login retry = assertInstanceOf(ControlMessage.Login.class, again.receive());
+    var again =
+        answerUnavailableThenAccept("the server could not complete the login: ask timed out");
+    ControlMessage.Login retry = again.login();
     assertNull(retry.authKey());
     assertTrue(state.saved().loggedIn());
     assertEquals(
         1, device.peerStatuses().size(), "the tunnel to the peer stays while the server is busy");
     assertEquals("robot", agent.status().self().hostname());
-    again.send(ControlMessage.LoginResult.success(self));
-    again.send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
+    again.connection().send(ControlMessage.LoginResult.success(self));
+    again
+        .connection()
+        .send(new ControlMessage.FullMap(self, List.of(info(2, "arm", peerKey, 2)), null));
     await(() -> agent.status().connected());
     assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
+  }
+
+  /**
+   * A first `up` that the server cannot complete yet (a building was just lost) waits: it hears
+   * why, the same login with the same key is tried again, and the `up` returns once it succeeds.
+   */
+  @Test
+  void anUpTheServerCannotCompleteYetWaitsAndSaysWhy() throws Exception {
+    AgentState state = startAgent();
+    List<String> progress = new CopyOnWriteArrayList<>();
+    var pending = agent.up(server.url(), "tskey-1", "robot", progress::add);
+    var again = answerUnavailableThenAccept("the server could not complete the login right now");
+    assertEquals("tskey-1", again.login().authKey(), "the retried login carries the key");
+    assertFalse(pending.isDone(), "the up is still waiting");
+    assertEquals(1, progress.size(), progress.toString());
+    assertTrue(
+        progress.getFirst().contains("could not complete the login right now"),
+        progress.toString());
+    NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+    again.connection().send(ControlMessage.LoginResult.success(self));
+    again.connection().send(new ControlMessage.FullMap(self, List.of(), null));
+    AgentControl.Outcome outcome = pending.get(10, TimeUnit.SECONDS);
+    assertTrue(outcome.ok(), String.valueOf(outcome.error()));
+    assertTrue(state.saved().loggedIn());
+  }
+
+  private record Retried(TinyControlServer.Connection connection, ControlMessage.Login login) {}
+
+  /** The next login is answered UNAVAILABLE; returns the login the agent sends after that. */
+  private Retried answerUnavailableThenAccept(String why) throws Exception {
+    TinyControlServer.Connection busy = server.accept();
+    assertInstanceOf(ControlMessage.Login.class, busy.receive());
+    busy.send(ControlMessage.LoginResult.failure("UNAVAILABLE", why));
+    TinyControlServer.Connection again = server.accept();
+    return new Retried(again, assertInstanceOf(ControlMessage.Login.class, again.receive()));
   }
 
   @Test

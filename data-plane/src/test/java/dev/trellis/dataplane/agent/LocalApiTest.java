@@ -21,12 +21,15 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -58,10 +61,13 @@ class LocalApiTest {
   static final class StubAgent implements AgentControl {
     volatile String lastUp;
     volatile Outcome upOutcome = Outcome.success(SELF);
+    volatile List<String> upProgress = List.of();
 
     @Override
-    public CompletableFuture<Outcome> up(String loginServer, String authKey, String hostname) {
+    public CompletableFuture<Outcome> up(
+        String loginServer, String authKey, String hostname, Consumer<String> progress) {
       lastUp = loginServer + " " + authKey + " " + hostname;
+      upProgress.forEach(progress);
       return CompletableFuture.completedFuture(upOutcome);
     }
 
@@ -190,6 +196,20 @@ class LocalApiTest {
     JsonNode refused = client.call(client.newRequest("up").put("authKey", "k2"));
     assertFalse(refused.path("ok").asBoolean());
     assertTrue(refused.path("error").asText().contains("expired"));
+  }
+
+  @Test
+  void progressLinesReachTheClientBeforeTheReply() throws IOException {
+    agent.upProgress = List.of("the server is busy", "still busy");
+    LocalApiClient client = new LocalApiClient(api.path());
+    List<String> heard = new CopyOnWriteArrayList<>();
+    JsonNode reply =
+        client.call(
+            client.newRequest("up").put("authKey", "k1"), Duration.ofSeconds(10), heard::add);
+    assertTrue(reply.path("ok").asBoolean(), reply.toString());
+    assertEquals(List.of("the server is busy", "still busy"), heard);
+    // A caller that does not listen for progress gets the reply all the same.
+    assertTrue(client.call(client.newRequest("up")).path("ok").asBoolean());
   }
 
   @Test
