@@ -13,7 +13,8 @@ import java.util.Set;
  *
  * <pre>
  * node → server: Login, UpdateEndpoints, RotateNodeKey, Logout, Ping
- * server → node: LoginResult, FullMap (once after a successful login), MapDelta, NetworkUpdate, Goodbye, Pong
+ * server → node: LoginResult, PacketFilter then FullMap (once after a successful login), MapDelta,
+ *                PacketFilter (when it changes), NetworkUpdate, Goodbye, Pong
  * </pre>
  */
 @JsonTypeInfo(use = JsonTypeInfo.Id.NAME, property = "type")
@@ -29,6 +30,7 @@ import java.util.Set;
   @JsonSubTypes.Type(value = ControlMessage.NetworkUpdate.class, name = "network-update"),
   @JsonSubTypes.Type(value = ControlMessage.Goodbye.class, name = "goodbye"),
   @JsonSubTypes.Type(value = ControlMessage.Pong.class, name = "pong"),
+  @JsonSubTypes.Type(value = ControlMessage.PacketFilter.class, name = "packet-filter"),
 })
 public sealed interface ControlMessage {
 
@@ -80,6 +82,33 @@ public sealed interface ControlMessage {
    * network}.
    */
   record NetworkUpdate(NetworkInfo network) implements ControlMessage {}
+
+  /**
+   * What the node accepts inbound, from the access policy: {@code rules} null means no policy is
+   * set (everything is accepted); otherwise a packet that opens something new is accepted only when
+   * a rule allows it, and replies to what the node opened always pass. Sent before the first
+   * FullMap of a session (so a node never runs a fresh map with a stale filter) and whenever it
+   * changes.
+   */
+  record PacketFilter(List<FilterRule> rules) implements ControlMessage {
+    public static PacketFilter allowAll() {
+      return new PacketFilter(null);
+    }
+  }
+
+  /**
+   * Packets from any of {@code srcs} (IPv4/IPv6 addresses or CIDR prefixes; "*" is any address) to
+   * this node are accepted when their IP protocol is in {@code protos} (IANA numbers; empty means
+   * TCP 6, UDP 17, ICMP 1 and ICMPv6 58) and, for TCP, UDP and SCTP, their destination port is in
+   * one of {@code ports}. ICMP echo requests follow Tailscale: accepted from any source of any
+   * rule, whatever its ports and protocols.
+   */
+  record FilterRule(List<String> srcs, List<PortRange> ports, List<Integer> protos) {}
+
+  /** Ports {@code first} to {@code last}, inclusive; 0-65535 is every port. */
+  record PortRange(int first, int last) {
+    public static final PortRange ALL = new PortRange(0, 65535);
+  }
 
   /** The server ends the session: expired, deleted, logged out, or replaced by a newer session. */
   record Goodbye(String reason) implements ControlMessage {}
