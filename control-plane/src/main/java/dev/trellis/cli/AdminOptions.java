@@ -167,6 +167,10 @@ final class AdminOptions {
     return send("POST", path, body);
   }
 
+  JsonNode put(String path, Object body) throws Failure {
+    return send("PUT", path, body);
+  }
+
   JsonNode delete(String path) throws Failure {
     return send("DELETE", path, null);
   }

@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
       ApiKeysCommand.class,
       ClusterCommand.class,
       RelaysCommand.class,
+      PolicyCommand.class,
       AgentCommand.class,
       UpCommand.class,
       DownCommand.class,

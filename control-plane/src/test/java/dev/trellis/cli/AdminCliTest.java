@@ -253,6 +253,68 @@ class AdminCliTest {
   }
 
   @Test
+  void policy() throws Exception {
+    succeeds(remote("users", "create", "p-ops"));
+    succeeds(remote("users", "create", "p-guest"));
+    NodeRecord robot = register("p-ops", "p-robot");
+    String text =
+        """
+        // The team's robots take ssh from their operators.
+        {
+          "tagOwners": {"tag:p-team": ["p-ops@"]},
+          "acls": [
+            {"action": "accept", "src": ["p-ops@"], "dst": ["tag:p-team:22"]},
+          ],
+          "tests": [{"src": "p-ops@", "accept": ["tag:p-team:22"], "deny": ["tag:p-team:80"]}],
+        }
+        """;
+    Path good = elsewhere.resolve("policy.hujson");
+    Files.writeString(good, text);
+    Path failing = elsewhere.resolve("failing.hujson");
+    Files.writeString(failing, text.replace("\"tag:p-team:80\"", "\"tag:p-team:22\""));
+    Path broken = elsewhere.resolve("broken.hujson");
+    Files.writeString(broken, "{\n  \"acls\": [\n    {\"action\" \"accept\"}\n  ]\n}\n");
+
+    // check needs no server.
+    assertEquals(
+        good + ": valid: 1 rule, 1 test passed",
+        succeeds(trellis("policy", "check", good.toString())).out().strip());
+    fails(broken + ": line 3: not valid HuJSON", trellis("policy", "check", broken.toString()));
+    try {
+      assertTrue(succeeds(local("policy", "set", good.toString())).out().contains("in force"));
+      assertEquals(text, succeeds(local("policy", "get")).out());
+      fails(
+          "test 1 fails: p-ops@ should not reach tag:p-team:22/tcp",
+          local("policy", "set", failing.toString()));
+      fails("line 3", local("policy", "set", broken.toString()));
+      assertEquals(
+          text, succeeds(local("policy", "get")).out(), "a refused policy changes nothing");
+
+      fails(
+          "tag:p-other is not defined in the policy's tagOwners",
+          local("nodes", "tag", Long.toString(robot.id()), "--tag", "tag:p-other"));
+      succeeds(local("nodes", "tag", Long.toString(robot.id()), "--tag", "tag:p-team"));
+      fails(
+          "user p-guest does not own tag:p-team",
+          local("authkeys", "create", "--user", "p-guest", "--tag", "tag:p-team"));
+      succeeds(local("authkeys", "create", "--user", "p-ops", "--tag", "tag:p-team"));
+
+      String allowed = succeeds(local("policy", "why", "p-ops@", "p-robot:22")).out();
+      assertTrue(
+          allowed.startsWith("allowed: p-ops@ -> p-robot:22/tcp by acls[0] (line 5)"), allowed);
+      String denied = succeeds(local("policy", "why", "p-ops@", "p-robot:80")).out();
+      assertTrue(denied.startsWith("denied: no rule of policy version"), denied);
+      fails("unknown selector \"nobody\"", local("policy", "why", "nobody", "p-robot:22"));
+    } finally {
+      succeeds(local("policy", "clear"));
+    }
+    assertTrue(
+        succeeds(local("policy", "why", "p-guest@", "p-robot:80"))
+            .out()
+            .contains("everything is allowed"));
+  }
+
+  @Test
   void apiKeys() throws Exception {
     Run created = succeeds(local("apikeys", "create", "--expiration", "90d"));
     assertTrue(created.last().startsWith("trellis-api-"), created.out());

@@ -16,6 +16,8 @@ import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.policy.PolicyAccess;
+import dev.trellis.control.policy.PolicyRegistry;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
@@ -115,6 +117,28 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
 
   public record ExpireApiKey(String prefix, ActorRef<Result<ApiKey>> replyTo) implements Command {}
 
+  /** The policy in force (text null: none, everything allowed). */
+  public record GetPolicy(ActorRef<Result<PolicyRegistry.Current>> replyTo) implements Command {}
+
+  /** Checks and tests {@code text}, then puts it in force everywhere; INVALID says why not. */
+  public record SetPolicy(String text, ActorRef<Result<PolicyRegistry.Current>> replyTo)
+      implements Command {}
+
+  /** No policy: everything allowed again. */
+  public record ClearPolicy(ActorRef<Result<PolicyRegistry.Current>> replyTo) implements Command {}
+
+  /** The same checks as {@link SetPolicy}, changing nothing. */
+  public record CheckPolicy(String text, ActorRef<Result<PolicyAccess.Checked>> replyTo)
+      implements Command {}
+
+  /**
+   * Which rule lets {@code src} open a connection to {@code dst} ({@code host[:port]}, names or
+   * addresses) with {@code proto} (null: tcp), or that none does.
+   */
+  public record ExplainAccess(
+      String src, String dst, String proto, ActorRef<Result<PolicyAccess.Answer>> replyTo)
+      implements Command {}
+
   /** The outcome of a command's asks, answered from inside the actor. */
   private record Done<T>(
       ActorRef<Result<T>> replyTo, Result<T> result, Throwable failure, String what)
@@ -156,9 +180,11 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       ActorRef<AddressAllocator.Command> allocator,
       ActorRef<NodeDirectory.Command> nodes,
       ActorRef<NetworkMap.Command> map,
+      ActorRef<PolicyRegistry.Command> policies,
       Clock clock) {
     return Behaviors.setup(
-        context -> new Admin(context, users, authKeys, apiKeys, allocator, nodes, map, clock));
+        context ->
+            new Admin(context, users, authKeys, apiKeys, allocator, nodes, map, policies, clock));
   }
 
   private final ActorRef<UserRegistry.Command> users;
@@ -167,6 +193,7 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
   private final ActorRef<AddressAllocator.Command> allocator;
   private final ActorRef<NodeDirectory.Command> nodes;
   private final ActorRef<NetworkMap.Command> map;
+  private final ActorRef<PolicyRegistry.Command> policies;
   private final Clock clock;
 
   private Admin(
@@ -177,8 +204,10 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
       ActorRef<AddressAllocator.Command> allocator,
       ActorRef<NodeDirectory.Command> nodes,
       ActorRef<NetworkMap.Command> map,
+      ActorRef<PolicyRegistry.Command> policies,
       Clock clock) {
     super(context);
+    this.policies = policies;
     this.users = users;
     this.authKeys = authKeys;
     this.apiKeys = apiKeys;
@@ -271,6 +300,44 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
               "list relays",
               RelayDirectory.list(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2))
                   .thenApply(Result::ok));
+      case GetPolicy c ->
+          run(
+              c.replyTo(),
+              "check policy",
+              this.<PolicyRegistry.Command, PolicyRegistry.Current>ask(
+                      policies, PolicyRegistry.GetPolicy::new)
+                  .thenApply(Result::ok));
+      case SetPolicy c ->
+          run(
+              c.replyTo(),
+              "set policy",
+              ask(policies, r -> new PolicyRegistry.SetPolicy(c.text(), r)));
+      case ClearPolicy c ->
+          run(c.replyTo(), "clear policy", ask(policies, PolicyRegistry.ClearPolicy::new));
+      case CheckPolicy c ->
+          run(
+              c.replyTo(),
+              "check policy text",
+              CompletableFuture.completedFuture(PolicyAccess.check(c.text())));
+      case ExplainAccess c ->
+          run(
+              c.replyTo(),
+              "check access " + c.src() + " -> " + c.dst(),
+              this.<PolicyRegistry.Command, PolicyRegistry.Current>ask(
+                      policies, PolicyRegistry.GetPolicy::new)
+                  .thenCompose(
+                      current ->
+                          listNodes(null)
+                              .thenApply(
+                                  list ->
+                                      PolicyAccess.explain(
+                                          current,
+                                          list.orElseThrow().nodes().stream()
+                                              .map(NodeSummary::node)
+                                              .toList(),
+                                          c.src(),
+                                          c.dst(),
+                                          c.proto()))));
       case Done<?> d -> done(d);
     }
     return this;
@@ -319,11 +386,15 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
     return ifUserExists(
         c.user(),
         () ->
-            ask(
-                authKeys,
-                r ->
-                    new AuthKeyRegistry.CreateAuthKey(
-                        c.user(), c.reusable(), c.ephemeral(), expiration, c.tags(), r)));
+            ifTagsAllowed(
+                c.user(),
+                c.tags(),
+                () ->
+                    ask(
+                        authKeys,
+                        r ->
+                            new AuthKeyRegistry.CreateAuthKey(
+                                c.user(), c.reusable(), c.ephemeral(), expiration, c.tags(), r))));
   }
 
   private CompletionStage<Result<CreatedApiKey>> createApiKey(CreateApiKey c) {
@@ -429,7 +500,23 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
     if (bad != null)
       return rejected(
           Code.INVALID, "invalid tag '" + bad + "': tags look like tag:name with a-z 0-9 -");
-    return askNode(c.id(), r -> new NodeEntity.SetTags(tags, r));
+    return ifTagsAllowed(null, tags, () -> askNode(c.id(), r -> new NodeEntity.SetTags(tags, r)));
+  }
+
+  /**
+   * Runs {@code then} when no policy is set, or every tag is defined in its tagOwners and (for a
+   * key, {@code user} not null) owned by {@code user}; INVALID naming the tag otherwise.
+   */
+  private <T> CompletionStage<Result<T>> ifTagsAllowed(
+      String user, Set<String> tags, Supplier<CompletionStage<Result<T>>> then) {
+    if (tags == null || tags.isEmpty()) return then.get();
+    return this.<PolicyRegistry.Command, PolicyRegistry.Current>ask(
+            policies, PolicyRegistry.GetPolicy::new)
+        .thenCompose(
+            current -> {
+              String refusal = PolicyAccess.tagRefusal(current, user, tags);
+              return refusal == null ? then.get() : rejected(Code.INVALID, refusal);
+            });
   }
 
   /**

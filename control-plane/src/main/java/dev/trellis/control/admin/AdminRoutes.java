@@ -9,6 +9,8 @@ import dev.trellis.control.Result;
 import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.policy.PolicyAccess;
+import dev.trellis.control.policy.PolicyRegistry;
 import dev.trellis.control.user.User;
 import dev.trellis.proto.control.ControlJson;
 import java.io.IOException;
@@ -246,6 +248,49 @@ public final class AdminRoutes extends AllDirectives {
                                 })),
                     methodNotAllowed("GET, POST"))),
         path(
+            "policy",
+            () ->
+                concat(
+                    get(() -> reply(ask(Admin.GetPolicy::new), 200)),
+                    put(
+                        () ->
+                            policyText(
+                                text ->
+                                    this.<PolicyRegistry.Current>ask(
+                                        r -> new Admin.SetPolicy(text, r)))),
+                    delete(() -> reply(ask(Admin.ClearPolicy::new), 200)),
+                    methodNotAllowed("GET, PUT, DELETE"))),
+        path(
+            PathMatchers.segment("policy").slash("check"),
+            () ->
+                concat(
+                    post(
+                        () ->
+                            policyText(
+                                text ->
+                                    this.<PolicyAccess.Checked>ask(
+                                        r -> new Admin.CheckPolicy(text, r)))),
+                    methodNotAllowed("POST"))),
+        path(
+            PathMatchers.segment("policy").slash("why"),
+            () ->
+                concat(
+                    post(
+                        () ->
+                            body(
+                                false,
+                                b -> {
+                                  String src = b.string("src", true);
+                                  String dst = b.string("dst", true);
+                                  String proto = b.string("proto", false);
+                                  b.done();
+                                  return reply(
+                                      this.<PolicyAccess.Answer>ask(
+                                          r -> new Admin.ExplainAccess(src, dst, proto, r)),
+                                      200);
+                                })),
+                    methodNotAllowed("POST"))),
+        path(
             "cluster",
             () ->
                 concat(
@@ -289,6 +334,17 @@ public final class AdminRoutes extends AllDirectives {
                                 200)),
                     methodNotAllowed("POST"))),
         notFound());
+  }
+
+  /** A body {"policy": TEXT} handed to {@code command}, answered 200. */
+  private <T> Route policyText(Function<String, CompletionStage<Result<T>>> command) {
+    return body(
+        false,
+        b -> {
+          String text = b.string("policy", true);
+          b.done();
+          return reply(command.apply(text), 200);
+        });
   }
 
   /** Bearer API key, verified by the registry; 401 for missing, unknown or expired keys. */

@@ -4,6 +4,7 @@ import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeEntity;
+import dev.trellis.control.policy.PolicyRegistry;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.persistence.CborSerializable;
 import java.time.Duration;
@@ -44,7 +45,8 @@ public record ClusterStatus(
           "users", EntityTypeKey.create(UserRegistry.Command.class, "users"),
           "authkeys", EntityTypeKey.create(AuthKeyRegistry.Command.class, "authkeys"),
           "apikeys", EntityTypeKey.create(ApiKeyRegistry.Command.class, "apikeys"),
-          "addresses", EntityTypeKey.create(AddressAllocator.Command.class, "addresses"));
+          "addresses", EntityTypeKey.create(AddressAllocator.Command.class, "addresses"),
+          "policy", EntityTypeKey.create(PolicyRegistry.Command.class, "policy"));
 
   /** A member's roles without Pekko's data-center role. */
   public static SortedSet<String> trellisRoles(Member m) {

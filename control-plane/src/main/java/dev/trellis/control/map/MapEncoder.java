@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongPredicate;
 
 /**
  * Builds the JSON of the map messages a session sends: {@link ControlMessage.FullMap}, {@link
@@ -67,6 +68,11 @@ final class MapEncoder {
    * The full map of node {@code self}: itself, the network, and every other live node as a peer.
    */
   byte[] fullMap(long self, ControlMessage.NetworkInfo network) {
+    return fullMap(self, network, id -> true);
+  }
+
+  /** The same with only the live nodes {@code visible} says {@code self} may see. */
+  byte[] fullMap(long self, ControlMessage.NetworkInfo network, LongPredicate visible) {
     ByteArrayOutputStream out = new ByteArrayOutputStream();
     out.writeBytes(ascii("{\"type\":\"full-map\",\"self\":"));
     out.writeBytes(nodeJson(self));
@@ -75,7 +81,7 @@ final class MapEncoder {
     out.writeBytes(ascii(",\"peers\":["));
     boolean first = true;
     for (NodeRecord record : nodes.all()) {
-      if (record.id() == self || !nodes.live(record)) {
+      if (record.id() == self || !nodes.live(record) || !visible.test(record.id())) {
         continue;
       }
       if (!first) out.write(',');
@@ -106,6 +112,11 @@ final class MapEncoder {
     out.writeBytes(json(removedIds));
     out.write('}');
     return out.toByteArray();
+  }
+
+  /** A node's packet filter (null rules: no policy, everything allowed). */
+  static byte[] packetFilter(List<ControlMessage.FilterRule> rules) {
+    return ControlJson.encode(new ControlMessage.PacketFilter(rules));
   }
 
   /** New network settings, for every session. */

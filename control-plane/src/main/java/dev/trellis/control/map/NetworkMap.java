@@ -2,13 +2,19 @@ package dev.trellis.control.map;
 
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.policy.Policy;
+import dev.trellis.control.policy.PolicyException;
+import dev.trellis.control.policy.PolicyRegistry;
+import dev.trellis.control.policy.PolicyView;
 import dev.trellis.persistence.CborSerializable;
 import dev.trellis.proto.control.ControlMessage;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.HashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -99,6 +105,12 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
    */
   public record NodeKeyGone(String nodeKey, String reason) {}
 
+  /**
+   * The access policy changed (or is announced again): from now on each node sees only the peers it
+   * may talk to, with its packet filter; stale versions are ignored.
+   */
+  public record PolicyUpdate(PolicyRegistry.Current current) implements Command {}
+
   private record Flush() implements Command {}
 
   private record CheckExpiry() implements Command {}
@@ -139,6 +151,23 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   private final Map<Long, Long> reapGeneration = new HashMap<>();
   private final List<ActorRef<NodeKeyGone>> keyWatchers = new ArrayList<>();
 
+  /**
+   * The policy in force (version 0: never set) and what it makes of the nodes (null: no policy).
+   */
+  private PolicyRegistry.Current policyCurrent = PolicyRegistry.Current.NONE;
+
+  private Policy policy;
+  private PolicyView view;
+  private boolean viewStale;
+
+  /** With a policy: the peers and filter each session's node was last sent. */
+  private final Map<Long, SentView> sent = new HashMap<>();
+
+  private record SentView(BitSet peers, List<ControlMessage.FilterRule> filter) {}
+
+  /** Asks the policy registry to announce the policy in force (at start and on resync). */
+  private final Runnable askPolicy;
+
   /** Where presence changes go to the other replicas (null: a map on its own, as in tests). */
   private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
 
@@ -153,8 +182,10 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       ControlMessage.NetworkInfo network,
       ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
-      String origin) {
+      String origin,
+      Runnable askPolicy) {
     super(context);
+    this.askPolicy = askPolicy;
     this.presenceTopic = presenceTopic;
     this.nodeTopic = nodeTopic;
     if (presenceTopic != null) {
@@ -171,6 +202,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     this.batcher =
         new DeltaBatcher(() -> timers.startSingleTimer("flush", new Flush(), BATCH_WINDOW));
     timers.startTimerWithFixedDelay(new CheckExpiry(), EXPIRY_CHECK);
+    askPolicy.run();
   }
 
   public static Behavior<Command> create(
@@ -178,7 +210,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       Duration ephemeralTimeout,
       EphemeralReaper reaper,
       ControlMessage.NetworkInfo network) {
-    return create(clock, ephemeralTimeout, reaper, network, null, null, "local");
+    return create(clock, ephemeralTimeout, reaper, network, null, null, "local", () -> {});
   }
 
   /**
@@ -192,7 +224,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       ControlMessage.NetworkInfo network,
       ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
-      String origin) {
+      String origin,
+      Runnable askPolicy) {
     return Behaviors.withTimers(
         timers ->
             Behaviors.setup(
@@ -206,7 +239,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                         network,
                         presenceTopic,
                         nodeTopic,
-                        origin)));
+                        origin,
+                        askPolicy)));
   }
 
   /**
@@ -224,6 +258,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   }
 
   private Behavior<Command> resync() {
+    askPolicy.run();
     if (nodeTopic != null) {
       for (NodeRecord r : nodes.all()) {
         if (nodes.live(r)) {
@@ -264,6 +299,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         .onMessage(GetPresence.class, this::onGetPresence)
         .onMessage(PresenceChanged.class, this::onPresenceChanged)
         .onMessage(Resync.class, m -> resync())
+        .onMessage(PolicyUpdate.class, this::onPolicy)
         .onMessage(SetRelayMap.class, m -> setNetwork(network.withRelays(List.copyOf(m.relays()))))
         .onMessage(
             SetControlUrls.class, m -> setNetwork(network.withControlUrls(List.copyOf(m.urls()))))
@@ -288,7 +324,11 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         .onMessage(
             Flush.class,
             m -> {
-              batcher.flush(nodes::isLive, encoder, sessions);
+              if (policy == null) {
+                batcher.flush(nodes::isLive, encoder, sessions);
+              } else {
+                flushWithPolicy(batcher.drain(nodes::isLive));
+              }
               return this;
             })
         .onMessage(CheckExpiry.class, m -> checkExpiry())
@@ -297,6 +337,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   }
 
   private Behavior<Command> onFromNodes(FromNodes message) {
+    viewStale = true; // who may see whom can change with any record
     switch (message.published()) {
       case NodeEntity.NodeChanged(NodeRecord record) -> {
         boolean wasLive = batcher.visible(record.id());
@@ -364,7 +405,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         message.nodeId(),
         presence.connected(message.nodeId(), message.endpoints(), clock.instant()));
     markChanged(message.nodeId());
-    message.session().tell(new SendEncoded(encoder.fullMap(message.nodeId(), network)));
+    viewStale = true;
+    sendFullMap(message.nodeId(), message.session());
     return this;
   }
 
@@ -373,6 +415,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       return this; // an older, replaced session
     }
     sessions.remove(message.nodeId());
+    sent.remove(message.nodeId());
     Presence offline = presence.disconnected(message.nodeId(), clock.instant());
     if (offline == null) {
       // It reconnected to another replica before this session closed: it is online there.
@@ -453,9 +496,125 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   }
 
   private void evict(long nodeId, String reason) {
+    sent.remove(nodeId);
     ActorRef<SessionOutput> session = sessions.remove(nodeId);
     if (session != null) {
       session.tell(new Evict(reason));
+    }
+  }
+
+  // ---- policy ---------------------------------------------------------------------------------
+
+  private Behavior<Command> onPolicy(PolicyUpdate m) {
+    PolicyRegistry.Current current = m.current();
+    if (current.version() <= policyCurrent.version()) {
+      return this; // an announcement of what is already in force, or older
+    }
+    Policy parsed = null;
+    if (current.text() != null) {
+      try {
+        parsed = Policy.parse(current.text());
+      } catch (PolicyException e) {
+        // The registry checked it; a replica of another version may read it differently.
+        getContext()
+            .getLog()
+            .error("policy version {} unusable here: {}", current.version(), e.getMessage());
+        return this;
+      }
+    }
+    long start = System.nanoTime();
+    policyCurrent = current;
+    policy = parsed;
+    view = null;
+    viewStale = true;
+    sent.clear();
+    // Every session gets its whole map again: peers it may now see or no longer sees, and its
+    // filter, which goes first.
+    sessions.forEach(this::sendFullMap);
+    getContext()
+        .getLog()
+        .info(
+            "policy version {} in force ({}): {} sessions updated in {} ms",
+            current.version(),
+            parsed == null ? "none: everything allowed" : parsed.acls().size() + " rules",
+            sessions.size(),
+            (System.nanoTime() - start) / 1_000_000);
+    return this;
+  }
+
+  /** What the policy makes of the live nodes now (null: no policy). */
+  private PolicyView view() {
+    if (policy == null) return null;
+    if (view == null || viewStale) {
+      List<NodeRecord> live = new ArrayList<>();
+      for (NodeRecord r : nodes.all()) {
+        if (nodes.live(r)) live.add(r);
+      }
+      view = PolicyView.of(policy, live);
+      viewStale = false;
+    }
+    return view;
+  }
+
+  /** The node's packet filter, then its full map with the peers it may see. */
+  private void sendFullMap(long nodeId, ActorRef<SessionOutput> session) {
+    PolicyView v = view();
+    List<ControlMessage.FilterRule> filter = v == null ? null : v.filter(nodeId);
+    session.tell(new SendEncoded(MapEncoder.packetFilter(filter)));
+    if (v == null) {
+      session.tell(new SendEncoded(encoder.fullMap(nodeId, network)));
+      return;
+    }
+    BitSet peers = v.peers(nodeId);
+    session.tell(new SendEncoded(encoder.fullMap(nodeId, network, id -> peers.get((int) id))));
+    sent.put(nodeId, new SentView(peers, filter));
+  }
+
+  /**
+   * A batch under a policy: each session gets the changed nodes it may see, the ones it may now
+   * see, removal of the ones it no longer may, and its filter first when that changed.
+   */
+  private void flushWithPolicy(DeltaBatcher.Batch batch) {
+    PolicyView v = view();
+    for (var e : sessions.entrySet()) {
+      long self = e.getKey();
+      SentView before = sent.get(self);
+      if (before == null) {
+        sendFullMap(self, e.getValue());
+        continue;
+      }
+      BitSet now = v.peers(self);
+      List<ControlMessage.FilterRule> filter = v.filter(self);
+      if (!filter.equals(before.filter())) {
+        e.getValue().tell(new SendEncoded(MapEncoder.packetFilter(filter)));
+      }
+      Set<Long> upserted = new LinkedHashSet<>();
+      for (long id : batch.changed()) {
+        if (id == self || now.get((int) id)) upserted.add(id);
+      }
+      BitSet added = (BitSet) now.clone();
+      added.andNot(before.peers());
+      for (int id = added.nextSetBit(0); id >= 0; id = added.nextSetBit(id + 1)) {
+        if (nodes.isLive(id)) upserted.add((long) id);
+      }
+      Set<Long> removed = new LinkedHashSet<>();
+      for (long id : batch.removed()) {
+        if (before.peers().get((int) id)) removed.add(id);
+      }
+      BitSet dropped = (BitSet) before.peers().clone();
+      dropped.andNot(now);
+      for (int id = dropped.nextSetBit(0); id >= 0; id = dropped.nextSetBit(id + 1)) {
+        removed.add((long) id);
+      }
+      if (!upserted.isEmpty() || !removed.isEmpty()) {
+        boolean selfChanged = upserted.contains(self);
+        e.getValue()
+            .tell(
+                new SendEncoded(
+                    encoder.delta(
+                        List.copyOf(upserted), List.copyOf(removed), selfChanged ? self : -1)));
+      }
+      sent.put(self, new SentView(now, filter));
     }
   }
 

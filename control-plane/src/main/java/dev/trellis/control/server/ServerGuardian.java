@@ -12,6 +12,7 @@ import dev.trellis.control.map.NetworkMap;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
+import dev.trellis.control.policy.PolicyRegistry;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.relay.RelayServer;
 import dev.trellis.control.relay.RelaySettings;
@@ -109,6 +110,19 @@ final class ServerGuardian {
               ctx.spawn(
                   Topic.create(NetworkMap.PresenceChanged.class, "trellis-presence"),
                   "presence-topic");
+          // The policy: one entity for the cluster, announced to every replica's map by a topic.
+          ActorRef<Topic.Command<PolicyRegistry.PolicyChanged>> policyTopic =
+              ctx.spawn(
+                  Topic.create(PolicyRegistry.PolicyChanged.class, "trellis-policy"),
+                  "policy-topic");
+          ActorRef<PolicyRegistry.PolicyChanged> policyPublisher =
+              ctx.spawn(publishTo(policyTopic), "policy-publisher");
+          ShardedRegistry<PolicyRegistry.Command> policies =
+              ShardedRegistry.start(
+                  ctx,
+                  PolicyRegistry.Command.class,
+                  "policy",
+                  () -> PolicyRegistry.create(policyPublisher));
           ActorRef<Command> self = ctx.getSelf();
           ActorRef<NetworkMap.Command> map =
               ctx.spawn(
@@ -119,17 +133,28 @@ final class ServerGuardian {
                       new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()),
                       presence,
                       topic,
-                      cluster.selfMember().address().toString()),
+                      cluster.selfMember().address().toString(),
+                      () -> policies.ref().tell(new PolicyRegistry.Announce())),
                   "network-map");
+          policyTopic.tell(
+              Topic.subscribe(
+                  ctx.spawn(
+                      Behaviors.<PolicyRegistry.PolicyChanged>receiveMessage(
+                          p -> {
+                            map.tell(new NetworkMap.PolicyUpdate(p.current()));
+                            return Behaviors.same();
+                          }),
+                      "policy-events")));
           // Node entities publish to every replica's map through a cluster topic.
           ActorRef<NodeEntity.Published> published = ctx.spawn(toMap(map), "node-events");
           topic.tell(Topic.subscribe(published));
           ctx.spawn(
               TopicWatcher.create(
-                  List.of(topic.unsafeUpcast(), presence.unsafeUpcast()),
+                  List.of(
+                      topic.unsafeUpcast(), presence.unsafeUpcast(), policyTopic.unsafeUpcast()),
                   () -> map.tell(new NetworkMap.Resync())),
               "topic-watcher");
-          ActorRef<NodeEntity.Published> publisher = ctx.spawn(toTopic(topic), "node-publisher");
+          ActorRef<NodeEntity.Published> publisher = ctx.spawn(publishTo(topic), "node-publisher");
           ActorRef<NodeDirectory.Command> nodes =
               ctx.spawn(NodeDirectory.create(ctx.getSystem(), publisher, published), "nodes");
           ActorRef<Admin.Command> admin =
@@ -141,6 +166,7 @@ final class ServerGuardian {
                       allocator.ref(),
                       nodes,
                       map,
+                      policies.ref(),
                       setup.clock()),
                   "admin");
           TrellisServer.Services services =
@@ -231,12 +257,8 @@ final class ServerGuardian {
         });
   }
 
-  /**
-   * The node directory's entities publish here, and this member's topic takes it to every replica's
-   * map.
-   */
-  private static Behavior<NodeEntity.Published> toTopic(
-      ActorRef<Topic.Command<NodeEntity.Published>> topic) {
+  /** Entities publish here, and this member's topic takes it to every replica. */
+  private static <T> Behavior<T> publishTo(ActorRef<Topic.Command<T>> topic) {
     return Behaviors.receiveMessage(
         p -> {
           topic.tell(Topic.publish(p));

@@ -20,6 +20,7 @@ import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.policy.PolicyRegistry;
 import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.proto.control.ControlMessage;
@@ -81,7 +82,16 @@ class AdminTest {
                 }));
     nodes = kit.spawn(NodeDirectory.create(kit.system(), published, published));
     admin =
-        kit.spawn(Admin.create(users, authKeys, apiKeys, allocator, nodes, map, Clock.systemUTC()));
+        kit.spawn(
+            Admin.create(
+                users,
+                authKeys,
+                apiKeys,
+                allocator,
+                nodes,
+                map,
+                kit.spawn(PolicyRegistry.create(kit.system().ignoreRef())),
+                Clock.systemUTC()));
   }
 
   @AfterEach
