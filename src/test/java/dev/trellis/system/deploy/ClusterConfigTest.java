@@ -1,9 +1,12 @@
 package dev.trellis.system.deploy;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.trellis.control.cluster.ClusterSettings;
+import dev.trellis.control.policy.Policy;
+import dev.trellis.control.policy.Principal;
 import dev.trellis.control.relay.RelaySettings;
 import dev.trellis.control.server.ServerSettings;
 import dev.trellis.system.netns.WgImpl;
@@ -12,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -85,6 +89,19 @@ class ClusterConfigTest {
     for (var b : BUILDINGS.entrySet()) {
       check(tmp.resolve("building-" + b.getKey() + ".conf"), b.getKey(), b.getValue());
     }
+    // The teams' policy the playbook puts in force: it loads, its own tests pass, and it keeps the
+    // inventory's two teams apart while the admins reach both.
+    Policy policy = Policy.parse(Files.readString(tmp.resolve("policy.hujson")));
+    Principal a = Principal.node("robot-1", "lab", Set.of("tag:team-a"), "100.64.0.1");
+    Principal a2 = Principal.node("robot-2", "lab", Set.of("tag:team-a"), "100.64.0.2");
+    Principal b = Principal.node("robot-3", "lab", Set.of("tag:team-b"), "100.64.0.3");
+    Principal admin = Principal.node("laptop", "alice", Set.of(), "100.64.0.9");
+    assertTrue(policy.decide(a, a2, 6, 11311).allowed());
+    assertFalse(policy.decide(a, b, 6, 11311).allowed());
+    assertFalse(policy.decide(b, a, 17, 7400).allowed());
+    assertTrue(policy.decide(admin, b, 6, 22).allowed());
+    assertFalse(policy.decide(b, admin, 6, 22).allowed());
+    assertEquals(2, policy.tests().size());
   }
 
   private void check(Path file, String building, String address) {
