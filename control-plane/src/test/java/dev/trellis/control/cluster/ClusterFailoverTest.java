@@ -1,6 +1,7 @@
 package dev.trellis.control.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -12,6 +13,7 @@ import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.policy.PolicyRegistry;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.server.ServerSettings;
 import dev.trellis.control.server.TrellisServer;
@@ -454,6 +456,61 @@ class ClusterFailoverTest {
   }
 
   /**
+   * A policy set through one replica is enforced for nodes in session with the other: each learns
+   * only its team, with a filter naming its team's addresses.
+   */
+  @Test
+  void aPolicySetOnOneReplicaIsEnforcedForNodesOnAnother() throws Exception {
+    startCluster(2, "policy_test");
+    TrellisServer a = servers.get(0);
+    TrellisServer b = servers.get(1);
+    labUserWithReusableKey(a);
+    String policy =
+        """
+        {"tagOwners": {"tag:a": ["lab@"], "tag:b": ["lab@"]},
+         "acls": [{"action": "accept", "src": ["tag:a"], "dst": ["tag:a:*"]},
+                  {"action": "accept", "src": ["tag:b"], "dst": ["tag:b:*"]}]}
+        """;
+    assertTrue(
+        ask(
+                a,
+                a.services().admin(),
+                (ActorRef<Result<PolicyRegistry.Current>> r) -> new Admin.SetPolicy(policy, r))
+            .isOk());
+    String keyA = taggedKey(b, "tag:a");
+    String keyB = taggedKey(b, "tag:b");
+    try (Session x = login(b, keyA, "x", List.of());
+        Session y = login(b, keyB, "y", List.of());
+        Session z = login(a, keyA, "z", List.of())) {
+      await("x (on b) seeing z (on a)", WAIT, () -> peers(x).contains("z"));
+      await("z (on a) seeing x (on b)", WAIT, () -> peers(z).contains("x"));
+      assertEquals(Set.of(), peers(y), "y's team has nobody else");
+      assertFalse(peers(x).contains("y"));
+      await(
+          "x's filter admitting z",
+          WAIT,
+          () -> {
+            peers(x);
+            ControlMessage.PacketFilter f = filters.get(x);
+            return f != null
+                && f.rules() != null
+                && f.rules().size() == 1
+                && f.rules().getFirst().srcs().size() == 4; // x and z, IPv4 and IPv6
+          });
+    }
+  }
+
+  private String taggedKey(TrellisServer via, String tag) throws Exception {
+    return ask(
+            via,
+            via.services().admin(),
+            (ActorRef<Result<AuthKeyRegistry.CreatedAuthKey>> r) ->
+                new Admin.CreateAuthKey("lab", true, false, null, Set.of(tag), r))
+        .orElseThrow()
+        .secret();
+  }
+
+  /**
    * Two replicas, a node in session with each: each node's map shows the other online with its
    * endpoints.
    */
@@ -617,6 +674,13 @@ class ClusterFailoverTest {
 
   private final Map<Session, Map<String, ControlMessage.NodeInfo>> views = new HashMap<>();
   private final Map<Session, ControlMessage.NetworkInfo> networks = new HashMap<>();
+  private final Map<Session, ControlMessage.PacketFilter> filters = new HashMap<>();
+
+  /** The peers {@code s} knows now, by hostname (after reading what it received). */
+  private Set<String> peers(Session s) {
+    sees(s, "", "");
+    return Set.copyOf(views.getOrDefault(s, Map.of()).keySet());
+  }
 
   /**
    * Applies what the session has received so far; true once {@code peer} is online with {@code
@@ -633,6 +697,7 @@ class ClusterFailoverTest {
           networks.put(s, f.network());
         }
         case ControlMessage.NetworkUpdate u -> networks.put(s, u.network());
+        case ControlMessage.PacketFilter pf -> filters.put(s, pf);
         case ControlMessage.MapDelta d -> {
           d.upserted().forEach(p -> view.put(p.hostname(), p));
           view.values().removeIf(p -> d.removed().contains(p.id()));

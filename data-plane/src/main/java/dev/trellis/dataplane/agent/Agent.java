@@ -1,5 +1,7 @@
 package dev.trellis.dataplane.agent;
 
+import dev.trellis.dataplane.filter.NodeFilter;
+import dev.trellis.dataplane.filter.PacketFilter;
 import dev.trellis.dataplane.stun.StunClient;
 import dev.trellis.dataplane.wireguard.Device;
 import dev.trellis.proto.control.ControlMessage;
@@ -35,7 +37,8 @@ import org.slf4j.LoggerFactory;
  * connection (login, backoff, keepalive), {@link PeerReconciler} (map → device peers), {@link
  * EndpointReporter} (where this node can be reached), and, with path discovery, {@link PeerPaths}
  * (each peer's direct or relayed path; the device's transport) and {@link RelayConnections} (relay
- * connections and the home relay). The device and its peers keep running while the server is
+ * connections and the home relay), and the device's inbound packet filter ({@link NodeFilter}: the
+ * server's access policy). The device, its peers and the filter keep running while the server is
  * unreachable: known peers stay reachable.
  *
  * <p>Threads: all of the agent's own state, the control connection's, the reconciler's and the
@@ -54,6 +57,9 @@ public final class Agent implements AgentControl, AutoCloseable {
   private final ScheduledExecutorService loop;
   private final ControlConnection control;
   private final EndpointReporter endpoints;
+
+  /** What the device lets in from peers: the server's access policy (none until it sends one). */
+  private final NodeFilter filter = new NodeFilter();
 
   /** Both null in tests that run without relay or path discovery. */
   private final PeerPaths paths;
@@ -97,6 +103,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     this.interfaceName = interfaceName;
     this.network = network;
     this.paths = paths;
+    device.setInboundFilter(filter);
     this.loop =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -536,11 +543,28 @@ public final class Agent implements AgentControl, AutoCloseable {
         peers.apply(d.upserted(), d.removed());
         updatePaths();
       }
+      case ControlMessage.PacketFilter f -> applyFilter(f);
       case ControlMessage.Goodbye g -> {
         lastError = "the server ended the session: " + g.reason();
         LOG.warn(lastError);
       }
       default -> LOG.debug("ignoring " + message.getClass().getSimpleName());
+    }
+  }
+
+  /**
+   * Puts the server's access policy in force for every packet from now on. It stays when the
+   * session drops (the device keeps running) until a session sends another.
+   */
+  private void applyFilter(ControlMessage.PacketFilter message) {
+    PacketFilter policy = filter.setRules(message.rules());
+    if (policy == null) {
+      LOG.info("packet filter: no policy, accepting every packet from peers");
+      return;
+    }
+    LOG.info("packet filter: " + policy.ruleCount() + " rules in force");
+    for (String problem : policy.problems()) {
+      LOG.warn("packet filter: ignored " + problem);
     }
   }
 
@@ -670,7 +694,17 @@ public final class Agent implements AgentControl, AutoCloseable {
         interfaceName,
         device.listenPort(),
         me,
-        list);
+        list,
+        filterStatus());
+  }
+
+  private AgentStatus.Filter filterStatus() {
+    PacketFilter policy = filter.policy();
+    return new AgentStatus.Filter(
+        policy != null,
+        policy == null ? 0 : policy.ruleCount(),
+        filter.dropped(),
+        filter.droppedByReason());
   }
 
   // ---- helpers -----------------------------------------------------------------------------

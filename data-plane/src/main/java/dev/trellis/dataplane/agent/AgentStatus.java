@@ -2,6 +2,7 @@ package dev.trellis.dataplane.agent;
 
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
 
 /**
  * What `trellis status --json` prints and the local API's "status" command answers. {@code
@@ -17,10 +18,19 @@ public record AgentStatus(
     String interfaceName,
     int listenPort,
     Self self,
-    List<Peer> peers) {
+    List<Peer> peers,
+    Filter filter) {
   public static final String RUNNING = "Running";
   public static final String STOPPED = "Stopped";
   public static final String NEEDS_LOGIN = "NeedsLogin";
+
+  /**
+   * The inbound packet filter: {@code policy} whether the server's access policy is in force
+   * (false: every packet from a peer is accepted), {@code rules} how many rules it has, {@code
+   * dropped} how many inbound packets it refused since the agent started, and {@code droppedBy} the
+   * same by reason ("no-rule", "malformed").
+   */
+  public record Filter(boolean policy, int rules, long dropped, Map<String, Long> droppedBy) {}
 
   public record Self(String hostname, List<String> addresses, String nodeKey, boolean online) {}
 

@@ -86,7 +86,37 @@ public final class StatusCommand implements Callable<Integer> {
           });
     }
     out.append(TextTable.render(rows));
+    out.append(filterLine(status.path("filter")));
     return out.toString();
+  }
+
+  /**
+   * "# packet filter: N rules, M inbound packets dropped (no-rule X, ...)" when a policy is in
+   * force or something was dropped; nothing otherwise.
+   */
+  static String filterLine(JsonNode filter) {
+    boolean policy = filter.path("policy").asBoolean();
+    long dropped = filter.path("dropped").asLong();
+    if (!policy && dropped == 0) {
+      return "";
+    }
+    StringBuilder line = new StringBuilder("# packet filter: ");
+    line.append(policy ? filter.path("rules").asInt() + " rules" : "no policy");
+    line.append(", ").append(dropped).append(" inbound packets dropped");
+    List<String> reasons = new ArrayList<>();
+    filter
+        .path("droppedBy")
+        .properties()
+        .forEach(
+            e -> {
+              if (e.getValue().asLong() > 0) {
+                reasons.add(e.getKey() + " " + e.getValue().asLong());
+              }
+            });
+    if (!reasons.isEmpty()) {
+      line.append(" (").append(String.join(", ", reasons)).append(')');
+    }
+    return line.append('\n').toString();
   }
 
   /**

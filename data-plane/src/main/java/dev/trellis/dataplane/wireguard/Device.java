@@ -58,6 +58,9 @@ public final class Device implements AutoCloseable {
 
   private volatile DatagramTap tap;
 
+  /** Null: every authenticated packet from a peer's allowed IPs is written to the tunnel. */
+  private volatile InboundFilter inboundFilter;
+
   /** Messages from {@link #receive} (another transport) are opened here, on the caller's thread. */
   private final InboundPath externalInbound;
 
@@ -228,6 +231,10 @@ public final class Device implements AutoCloseable {
     return tap;
   }
 
+  InboundFilter inboundFilter() {
+    return inboundFilter;
+  }
+
   /** The inbound or outbound path ended because the tunnel went away: the device goes down. */
   void tunnelGone() {
     runOnControlThread(this::close);
@@ -297,6 +304,14 @@ public final class Device implements AutoCloseable {
   /** Takes the non-WireGuard datagrams on the socket (null: they count as malformed). */
   public void setDatagramTap(DatagramTap tap) {
     this.tap = tap;
+  }
+
+  /**
+   * What decides which packets from peers reach the tunnel (null: all that authenticate and come
+   * from the peer's allowed IPs). Takes effect with the next packet.
+   */
+  public void setInboundFilter(InboundFilter filter) {
+    this.inboundFilter = filter;
   }
 
   /** Sends a datagram from the WireGuard socket (what a transport uses for a direct path). */

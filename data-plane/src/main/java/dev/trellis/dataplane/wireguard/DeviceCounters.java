@@ -18,6 +18,9 @@ final class DeviceCounters {
   final LongAdder stagedDropped = new LongAdder();
   final LongAdder tunnelWriteDropped = new LongAdder();
 
+  /** Refused by the {@link InboundFilter} (the filter counts its own reasons). */
+  final LongAdder filtered = new LongAdder();
+
   @Override
   public String toString() {
     return "malformed="
@@ -45,6 +48,8 @@ final class DeviceCounters {
         + " stagedDropped="
         + stagedDropped
         + " tunnelWriteDropped="
-        + tunnelWriteDropped;
+        + tunnelWriteDropped
+        + " filtered="
+        + filtered;
   }
 }

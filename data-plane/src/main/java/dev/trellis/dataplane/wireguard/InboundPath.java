@@ -12,8 +12,9 @@ import java.util.Arrays;
 
 /**
  * The receive loop: datagrams from the UDP socket. Transport data is opened here, on this thread,
- * and written to the tunnel; handshake messages are copied to the control thread. Anything
- * malformed or unauthenticated is counted and dropped.
+ * checked against the peer's allowed IPs and the {@link InboundFilter}, and written to the tunnel;
+ * handshake messages are copied to the control thread. Anything malformed, unauthenticated or
+ * filtered is counted and dropped.
  */
 final class InboundPath implements Runnable {
   private static final int IPV4_HEADER = 20;
@@ -153,6 +154,11 @@ final class InboundPath implements Runnable {
     }
     if (device.allowedIps().lookup(plain, 0, packetLength, true) != peer) {
       device.counters().disallowedSource.increment();
+      return;
+    }
+    InboundFilter filter = device.inboundFilter();
+    if (filter != null && !filter.accept(plain, 0, packetLength)) {
+      device.counters().filtered.increment();
       return;
     }
     toTunnel.clear();

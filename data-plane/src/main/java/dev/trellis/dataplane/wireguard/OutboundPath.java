@@ -5,9 +5,9 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
- * The send loop: IP packets from the tunnel, routed to a peer by destination (allowed IPs), sealed
- * and sent on this thread. Without a session the packet waits in the peer's queue and a handshake
- * is requested.
+ * The send loop: IP packets from the tunnel, routed to a peer by destination (allowed IPs), shown
+ * to the {@link InboundFilter} (so it knows what replies to expect), sealed and sent on this
+ * thread. Without a session the packet waits in the peer's queue and a handshake is requested.
  */
 final class OutboundPath implements Runnable {
   private final Device device;
@@ -46,6 +46,14 @@ final class OutboundPath implements Runnable {
     if (peer == null) {
       device.counters().noRoute.increment();
       return;
+    }
+    InboundFilter filter = device.inboundFilter();
+    if (filter != null) {
+      try {
+        filter.outbound(packet, 0, length);
+      } catch (RuntimeException e) {
+        Device.LOG.warn("the inbound filter failed on an outbound packet", e); // still send it
+      }
     }
     if (!sealer.sealAndSend(peer, packet, 0, length)) {
       peer.stage(Arrays.copyOf(packet, length));

@@ -1,19 +1,23 @@
 package dev.trellis.dataplane.agent;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.trellis.dataplane.filter.TestPackets;
 import dev.trellis.dataplane.wireguard.Device;
 import dev.trellis.dataplane.wireguard.MemoryTunnel;
 import dev.trellis.dataplane.wireguard.Timing;
 import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
+import dev.trellis.proto.wireguard.AllowedIps;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.http.HttpClient;
 import java.nio.file.Path;
 import java.time.Instant;
@@ -37,7 +41,9 @@ class AgentTest {
   @TempDir Path temp;
 
   private TinyControlServer server;
+  private MemoryTunnel tunnel;
   private Device device;
+  private Device peerDevice;
   private Agent agent;
   private final List<String> network = new CopyOnWriteArrayList<>();
 
@@ -49,6 +55,9 @@ class AgentTest {
     if (device != null) {
       device.close();
     }
+    if (peerDevice != null) {
+      peerDevice.close();
+    }
     if (server != null) {
       server.close();
     }
@@ -57,7 +66,8 @@ class AgentTest {
   private AgentState startAgent() throws IOException {
     server = new TinyControlServer();
     AgentState state = AgentState.open(temp.resolve("state"));
-    device = new Device(new MemoryTunnel("t0"), Timing.DEFAULT);
+    tunnel = new MemoryTunnel("t0");
+    device = new Device(tunnel, Timing.DEFAULT);
     device.setPrivateKey(state.nodePrivateKey());
     device.start();
     NetworkConfigurator recording =
@@ -156,6 +166,82 @@ class AgentTest {
     assertTrue(agent.down().get(5, TimeUnit.SECONDS).ok());
     assertEquals(AgentStatus.STOPPED, agent.status().backendState());
     assertTrue(network.contains("clear"));
+  }
+
+  /**
+   * The server's PacketFilter is compiled into the device: a peer's packets that open something no
+   * rule allows are dropped and counted in the status; the filter outlives the session, and a new
+   * session's filter replaces it.
+   */
+  @Test
+  void appliesThePacketFilterToWhatPeersSend() throws Exception {
+    AgentState state = startAgent();
+    // The peer: a second device in this JVM, at 100.64.0.2, sending to the agent's device.
+    MemoryTunnel peerTunnel = new MemoryTunnel("peer");
+    peerDevice = new Device(peerTunnel, Timing.DEFAULT);
+    byte[] peerPrivate = Curve25519.generatePrivateKey();
+    peerDevice.setPrivateKey(peerPrivate);
+    peerDevice.start();
+    byte[] nodeKey = Curve25519.publicKey(state.nodePrivateKey());
+    peerDevice.addPeer(nodeKey);
+    peerDevice.setPeerEndpoint(
+        nodeKey, new InetSocketAddress(InetAddress.getLoopbackAddress(), device.listenPort()));
+    peerDevice.addPeerAllowedIp(nodeKey, AllowedIps.Prefix.parse("100.64.0.1/32"));
+    String peerKey = Base64.getEncoder().encodeToString(Curve25519.publicKey(peerPrivate));
+    NodeInfo peer =
+        new NodeInfo(
+            2,
+            "arm",
+            "fleet",
+            peerKey,
+            List.of("100.64.0.2"),
+            List.of("127.0.0.1:" + peerDevice.listenPort()),
+            true,
+            Instant.EPOCH,
+            Set.of(),
+            null,
+            false);
+
+    var pending = agent.up(server.url(), "tskey-1", "robot");
+    TinyControlServer.Connection c = server.accept();
+    assertInstanceOf(ControlMessage.Login.class, c.receive());
+    NodeInfo self = info(1, "robot", state.nodePublicKeyBase64(), 1);
+    c.send(ControlMessage.LoginResult.success(self));
+    ControlMessage.FilterRule ssh =
+        new ControlMessage.FilterRule(
+            List.of("100.64.0.2"), List.of(new ControlMessage.PortRange(22, 22)), List.of());
+    c.send(new ControlMessage.PacketFilter(List.of(ssh)));
+    c.send(new ControlMessage.FullMap(self, List.of(peer), null));
+    assertTrue(pending.get(10, TimeUnit.SECONDS).ok());
+    AgentStatus.Filter filter = agent.status().filter();
+    assertTrue(filter.policy());
+    assertEquals(1, filter.rules());
+    assertEquals(0, filter.dropped());
+
+    byte[] syn22 = TestPackets.tcp4("100.64.0.2", "100.64.0.1", 40000, 22, TestPackets.SYN);
+    byte[] syn80 = TestPackets.tcp4("100.64.0.2", "100.64.0.1", 40000, 80, TestPackets.SYN);
+    peerTunnel.inject(syn80);
+    await(() -> agent.status().filter().dropped() == 1);
+    assertEquals(1L, agent.status().filter().droppedBy().get("no-rule"));
+    peerTunnel.inject(syn22);
+    assertArrayEquals(syn22, tunnel.awaitWritten(10, TimeUnit.SECONDS));
+    assertNull(tunnel.pollWritten(), "the refused SYN never reached the tunnel");
+
+    // The session drops: the policy stays.
+    c.kill();
+    TinyControlServer.Connection again = server.accept();
+    assertInstanceOf(ControlMessage.Login.class, again.receive());
+    assertTrue(agent.status().filter().policy());
+    peerTunnel.inject(syn80);
+    await(() -> agent.status().filter().dropped() == 2);
+    // The new session has no policy: everything passes again.
+    again.send(ControlMessage.LoginResult.success(self));
+    again.send(ControlMessage.PacketFilter.allowAll());
+    again.send(new ControlMessage.FullMap(self, List.of(peer), null));
+    await(() -> !agent.status().filter().policy());
+    peerTunnel.inject(syn80);
+    assertArrayEquals(syn80, tunnel.awaitWritten(10, TimeUnit.SECONDS));
+    assertEquals(2, agent.status().filter().dropped());
   }
 
   /**

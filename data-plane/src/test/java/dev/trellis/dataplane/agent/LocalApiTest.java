@@ -25,6 +25,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -106,7 +107,8 @@ class LocalApiTest {
                   10,
                   20,
                   "direct",
-                  null)));
+                  null)),
+          new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)));
     }
   }
 
@@ -154,6 +156,10 @@ class LocalApiTest {
       assertEquals("Running", status.path("backendState").asText());
       assertEquals("arm", status.path("peers").get(0).path("hostname").asText());
       assertEquals("1970-01-01T00:00:00Z", status.path("peers").get(0).path("lastSeen").asText());
+      assertTrue(status.path("filter").path("policy").asBoolean());
+      assertEquals(3, status.path("filter").path("rules").asInt());
+      assertEquals(7, status.path("filter").path("dropped").asLong());
+      assertEquals(6, status.path("filter").path("droppedBy").path("no-rule").asLong());
     }
   }
 

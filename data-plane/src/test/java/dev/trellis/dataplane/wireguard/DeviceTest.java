@@ -35,6 +35,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -442,6 +443,90 @@ class DeviceTest {
     preferRelay.set(true);
     assertPassesBothWays(a, b, 5);
     assertTrue(relayed.get() > before);
+  }
+
+  /** Records what the device shows it and refuses inbound packets while {@code refuse} is set. */
+  private static final class RecordingFilter implements InboundFilter {
+    final List<byte[]> inbound = new CopyOnWriteArrayList<>();
+    final List<byte[]> outbound = new CopyOnWriteArrayList<>();
+    final AtomicBoolean refuse = new AtomicBoolean();
+
+    @Override
+    public boolean accept(byte[] packet, int offset, int length) {
+      inbound.add(Arrays.copyOfRange(packet, offset, offset + length));
+      return !refuse.get();
+    }
+
+    @Override
+    public void outbound(byte[] packet, int offset, int length) {
+      outbound.add(Arrays.copyOfRange(packet, offset, offset + length));
+    }
+  }
+
+  /**
+   * The inbound filter sees every packet routed out and every authenticated packet about to be
+   * written in, by UDP and through {@link Device#receive} alike; what it refuses is dropped and
+   * counted.
+   */
+  @Test
+  void inboundFilterDecidesOnDirectAndRelayedPackets() throws Exception {
+    Node[] n = pair(Timing.DEFAULT);
+    Node a = n[0];
+    Node b = n[1];
+    RecordingFilter filter = new RecordingFilter();
+    b.device().setInboundFilter(filter);
+
+    byte[] toB = ipv4(IP_A, IP_B, 1, 50);
+    sendAndExpect(a, b, toB);
+    byte[] toA = ipv4(IP_B, IP_A, 2, 50);
+    sendAndExpect(b, a, toA);
+    assertArrayEquals(toB, filter.inbound.getFirst());
+    assertArrayEquals(toA, filter.outbound.getFirst());
+
+    filter.refuse.set(true);
+    a.tunnel().inject(ipv4(IP_A, IP_B, 3, 50));
+    awaitCount(b.counters().filtered, 1, "filtered", b.device());
+    assertNull(b.tunnel().pollWritten());
+
+    // A's transport data now reaches B through B's receive(), as from a relay.
+    AtomicLong relayed = new AtomicLong();
+    a.device()
+        .setTransport(
+            new PeerTransport() {
+              @Override
+              public boolean send(
+                  byte[] key, InetSocketAddress endpoint, byte[] message, int length) {
+                if (Message.typeOf(message, 0, length) == Message.TYPE_TRANSPORT) {
+                  relayed.incrementAndGet();
+                  b.device().receive(Arrays.copyOf(message, length), length);
+                } else {
+                  a.device().sendUdp(message, length, endpoint);
+                }
+                return true;
+              }
+
+              @Override
+              public boolean canReach(byte[] key, InetSocketAddress endpoint) {
+                return true;
+              }
+
+              @Override
+              public boolean reply(byte[] key, byte[] message, int length) {
+                return false;
+              }
+            });
+    a.tunnel().inject(ipv4(IP_A, IP_B, 4, 50));
+    awaitCount(b.counters().filtered, 2, "filtered", b.device());
+    assertTrue(relayed.get() > 0);
+    assertNull(b.tunnel().pollWritten());
+    filter.refuse.set(false);
+    sendAndExpect(a, b, ipv4(IP_A, IP_B, 5, 50));
+    assertEquals(4, filter.inbound.size());
+
+    b.device().setInboundFilter(null);
+    filter.refuse.set(true);
+    sendAndExpect(a, b, ipv4(IP_A, IP_B, 6, 50));
+    assertEquals(4, filter.inbound.size());
   }
 
   @Test
