@@ -82,21 +82,111 @@ class CampusBenchmark {
     Files.writeString(file, out);
   }
 
+  /**
+   * The packet filter's cost ({@code scripts/bench-campus policy}): the same two hosts, direct and
+   * relayed, with no policy and with a 100-rule policy whose last rule is the one that lets them
+   * talk, rounds interleaved (no policy, policy, no policy, ...) on the unshaped testbed.
+   */
+  @Test
+  @EnabledIfSystemProperty(named = "trellis.bench.policy", matches = "true")
+  void withAndWithoutAPolicy() throws IOException {
+    int rounds = Integer.getInteger("trellis.bench.rounds", 3);
+    int seconds = Integer.getInteger("trellis.bench.seconds", 10);
+    StringBuilder policy = new StringBuilder("{\"acls\": [\n");
+    for (int i = 1; i < 100; i++) {
+      policy.append(
+          String.format(
+              Locale.ROOT,
+              "{\"action\": \"accept\", \"src\": [\"192.0.2.%d/32\"], \"dst\": [\"*:%d\"]},%n",
+              i,
+              1000 + i));
+    }
+    policy.append("{\"action\": \"accept\", \"src\": [\"bench@\"], \"dst\": [\"bench@:*\"]}\n]}\n");
+    Path file = Files.createTempFile("trellis-bench-policy", ".hujson");
+    Files.writeString(file, policy);
+    StringBuilder table = new StringBuilder();
+    table.append("| path | policy | Mbit/s (runs) | median | RTT ms (runs) | median |\n");
+    table.append("|---|---|---|---|---|---|\n");
+    try (CampusTestbed campus = CampusTestbed.create()) {
+      List<TrellisAgentProcess> pair = twoHosts(campus);
+      TrellisAgentProcess a = pair.get(0);
+      TrellisAgentProcess b = pair.get(1);
+      Map<String, List<Sample>> samples = new java.util.LinkedHashMap<>();
+      for (int round = 1; round <= rounds; round++) {
+        for (Mode mode : List.of(Mode.DIRECT, Mode.RELAYED)) {
+          for (boolean withPolicy : List.of(false, true)) {
+            if (withPolicy) {
+              campus.server().admin("policy", "set", file.toString()).orThrow();
+            } else {
+              campus.server().admin("policy", "clear").orThrow();
+            }
+            for (TrellisAgentProcess agent : List.of(a, b)) {
+              Await.until(
+                  agent.hostname() + "'s filter " + (withPolicy ? "set" : "cleared"),
+                  PATH_TIMEOUT,
+                  () -> agent.statusNow().path("filter").path("policy").asBoolean() == withPolicy);
+            }
+            if (round == 1) {
+              measure(campus, a, b, mode, 5);
+            }
+            Sample sample = measure(campus, a, b, mode, seconds);
+            String row = mode.path + (withPolicy ? " | 100 rules" : " | none");
+            samples.computeIfAbsent(row, r -> new ArrayList<>()).add(sample);
+            Metrics.report(
+                "bench policy round %d %s: %.1f Mbit/s, RTT %.3f ms",
+                round, row, sample.mbps(), sample.rttMs());
+          }
+        }
+      }
+      for (var e : samples.entrySet()) {
+        double[] mbps = e.getValue().stream().mapToDouble(Sample::mbps).toArray();
+        double[] rtt = e.getValue().stream().mapToDouble(Sample::rttMs).toArray();
+        table.append(
+            String.format(
+                Locale.ROOT,
+                "| %s | %s | %.1f | %s | %.3f |%n",
+                e.getKey(),
+                join(mbps, "%.1f"),
+                median(mbps),
+                join(rtt, "%.3f"),
+                median(rtt)));
+      }
+      long dropped = b.statusNow().path("filter").path("dropped").asLong();
+      table
+          .append("\nPackets b's filter dropped over the whole run: ")
+          .append(dropped)
+          .append('\n');
+    }
+    String out = table.toString();
+    System.out.println(out);
+    Path md = Path.of(System.getProperty("trellis.bench.out", "target/bench-campus.md"));
+    Files.createDirectories(md.toAbsolutePath().getParent());
+    Files.writeString(md, out);
+  }
+
+  /** The server and two campus hosts logged in, each in the other's map. */
+  private static List<TrellisAgentProcess> twoHosts(CampusTestbed campus) {
+    campus.server().start();
+    String key = campus.server().userWithReusableKey("bench");
+    TrellisAgentProcess a = campus.newCampusAgent("a", "bench-a");
+    TrellisAgentProcess b = campus.newCampusAgent("b", "bench-b");
+    for (TrellisAgentProcess agent : List.of(a, b)) {
+      agent.start();
+      agent.up(campus.server().url(), key);
+    }
+    Await.until(
+        "both peers in each other's map",
+        PATH_TIMEOUT,
+        () -> a.peer("bench-b") != null && b.peer("bench-a") != null);
+    return List.of(a, b);
+  }
+
   private void measureLink(
       String label, LinkShape shape, int rounds, int seconds, StringBuilder table) {
     try (CampusTestbed campus = CampusTestbed.create(shape)) {
-      campus.server().start();
-      String key = campus.server().userWithReusableKey("bench");
-      TrellisAgentProcess a = campus.newCampusAgent("a", "bench-a");
-      TrellisAgentProcess b = campus.newCampusAgent("b", "bench-b");
-      for (TrellisAgentProcess agent : List.of(a, b)) {
-        agent.start();
-        agent.up(campus.server().url(), key);
-      }
-      Await.until(
-          "both peers in each other's map",
-          PATH_TIMEOUT,
-          () -> a.peer("bench-b") != null && b.peer("bench-a") != null);
+      List<TrellisAgentProcess> pair = twoHosts(campus);
+      TrellisAgentProcess a = pair.get(0);
+      TrellisAgentProcess b = pair.get(1);
       Map<Mode, List<Sample>> samples = new EnumMap<>(Mode.class);
       for (int round = 1; round <= rounds; round++) {
         for (Mode mode : Mode.values()) {

@@ -185,6 +185,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       String origin,
       Runnable askPolicy) {
     super(context);
+    // Named after this class, not the timers wrapper it starts in (a Pekko logger, kept at WARN).
+    context.setLoggerName(NetworkMap.class);
     this.askPolicy = askPolicy;
     this.presenceTopic = presenceTopic;
     this.nodeTopic = nodeTopic;

@@ -139,6 +139,7 @@ public final class ControlPlaneBenchmark {
       double lastThousandPerSecond,
       List<Double> renameMs,
       List<Double> joinMs,
+      List<Double> policyMs,
       int incompleteRounds,
       long heapBaseKiB,
       long heapConnectedKiB,
@@ -301,7 +302,22 @@ public final class ControlPlaneBenchmark {
         else joins.add(ms);
         Thread.sleep(1000);
       }
-      LOG.printf("rename -> all: %s ms; join -> all: %s ms%n", renames, joins);
+      // (3) policy set -> every node has its new packet filter (and its new map): policies that
+      // split the overlay's first /22 into blocks that only see themselves, a different size each.
+      List<Double> policies = new ArrayList<>();
+      for (int k = 0; k < changes; k++) {
+        int bits = 25 + k % 3;
+        Double ms =
+            measureRound(
+                new Round("/" + bits, counted.size(), true),
+                () -> admin.send("PUT", "policy", Map.of("policy", blockPolicy(bits))));
+        if (ms == null) incomplete++;
+        else policies.add(ms);
+        Thread.sleep(1000);
+      }
+      LOG.printf(
+          "rename -> all: %s ms; join -> all: %s ms; policy -> all: %s ms%n",
+          renames, joins, policies);
       String note = "";
       if (stillOpen < n) {
         note = (n - stillOpen) + " of " + n + " sessions not connected";
@@ -315,6 +331,7 @@ public final class ControlPlaneBenchmark {
           last,
           renames,
           joins,
+          policies,
           incomplete,
           heapBase,
           heapN,
@@ -363,9 +380,34 @@ public final class ControlPlaneBenchmark {
     void run() throws Exception;
   }
 
+  /**
+   * A policy of {@code 2^(32-bits)}-address blocks of 100.64.0.0/22, each reaching only itself:
+   * every node's filter and map change when the block size does.
+   */
+  static String blockPolicy(int bits) {
+    StringBuilder acls = new StringBuilder();
+    int size = 1 << (32 - bits);
+    for (int start = 0; start < 1024; start += size) {
+      String block = "100.64." + start / 256 + "." + start % 256 + "/" + bits;
+      acls.append(acls.isEmpty() ? "" : ",\n")
+          .append("{\"action\": \"accept\", \"src\": [\"")
+          .append(block)
+          .append("\"], \"dst\": [\"")
+          .append(block)
+          .append(":*\"]}");
+    }
+    return "{\"acls\": [\n" + acls + "\n]}\n";
+  }
+
   /** Runs the change and waits until {@code expected} nodes saw a delta carrying {@code marker}. */
   private Double measureRound(String marker, int expected, Change change) throws Exception {
-    Round r = new Round(marker, expected);
+    return measureRound(new Round(marker, expected, false), change);
+  }
+
+  /** Runs the change and waits until the round's nodes have all seen it. */
+  private Double measureRound(Round r, Change change) throws Exception {
+    String marker = r.marker;
+    int expected = r.remaining.get();
     round = r;
     long t0 = System.nanoTime();
     change.run();
@@ -391,9 +433,23 @@ public final class ControlPlaneBenchmark {
     final AtomicLong last = new AtomicLong();
     final CountDownLatch latch = new CountDownLatch(1);
 
-    Round(String marker, int expected) {
+    /** Whether the marker is looked for in packet filters (a prefix length) rather than deltas. */
+    final boolean filter;
+
+    Round(String marker, int expected, boolean filter) {
       this.marker = marker;
       this.remaining = new AtomicInteger(expected);
+      this.filter = filter;
+    }
+
+    boolean carriedBy(ControlMessage.PacketFilter f) {
+      if (!filter || f.rules() == null) return false;
+      for (ControlMessage.FilterRule rule : f.rules()) {
+        for (String src : rule.srcs()) {
+          if (src.endsWith(marker)) return true;
+        }
+      }
+      return false;
     }
 
     void arrived(long now) {
@@ -405,6 +461,7 @@ public final class ControlPlaneBenchmark {
     }
 
     boolean carriedBy(ControlMessage.MapDelta d) {
+      if (filter) return false;
       if (d.self() != null && marker.equals(d.self().hostname())) {
         return true;
       }
@@ -482,6 +539,13 @@ public final class ControlPlaneBenchmark {
           deltasReceived.incrementAndGet();
           Round r = round;
           if (counted && r != null && seen != r && r.carriedBy(d)) {
+            seen = r;
+            r.arrived(now);
+          }
+        }
+        case ControlMessage.PacketFilter f -> {
+          Round r = round;
+          if (counted && r != null && seen != r && r.carriedBy(f)) {
             seen = r;
             r.arrived(now);
           }
@@ -590,19 +654,24 @@ public final class ControlPlaneBenchmark {
 
   record Admin(HttpClient http, String url, String apiKey) {
     JsonNode post(String path, Map<String, ?> body) throws Exception {
+      return send("POST", path, body);
+    }
+
+    JsonNode send(String method, String path, Map<String, ?> body) throws Exception {
       HttpRequest request =
           HttpRequest.newBuilder(URI.create(url + "/api/v1/" + path))
               .header("Authorization", "Bearer " + apiKey)
               .header("Content-Type", "application/json")
               .timeout(WAIT)
-              .POST(
+              .method(
+                  method,
                   HttpRequest.BodyPublishers.ofByteArray(
                       ControlJson.MAPPER.writeValueAsBytes(body)))
               .build();
       HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
       if (response.statusCode() / 100 != 2) {
         throw new IOException(
-            "POST " + path + " answered " + response.statusCode() + ": " + response.body());
+            method + " " + path + " answered " + response.statusCode() + ": " + response.body());
       }
       return ControlJson.MAPPER.readTree(response.body());
     }
@@ -693,8 +762,8 @@ public final class ControlPlaneBenchmark {
             b.concurrency,
             b.changes));
     s.append(
-        "| N | connected | register all (s) | reg/s | reg/s first 1k / last 1k | rename→all median / max (ms) | join→all median / max (ms) | heap 0 nodes (MiB) | heap N nodes (MiB) | heap/node (KiB) | server RSS (MiB) |\n");
-    s.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        "| N | connected | register all (s) | reg/s | reg/s first 1k / last 1k | rename→all median / max (ms) | join→all median / max (ms) | policy→all filters median / max (ms) | heap 0 nodes (MiB) | heap N nodes (MiB) | heap/node (KiB) | server RSS (MiB) |\n");
+    s.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (Result r : results) {
       String firstLast =
           Double.isNaN(r.firstThousandPerSecond())
@@ -707,7 +776,7 @@ public final class ControlPlaneBenchmark {
       s.append(
           String.format(
               Locale.ROOT,
-              "| %,d | %,d | %.1f | %.0f | %s | %s | %s | %.0f | %.0f | %.1f | %.0f |%n",
+              "| %,d | %,d | %.1f | %.0f | %s | %s | %s | %s | %.0f | %.0f | %.1f | %.0f |%n",
               r.n(),
               r.connected(),
               r.registerSeconds(),
@@ -715,6 +784,7 @@ public final class ControlPlaneBenchmark {
               firstLast,
               pair(r.renameMs()),
               pair(r.joinMs()),
+              pair(r.policyMs()),
               r.heapBaseKiB() / 1024.0,
               r.heapConnectedKiB() / 1024.0,
               (r.heapConnectedKiB() - r.heapBaseKiB()) / (double) Math.max(1, r.connected()),
@@ -733,7 +803,13 @@ public final class ControlPlaneBenchmark {
       notes.add(
           String.format(
               Locale.ROOT, "benchmark JVM heap after GC %,.0f MiB", r.clientHeapKiB() / 1024.0));
-      notes.add("rename ms " + fmt(r.renameMs()) + ", join ms " + fmt(r.joinMs()));
+      notes.add(
+          "rename ms "
+              + fmt(r.renameMs())
+              + ", join ms "
+              + fmt(r.joinMs())
+              + ", policy ms "
+              + fmt(r.policyMs()));
       s.append(String.format(Locale.ROOT, "%nN=%,d: %s", r.n(), String.join("; ", notes)));
     }
     s.append('\n');
