@@ -44,6 +44,7 @@ import org.apache.pekko.actor.typed.pubsub.Topic;
 public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   static final Duration BATCH_WINDOW = Duration.ofMillis(50);
   static final Duration EXPIRY_CHECK = Duration.ofSeconds(5);
+  static final Duration POLICY_ASK_INTERVAL = Duration.ofSeconds(1);
 
   public sealed interface Command {}
 
@@ -113,6 +114,9 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
   private record Flush() implements Command {}
 
+  /** Until the policy is known: ask again (an announcement may precede our topic subscription). */
+  private record AskPolicy() implements Command {}
+
   private record CheckExpiry() implements Command {}
 
   private record ReapEphemeral(long nodeId, long generation) implements Command {}
@@ -168,6 +172,15 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   /** Asks the policy registry to announce the policy in force (at start and on resync). */
   private final Runnable askPolicy;
 
+  /**
+   * False until this replica has heard which policy is in force (any version, "none" included):
+   * until then logins wait in {@link #waiting}, so no node is ever sent a map or filter that
+   * ignores a policy set elsewhere.
+   */
+  private boolean policyKnown;
+
+  private final List<Connect> waiting = new ArrayList<>();
+
   /** Where presence changes go to the other replicas (null: a map on its own, as in tests). */
   private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
 
@@ -183,8 +196,10 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
       String origin,
-      Runnable askPolicy) {
+      Runnable askPolicy,
+      boolean policyKnown) {
     super(context);
+    this.policyKnown = policyKnown;
     // Named after this class, not the timers wrapper it starts in (a Pekko logger, kept at WARN).
     context.setLoggerName(NetworkMap.class);
     this.askPolicy = askPolicy;
@@ -205,19 +220,24 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         new DeltaBatcher(() -> timers.startSingleTimer("flush", new Flush(), BATCH_WINDOW));
     timers.startTimerWithFixedDelay(new CheckExpiry(), EXPIRY_CHECK);
     askPolicy.run();
+    if (!policyKnown) {
+      timers.startTimerWithFixedDelay("ask-policy", new AskPolicy(), POLICY_ASK_INTERVAL);
+    }
   }
 
+  /** A map on its own (tests): no other replicas, no policy registry (none is set). */
   public static Behavior<Command> create(
       Clock clock,
       Duration ephemeralTimeout,
       EphemeralReaper reaper,
       ControlMessage.NetworkInfo network) {
-    return create(clock, ephemeralTimeout, reaper, network, null, null, "local", () -> {});
+    return create(clock, ephemeralTimeout, reaper, network, null, null, "local", null);
   }
 
   /**
    * A replica's map: its presence changes go to {@code presenceTopic}, and the other replicas' come
-   * from it.
+   * from it; {@code askPolicy} asks the registry to announce the policy (null: there is none), and
+   * no node is let in before it is known.
    */
   public static Behavior<Command> create(
       Clock clock,
@@ -242,7 +262,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                         presenceTopic,
                         nodeTopic,
                         origin,
-                        askPolicy)));
+                        askPolicy == null ? () -> {} : askPolicy,
+                        askPolicy == null)));
   }
 
   /**
@@ -302,6 +323,12 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         .onMessage(PresenceChanged.class, this::onPresenceChanged)
         .onMessage(Resync.class, m -> resync())
         .onMessage(PolicyUpdate.class, this::onPolicy)
+        .onMessage(
+            AskPolicy.class,
+            m -> {
+              askPolicy.run();
+              return this;
+            })
         .onMessage(SetRelayMap.class, m -> setNetwork(network.withRelays(List.copyOf(m.relays()))))
         .onMessage(
             SetControlUrls.class, m -> setNetwork(network.withControlUrls(List.copyOf(m.urls()))))
@@ -389,6 +416,11 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   }
 
   private Behavior<Command> onConnect(Connect message) {
+    if (!policyKnown) {
+      waiting.add(message);
+      askPolicy.run();
+      return this;
+    }
     NodeRecord record = nodes.get(message.nodeId());
     if (!nodes.live(record) && nodes.live(message.record())) {
       record = message.record();
@@ -413,6 +445,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   }
 
   private Behavior<Command> onDisconnect(Disconnect message) {
+    waiting.removeIf(c -> c.session().equals(message.session()));
     if (!message.session().equals(sessions.get(message.nodeId()))) {
       return this; // an older, replaced session
     }
@@ -509,6 +542,14 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
   private Behavior<Command> onPolicy(PolicyUpdate m) {
     PolicyRegistry.Current current = m.current();
+    if (!policyKnown) {
+      policyKnown = true;
+      timers.cancel("ask-policy");
+      if (current.version() <= policyCurrent.version()) {
+        admitWaiting(); // no policy was ever set
+        return this;
+      }
+    }
     if (current.version() <= policyCurrent.version()) {
       return this; // an announcement of what is already in force, or older
     }
@@ -533,6 +574,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     // Every session gets its whole map again: peers it may now see or no longer sees, and its
     // filter, which goes first.
     sessions.forEach(this::sendFullMap);
+    admitWaiting();
     getContext()
         .getLog()
         .info(
@@ -542,6 +584,14 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
             sessions.size(),
             (System.nanoTime() - start) / 1_000_000);
     return this;
+  }
+
+  /** The logins that waited for the policy to be known, in the order they came. */
+  private void admitWaiting() {
+    if (waiting.isEmpty()) return;
+    List<Connect> admitted = List.copyOf(waiting);
+    waiting.clear();
+    admitted.forEach(this::onConnect);
   }
 
   /** What the policy makes of the live nodes now (null: no policy). */

@@ -6,6 +6,7 @@ import dev.trellis.proto.control.ControlMessage.PortRange;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.Collection;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -42,7 +43,10 @@ public final class PolicyView {
   }
 
   public static PolicyView of(Policy policy, Collection<NodeRecord> live) {
+    // By id, so the same nodes always give the same rules in the same order (sessions are sent a
+    // filter only when it changes).
     List<NodeRecord> nodes = new ArrayList<>(live);
+    nodes.sort(Comparator.comparingLong(NodeRecord::id));
     int n = nodes.size();
     Principal[] principals = new Principal[n];
     Map<String, BitSet> untaggedByUser = new HashMap<>();

@@ -130,7 +130,8 @@ final class ServerGuardian {
                       setup.clock(),
                       settings.ephemeralTimeout(),
                       nodeId -> self.tell(new ReapNode(nodeId)),
-                      new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix()),
+                      new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix())
+                          .withDns(settings.dns()),
                       presence,
                       topic,
                       cluster.selfMember().address().toString(),

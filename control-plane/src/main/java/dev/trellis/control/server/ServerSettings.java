@@ -4,6 +4,8 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
+import dev.trellis.control.dns.DnsSettings;
+import dev.trellis.proto.control.ControlMessage;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,7 +33,8 @@ public record ServerSettings(
     boolean stunEnabled,
     String stunHost,
     int stunPort,
-    Journal journal) {
+    Journal journal,
+    ControlMessage.DnsInfo dns) {
 
   /**
    * Where events live: the embedded LevelDB ({@code url} null) or a PostgreSQL database shared by
@@ -208,7 +211,8 @@ public record ServerSettings(
           t.getBoolean("stun.enabled"),
           stun.getHostString(),
           stunPort,
-          Journal.from(t));
+          Journal.from(t),
+          DnsSettings.from(t));
     } catch (ConfigException e) {
       throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
     }

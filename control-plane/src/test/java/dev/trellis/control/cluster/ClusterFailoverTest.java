@@ -1,7 +1,6 @@
 package dev.trellis.control.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -484,8 +483,10 @@ class ClusterFailoverTest {
         Session z = login(a, keyA, "z", List.of())) {
       await("x (on b) seeing z (on a)", WAIT, () -> peers(x).contains("z"));
       await("z (on a) seeing x (on b)", WAIT, () -> peers(z).contains("x"));
-      assertEquals(Set.of(), peers(y), "y's team has nobody else");
-      assertFalse(peers(x).contains("y"));
+      // b may have let x and y in an instant before the policy set through a reached it: they
+      // follow it as soon as it does.
+      await("y, alone in its team, seeing nobody", WAIT, () -> peers(y).isEmpty());
+      await("x no longer seeing y", WAIT, () -> !peers(x).contains("y"));
       await(
           "x's filter admitting z",
           WAIT,

@@ -1,5 +1,6 @@
 package dev.trellis.dataplane.agent;
 
+import dev.trellis.dataplane.dns.NodeDns;
 import dev.trellis.dataplane.filter.NodeFilter;
 import dev.trellis.dataplane.filter.PacketFilter;
 import dev.trellis.dataplane.stun.StunClient;
@@ -58,6 +59,9 @@ public final class Agent implements AgentControl, AutoCloseable {
   private final ControlConnection control;
   private final EndpointReporter endpoints;
 
+  /** Names of the overlay on this host (null: not managed, as in unit tests). */
+  private final NodeDns dns;
+
   /** What the device lets in from peers: the server's access policy (none until it sends one). */
   private final NodeFilter filter = new NodeFilter();
 
@@ -82,7 +86,7 @@ public final class Agent implements AgentControl, AutoCloseable {
       NetworkConfigurator network,
       ControlConnection.Connector connector,
       Supplier<List<String>> endpointScanner) {
-    this(state, device, interfaceName, network, connector, endpointScanner, null, null);
+    this(state, device, interfaceName, network, connector, endpointScanner, null, null, null);
   }
 
   /**
@@ -97,8 +101,10 @@ public final class Agent implements AgentControl, AutoCloseable {
       ControlConnection.Connector connector,
       Supplier<List<String>> endpointScanner,
       PeerPaths paths,
-      HttpClient http) {
+      HttpClient http,
+      NodeDns dns) {
     this.state = state;
+    this.dns = dns;
     this.device = device;
     this.interfaceName = interfaceName;
     this.network = network;
@@ -149,6 +155,9 @@ public final class Agent implements AgentControl, AutoCloseable {
 
   /** Starts the timers and, if the node was logged in and up when it stopped, resumes. */
   public void start() {
+    if (dns != null) {
+      loop.execute(ControlConnection.guarded(dns::recover));
+    }
     control.start();
     long check = AgentTiming.ENDPOINT_CHECK_INTERVAL.toMillis();
     loop.scheduleWithFixedDelay(
@@ -524,6 +533,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         peers.replaceAll(m.peers());
         configureInterface();
         updatePaths();
+        updateNames();
         if (relays != null) {
           relays.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
         }
@@ -531,6 +541,8 @@ public final class Agent implements AgentControl, AutoCloseable {
       }
       case ControlMessage.NetworkUpdate u -> {
         networkInfo = u.network();
+        configureInterface();
+        updateNames();
         if (relays != null && networkInfo != null) {
           relays.setRelayMap(networkInfo.relays(), s.server);
         }
@@ -542,6 +554,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         }
         peers.apply(d.upserted(), d.removed());
         updatePaths();
+        updateNames();
       }
       case ControlMessage.PacketFilter f -> applyFilter(f);
       case ControlMessage.Goodbye g -> {
@@ -605,6 +618,9 @@ public final class Agent implements AgentControl, AutoCloseable {
         LOG.warn("ignoring unusable own address '" + a + "'");
       }
     }
+    if (dns != null && networkInfo != null && networkInfo.dns() != null) {
+      addresses.add(NodeDns.ADDRESS); // the node's resolver answers there
+    }
     List<String> routes = new ArrayList<>();
     if (networkInfo != null) {
       for (String prefix : new String[] {networkInfo.ipv4Prefix(), networkInfo.ipv6Prefix()}) {
@@ -621,7 +637,17 @@ public final class Agent implements AgentControl, AutoCloseable {
     }
   }
 
+  /** The resolver's names follow the map: itself and the peers it may see. */
+  private void updateNames() {
+    if (dns != null) {
+      dns.update(networkInfo == null ? null : networkInfo.dns(), self, peers.nodes());
+    }
+  }
+
   private void unconfigure() {
+    if (dns != null) {
+      dns.stop();
+    }
     peers.clear();
     network.clear();
     if (relays != null) {
@@ -755,6 +781,9 @@ public final class Agent implements AgentControl, AutoCloseable {
           () -> {
             control.cancelReconnect();
             control.end();
+            if (dns != null) {
+              dns.stop();
+            }
             done.complete(null);
           });
       done.get(5, TimeUnit.SECONDS);

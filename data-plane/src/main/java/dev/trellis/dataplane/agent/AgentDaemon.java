@@ -1,5 +1,6 @@
 package dev.trellis.dataplane.agent;
 
+import dev.trellis.dataplane.dns.NodeDns;
 import dev.trellis.dataplane.socket.UnixLineServer;
 import dev.trellis.dataplane.tun.TunDevice;
 import dev.trellis.dataplane.uapi.UapiServer;
@@ -119,7 +120,8 @@ public final class AgentDaemon {
             (server, key, listener) -> ControlClient.connect(http, server, key, listener),
             () -> HostEndpoints.scan(name, device.listenPort()),
             paths,
-            http);
+            http,
+            new NodeDns(Path.of("/etc/resolv.conf"), state.directory()));
     LocalApi api;
     try {
       api = LocalApi.start(state.socketPath(), agent);

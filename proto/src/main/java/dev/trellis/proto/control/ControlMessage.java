@@ -154,19 +154,45 @@ public sealed interface ControlMessage {
    * the URLs of every coordinator replica, so a node whose server goes away logs in to another.
    */
   record NetworkInfo(
-      String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays, List<String> controlUrls) {
+      String ipv4Prefix,
+      String ipv6Prefix,
+      List<RelayInfo> relays,
+      List<String> controlUrls,
+      DnsInfo dns) {
     public NetworkInfo(String ipv4Prefix, String ipv6Prefix) {
-      this(ipv4Prefix, ipv6Prefix, List.of(), List.of());
+      this(ipv4Prefix, ipv6Prefix, List.of(), List.of(), null);
+    }
+
+    public NetworkInfo(
+        String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays, List<String> controlUrls) {
+      this(ipv4Prefix, ipv6Prefix, relays, controlUrls, null);
     }
 
     public NetworkInfo withRelays(List<RelayInfo> r) {
-      return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls);
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls, dns);
     }
 
     public NetworkInfo withControlUrls(List<String> urls) {
-      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls);
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls, dns);
+    }
+
+    public NetworkInfo withDns(DnsInfo d) {
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, controlUrls, d);
     }
   }
+
+  /**
+   * Names in the overlay: every visible peer is {@code HOSTNAME.baseDomain} (and {@code HOSTNAME}
+   * through the search list); {@code records} are extra names an admin configured; {@code
+   * nameservers} answer the base domain's other names (null or empty: none). Null dns: no names.
+   */
+  record DnsInfo(String baseDomain, List<DnsRecord> records, List<String> nameservers) {}
+
+  /**
+   * An extra name: {@code type} A, AAAA or CNAME; {@code name} relative to the base domain or
+   * ending in a dot.
+   */
+  record DnsRecord(String name, String type, String value) {}
 
   /**
    * One relay in the relay map: its region (a building), the login-server-style URL its {@code
