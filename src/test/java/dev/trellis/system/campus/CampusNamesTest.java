@@ -102,6 +102,10 @@ class CampusNamesTest {
           WAIT,
           () -> r1.namespace().run(Tools.require("ping"), "-c", "1", "-W", "2", "robot-2").ok());
 
+      // ROS 1 by names only, across the relay: master and subscriber on robot-1, publisher on
+      // robot-2, ROS_HOSTNAME and ROS_MASTER_URI names, no ROS_IP.
+      ros(r1, r2, campus.bed().workDir().resolve("ros"));
+
       // A rename is followed.
       long id = server.node("robot-2").path("id").asLong();
       server.admin("nodes", "rename", Long.toString(id), "arm-2").orThrow();
@@ -129,6 +133,60 @@ class CampusNamesTest {
     } finally {
       for (Path dir : etc) deleteTree(dir);
     }
+  }
+
+  private static void ros(TrellisAgentProcess r1, TrellisAgentProcess r2, Path home) {
+    String roscore = Tools.require("roscore");
+    String rostopic = Tools.require("rostopic");
+    String master = "http://robot-1:11311";
+    Map<String, String> env1 = rosEnv(master, "robot-1", home.resolve("robot-1"));
+    Map<String, String> env2 = rosEnv(master, "robot-2", home.resolve("robot-2"));
+    HostProcess core = r1.namespace().start("roscore", env1, roscore, "-p", "11311");
+    HostProcess pub = null;
+    try {
+      core.awaitReady(
+          "roscore on robot-1", WAIT, () -> core.output().contains("started core service"));
+      pub =
+          r2.namespace()
+              .start(
+                  "rostopic-pub",
+                  env2,
+                  rostopic,
+                  "pub",
+                  "-r",
+                  "5",
+                  "/named_chatter",
+                  "std_msgs/String",
+                  "data: 'by-name'");
+      CommandResult echo =
+          r1.namespace()
+              .run(env1, Duration.ofSeconds(90), rostopic, "echo", "-n", "3", "/named_chatter");
+      long received = echo.stdout().lines().filter(l -> l.contains("by-name")).count();
+      assertTrue(
+          echo.ok() && received == 3,
+          "rostopic echo by names should get 3 messages:\n"
+              + echo.stdout()
+              + echo.stderr()
+              + "\npublisher:\n"
+              + pub.output());
+    } finally {
+      if (pub != null) pub.stop();
+      core.stop();
+    }
+  }
+
+  private static Map<String, String> rosEnv(String master, String hostname, Path home) {
+    return Map.of(
+        "ROS_MASTER_URI",
+        master,
+        "ROS_HOSTNAME",
+        hostname,
+        "ROS_HOME",
+        home.toString(),
+        "ROS_LOG_DIR",
+        home.resolve("log").toString(),
+        "PYTHONUNBUFFERED",
+        "1");
   }
 
   private static CommandResult getent(TrellisAgentProcess on, String db, String name) {

@@ -42,7 +42,12 @@ final class TinyControlServer implements AutoCloseable {
   }
 
   Connection accept() throws InterruptedException {
-    Connection c = connections.poll(15, TimeUnit.SECONDS);
+    return accept(15);
+  }
+
+  /** The next node that connects, waiting up to {@code seconds}. */
+  Connection accept(int seconds) throws InterruptedException {
+    Connection c = connections.poll(seconds, TimeUnit.SECONDS);
     if (c == null) {
       throw new AssertionError("no node connected");
     }
