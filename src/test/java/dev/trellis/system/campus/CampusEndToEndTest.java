@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.trellis.system.campus.CampusTestbed.Zone;
 import dev.trellis.system.harness.FailureDump;
+import dev.trellis.system.harness.RosEnv;
 import dev.trellis.system.harness.TrellisAgentProcess;
 import dev.trellis.system.harness.TrellisPing;
 import dev.trellis.system.netns.Await;
@@ -363,17 +364,7 @@ class CampusEndToEndTest {
   }
 
   private static Map<String, String> rosEnv(String masterUri, String ownAddress, Path home) {
-    return Map.of(
-        "ROS_MASTER_URI",
-        masterUri,
-        "ROS_IP",
-        ownAddress,
-        "ROS_HOME",
-        home.toString(),
-        "ROS_LOG_DIR",
-        home.resolve("log").toString(),
-        "PYTHONUNBUFFERED",
-        "1");
+    return RosEnv.of(masterUri, "ROS_IP", ownAddress, home);
   }
 
   private static String requireTool(String name, String debianPackage) {

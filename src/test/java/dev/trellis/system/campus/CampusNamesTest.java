@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.trellis.system.harness.RosEnv;
 import dev.trellis.system.harness.TrellisAgentProcess;
 import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.Await;
@@ -176,17 +177,7 @@ class CampusNamesTest {
   }
 
   private static Map<String, String> rosEnv(String master, String hostname, Path home) {
-    return Map.of(
-        "ROS_MASTER_URI",
-        master,
-        "ROS_HOSTNAME",
-        hostname,
-        "ROS_HOME",
-        home.toString(),
-        "ROS_LOG_DIR",
-        home.resolve("log").toString(),
-        "PYTHONUNBUFFERED",
-        "1");
+    return RosEnv.of(master, "ROS_HOSTNAME", hostname, home);
   }
 
   private static CommandResult getent(TrellisAgentProcess on, String db, String name) {
