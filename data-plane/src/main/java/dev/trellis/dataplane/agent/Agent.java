@@ -372,13 +372,14 @@ public final class Agent implements AgentControl, AutoCloseable {
     CompletableFuture<String> key = new CompletableFuture<>();
     loop.execute(
         () -> {
+          AgentStatus.Names names = namesStatus();
           for (NodeInfo n : peers.nodes()) {
             boolean byAddress =
                 n.addresses() != null
                     && n.addresses().stream()
                         .map(PeerReconciler::stripLength)
                         .anyMatch(peer::equals);
-            if (peer.equals(n.hostname()) || byAddress) {
+            if (names.names(peer, n.hostname()) || byAddress) {
               key.complete(n.nodeKey());
               return;
             }
@@ -721,7 +722,24 @@ public final class Agent implements AgentControl, AutoCloseable {
         device.listenPort(),
         me,
         list,
-        filterStatus());
+        filterStatus(),
+        namesStatus());
+  }
+
+  private AgentStatus.Names namesStatus() {
+    String domain =
+        dns != null && dns.enabled() && networkInfo != null && networkInfo.dns() != null
+            ? networkInfo.dns().baseDomain()
+            : null;
+    var c = dns == null ? null : dns.counters();
+    if (c == null) return new AgentStatus.Names(domain, 0, 0, 0, 0, 0);
+    return new AgentStatus.Names(
+        domain,
+        c.answered.sum(),
+        c.forwarded.sum(),
+        c.malformed.sum(),
+        c.oversized.sum(),
+        c.foreign.sum());
   }
 
   private AgentStatus.Filter filterStatus() {

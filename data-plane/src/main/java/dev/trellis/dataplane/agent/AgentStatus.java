@@ -19,7 +19,8 @@ public record AgentStatus(
     int listenPort,
     Self self,
     List<Peer> peers,
-    Filter filter) {
+    Filter filter,
+    Names names) {
   public static final String RUNNING = "Running";
   public static final String STOPPED = "Stopped";
   public static final String NEEDS_LOGIN = "NeedsLogin";
@@ -31,6 +32,23 @@ public record AgentStatus(
    * same by reason ("no-rule", "malformed").
    */
   public record Filter(boolean policy, int rules, long dropped, Map<String, Long> droppedBy) {}
+
+  /**
+   * Names on this node: {@code domain} the base domain peers are named under (null: names are off),
+   * and what the resolver did since the agent started.
+   */
+  public record Names(
+      String domain, long answered, long forwarded, long malformed, long oversized, long foreign) {
+    public static final Names OFF = new Names(null, 0, 0, 0, 0, 0);
+
+    /** Whether {@code asked} names {@code hostname}: bare, or fully qualified (a final dot too). */
+    public boolean names(String asked, String hostname) {
+      if (asked == null || hostname == null) return false;
+      String a = asked.endsWith(".") ? asked.substring(0, asked.length() - 1) : asked;
+      return a.equalsIgnoreCase(hostname)
+          || (domain != null && a.equalsIgnoreCase(hostname + "." + domain));
+    }
+  }
 
   public record Self(String hostname, List<String> addresses, String nodeKey, boolean online) {}
 

@@ -252,6 +252,20 @@ public final class ControlClient implements AutoCloseable {
             .handle((r, e) -> null)
             .thenCompose(ignored -> socket.sendBinary(ByteBuffer.wrap(sealed), true))
             .thenApply(ws -> null);
+    // The JDK WebSocket reports a connection that dies under a send only to that send, not to the
+    // listener: end the session here, or the node would wait for the silence limit to notice.
+    sent.whenComplete(
+        (r, e) -> {
+          if (e != null && !receiver.closed.get()) {
+            socket.abort();
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            receiver.finish(
+                "connection failed while sending: "
+                    + (cause.getMessage() == null
+                        ? cause.getClass().getSimpleName()
+                        : cause.getMessage()));
+          }
+        });
     sendChain = sent;
     return sent;
   }

@@ -237,7 +237,8 @@ public final class LocalApi implements AutoCloseable {
     }
     AgentStatus status = agent.status();
     List<String> addresses;
-    if (peer == null || peer.equalsIgnoreCase(status.self().hostname())) {
+    AgentStatus.Names names = status.names() == null ? AgentStatus.Names.OFF : status.names();
+    if (peer == null || names.names(peer, status.self().hostname())) {
       addresses = status.self().addresses();
       if (addresses.isEmpty()) {
         return error(
@@ -248,7 +249,7 @@ public final class LocalApi implements AutoCloseable {
     } else {
       AgentStatus.Peer match =
           status.peers().stream()
-              .filter(p -> peer.equalsIgnoreCase(p.hostname()) || peer.equals(p.nodeKey()))
+              .filter(p -> names.names(peer, p.hostname()) || peer.equals(p.nodeKey()))
               .findFirst()
               .orElse(null);
       if (match == null) {

@@ -87,7 +87,28 @@ public final class StatusCommand implements Callable<Integer> {
     }
     out.append(TextTable.render(rows));
     out.append(filterLine(status.path("filter")));
+    out.append(namesLine(status.path("names")));
     return out.toString();
+  }
+
+  /** "# names: HOSTNAME.DOMAIN (N answered, M forwarded, K dropped)" when names are on. */
+  static String namesLine(JsonNode names) {
+    if (!names.path("domain").isTextual()) {
+      return "";
+    }
+    long dropped =
+        names.path("malformed").asLong()
+            + names.path("oversized").asLong()
+            + names.path("foreign").asLong();
+    return "# names: every peer is also HOSTNAME."
+        + names.path("domain").asText()
+        + " ("
+        + names.path("answered").asLong()
+        + " answered, "
+        + names.path("forwarded").asLong()
+        + " forwarded, "
+        + dropped
+        + " dropped)\n";
   }
 
   /**

@@ -273,8 +273,9 @@ class AgentTest {
       server.close();
       server = null;
       c.kill();
-      // Backoff 1, 2, 4 s between attempts, alternating the two URLs; on a loaded CI machine an
-      // attempt at the live one can miss once (seen once in about ten runs), so allow for three.
+      // The agent notices at once (a send the dead connection fails now ends the session too: the
+      // JDK reports that only to the send) and tries the other URL after 1 s of backoff; 30 s
+      // leaves room for a loaded CI machine.
       TinyControlServer.Connection failover = other.accept(30);
       ControlMessage.Login resume =
           assertInstanceOf(ControlMessage.Login.class, failover.receive());

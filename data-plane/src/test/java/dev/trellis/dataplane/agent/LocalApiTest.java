@@ -108,7 +108,8 @@ class LocalApiTest {
                   20,
                   "direct",
                   null)),
-          new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)));
+          new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)),
+          new AgentStatus.Names("lab.internal", 0, 0, 0, 0, 0));
     }
   }
 
@@ -226,6 +227,26 @@ class LocalApiTest {
     assertEquals(
         "fd7a:115c:a1e0::2",
         client.call(client.newRequest("ip").put("peer", "ARM")).path("addresses").get(1).asText());
+    // Fully qualified under the base domain (with or without the final dot), its own name too.
+    assertEquals(
+        "100.64.0.2",
+        client
+            .call(client.newRequest("ip").put("peer", "arm.lab.internal."))
+            .path("addresses")
+            .get(0)
+            .asText());
+    assertEquals(
+        "100.64.0.1",
+        client
+            .call(client.newRequest("ip").put("peer", "robot.lab.internal"))
+            .path("addresses")
+            .get(0)
+            .asText());
+    assertFalse(
+        client
+            .call(client.newRequest("ip").put("peer", "arm.other.internal"))
+            .path("ok")
+            .asBoolean());
   }
 
   @Test
