@@ -53,7 +53,7 @@ public final class DnsSettings {
           };
       if (!ok) {
         throw new IllegalArgumentException(
-            "trellis.dns.extra-records: '" + value + "' is not a value for a " + type + " record");
+            "trellis.dns.extra-records: '" + value + "' is not a valid " + type + " record value");
       }
       records.add(new ControlMessage.DnsRecord(name, type, value));
     }

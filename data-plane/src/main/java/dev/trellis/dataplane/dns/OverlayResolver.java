@@ -8,7 +8,9 @@ import java.net.InetSocketAddress;
 import java.net.NetworkInterface;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -55,6 +57,13 @@ public final class OverlayResolver implements AutoCloseable {
   private final Supplier<List<InetSocketAddress>> upstream;
   private final Counters counters = new Counters();
   private final Thread reader;
+
+  private static final long LOCAL_RELIST_NANOS = 1_000_000_000L;
+
+  /** This host's addresses as last listed; read and written by the reader thread only. */
+  private Set<InetAddress> localAddresses = Set.of();
+
+  private long localListedAt = Long.MIN_VALUE / 2;
 
   private OverlayResolver(
       DatagramSocket socket,
@@ -199,14 +208,26 @@ public final class OverlayResolver implements AutoCloseable {
     }
   }
 
-  /** Whether {@code a} is one of this host's own addresses (loopback included). */
-  private static boolean local(InetAddress a) {
-    if (a.isLoopbackAddress() || a.isAnyLocalAddress()) return true;
+  /**
+   * Whether {@code a} is one of this host's own addresses (loopback included). The host's addresses
+   * are listed again on a miss, at most once a second, so a flood from elsewhere costs no more.
+   */
+  private boolean local(InetAddress a) {
+    if (a.isLoopbackAddress() || a.isAnyLocalAddress() || localAddresses.contains(a)) return true;
+    long now = System.nanoTime();
+    if (now - localListedAt < LOCAL_RELIST_NANOS) return false;
+    localListedAt = now;
+    Set<InetAddress> found = new HashSet<>();
     try {
-      return NetworkInterface.getByInetAddress(a) != null;
+      for (NetworkInterface i :
+          java.util.Collections.list(NetworkInterface.getNetworkInterfaces())) {
+        found.addAll(java.util.Collections.list(i.getInetAddresses()));
+      }
     } catch (SocketException e) {
-      return false;
+      LOG.debug("cannot list this host's addresses: {}", e.getMessage());
     }
+    localAddresses = Set.copyOf(found);
+    return localAddresses.contains(a);
   }
 
   @Override
