@@ -139,8 +139,8 @@ class CampusBenchmark {
         }
       }
       for (var e : samples.entrySet()) {
-        double[] mbps = e.getValue().stream().mapToDouble(Sample::mbps).toArray();
-        double[] rtt = e.getValue().stream().mapToDouble(Sample::rttMs).toArray();
+        double[] mbps = mbps(e.getValue());
+        double[] rtt = rtts(e.getValue());
         table.append(
             String.format(
                 Locale.ROOT,
@@ -202,11 +202,11 @@ class CampusBenchmark {
               label, round, mode, s.mbps(), s.rttMs());
         }
       }
-      double rawMbps = median(samples.get(Mode.RAW).stream().mapToDouble(Sample::mbps).toArray());
-      double rawRtt = median(samples.get(Mode.RAW).stream().mapToDouble(Sample::rttMs).toArray());
+      double rawMbps = median(mbps(samples.get(Mode.RAW)));
+      double rawRtt = median(rtts(samples.get(Mode.RAW)));
       for (Mode mode : Mode.values()) {
-        double[] mbps = samples.get(mode).stream().mapToDouble(Sample::mbps).toArray();
-        double[] rtt = samples.get(mode).stream().mapToDouble(Sample::rttMs).toArray();
+        double[] mbps = mbps(samples.get(mode));
+        double[] rtt = rtts(samples.get(mode));
         double m = median(mbps);
         double r = median(rtt);
         table.append(
@@ -252,6 +252,14 @@ class CampusBenchmark {
       assertTrue(mode.path.equals(a.pathTo(b)), mode + ": the path changed during the measurement");
     }
     return new Sample(iperf.mbps(), ping.rttAvgMs());
+  }
+
+  private static double[] mbps(List<Sample> samples) {
+    return samples.stream().mapToDouble(Sample::mbps).toArray();
+  }
+
+  private static double[] rtts(List<Sample> samples) {
+    return samples.stream().mapToDouble(Sample::rttMs).toArray();
   }
 
   static double median(double[] values) {

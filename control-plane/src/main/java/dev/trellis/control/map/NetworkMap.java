@@ -425,6 +425,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
     if (!nodes.live(record) && nodes.live(message.record())) {
       record = message.record();
       nodes.put(record);
+      viewStale = true; // a node the view has not counted yet
     }
     if (!nodes.live(record)) {
       message.session().tell(new Evict("node is not registered or has expired"));
@@ -439,7 +440,6 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         message.nodeId(),
         presence.connected(message.nodeId(), message.endpoints(), clock.instant()));
     markChanged(message.nodeId());
-    viewStale = true;
     sendFullMap(message.nodeId(), message.session());
     return this;
   }

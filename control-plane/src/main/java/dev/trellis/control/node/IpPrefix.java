@@ -6,7 +6,7 @@ import java.net.Inet6Address;
 import java.net.InetAddress;
 
 /** An IPv4 or IPv6 prefix in CIDR notation, and addresses at an offset from its start. */
-public record IpPrefix(byte[] network, int bits, String text) {
+record IpPrefix(byte[] network, int bits, String text) {
 
   static IpPrefix parse(String cidr, boolean ipv6) {
     int slash = cidr == null ? -1 : cidr.indexOf('/');
@@ -72,8 +72,7 @@ public record IpPrefix(byte[] network, int bits, String text) {
   }
 
   /** Dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run as "::"). */
-  /** An IPv4 or IPv6 address as text, IPv6 in its shortest form (RFC 5952). */
-  public static String format(byte[] address) {
+  static String format(byte[] address) {
     if (address.length == 4) {
       return (address[0] & 0xff)
           + "."

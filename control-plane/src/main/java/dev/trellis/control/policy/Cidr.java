@@ -1,7 +1,6 @@
 package dev.trellis.control.policy;
 
-import dev.trellis.control.node.IpPrefix;
-import java.net.InetAddress;
+import dev.trellis.proto.wireguard.AllowedIps;
 import java.util.Arrays;
 
 /**
@@ -11,40 +10,20 @@ import java.util.Arrays;
  */
 record Cidr(byte[] network, int bits, String text) {
 
-  /** The prefix, or null when {@code s} is not an IP address or prefix. */
+  /**
+   * The prefix, or null when {@code s} is not an IP address or prefix (parsed as WireGuard's
+   * allowed IPs are: numeric literals only, host bits cleared; IPv6 may be bracketed here).
+   */
   static Cidr parse(String s) {
     if (s == null || s.isEmpty()) return null;
-    int slash = s.indexOf('/');
-    String host = slash < 0 ? s : s.substring(0, slash);
-    if (host.startsWith("[") && host.endsWith("]")) host = host.substring(1, host.length() - 1);
-    // Only literals: InetAddress.ofLiteral never resolves names.
-    if (!host.matches("[0-9a-fA-F:.]+") || !(host.contains(".") || host.contains(":"))) {
-      return null;
-    }
-    byte[] address;
+    String t = s.startsWith("[") ? s.replaceFirst("^\\[([^\\]]*)\\]", "$1") : s;
+    AllowedIps.Prefix prefix;
     try {
-      address = InetAddress.ofLiteral(host).getAddress();
+      prefix = AllowedIps.Prefix.parse(t);
     } catch (IllegalArgumentException e) {
       return null;
     }
-    int max = address.length * 8;
-    int bits;
-    if (slash < 0) {
-      bits = max;
-    } else {
-      try {
-        bits = Integer.parseInt(s.substring(slash + 1));
-      } catch (NumberFormatException e) {
-        return null;
-      }
-      if (bits < 0 || bits > max) return null;
-    }
-    byte[] network = address.clone();
-    for (int i = 0; i < network.length; i++) {
-      int keep = Math.max(0, Math.min(8, bits - i * 8));
-      network[i] &= (byte) (0xff << (8 - keep));
-    }
-    return new Cidr(network, bits, IpPrefix.format(network) + "/" + bits);
+    return new Cidr(prefix.address().getAddress(), prefix.length(), prefix.toString());
   }
 
   /** Whether {@code address} (4 or 16 bytes) is inside this prefix. */
