@@ -103,6 +103,16 @@ public final class Netns implements AutoCloseable {
     Commands.check(List.of(Tools.ip(), "netns", "add", name));
     NetworkNamespace ns = new NetworkNamespace(this, name);
     namespaces.add(ns);
+    // Its own resolver file (ip netns exec mounts /etc/netns/NAME/* over /etc), so an agent that
+    // points resolv.conf at itself changes this namespace's, never the machine's.
+    try {
+      Files.createDirectories(ns.etc());
+      Files.writeString(
+          ns.etc().resolve("resolv.conf"),
+          "# " + name + ": a test namespace's own resolver file, no name server\n");
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot give " + name + " its own resolv.conf", e);
+    }
     ns.exec(Tools.ip(), "link", "set", "lo", "up");
     return ns;
   }
@@ -331,6 +341,13 @@ public final class Netns implements AutoCloseable {
               Commands.DEFAULT_TIMEOUT);
       if (!r.ok()) {
         problems.add(r.describe("exited with " + r.exitCode()));
+      }
+    }
+    for (NetworkNamespace ns : namespaces) {
+      try (Stream<Path> files = Files.walk(ns.etc())) {
+        files.sorted(Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      } catch (IOException e) {
+        problems.add("removing " + ns.etc() + ": " + e.getMessage());
       }
     }
     try (Stream<Path> files = Files.walk(workDir)) {

@@ -31,8 +31,36 @@ public final class NetworkNamespace {
     return owner;
   }
 
+  /** A process whose mount namespace every later command enters (see {@link #enterVia}). */
+  private volatile long mountHolder;
+
+  /**
+   * From now on commands run in {@code holder}'s mount and network namespaces (a host with mounts
+   * of its own, e.g. a private D-Bus and systemd-resolved) instead of through {@code ip netns
+   * exec}.
+   */
+  public void enterVia(long holder) {
+    this.mountHolder = holder;
+  }
+
+  /** The directory {@code ip netns exec} mounts over /etc, file by file. */
+  public Path etc() {
+    return Path.of("/etc/netns", name);
+  }
+
   List<String> wrap(List<String> argv) {
-    List<String> full = new ArrayList<>(List.of(Tools.ip(), "netns", "exec", name));
+    long holder = mountHolder;
+    List<String> full =
+        holder == 0
+            ? new ArrayList<>(List.of(Tools.ip(), "netns", "exec", name))
+            : new ArrayList<>(
+                List.of(
+                    Tools.require("nsenter"),
+                    "--target",
+                    Long.toString(holder),
+                    "--mount",
+                    "--net",
+                    "--"));
     full.addAll(argv);
     return full;
   }

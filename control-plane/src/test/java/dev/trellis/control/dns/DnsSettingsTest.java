@@ -21,8 +21,9 @@ class DnsSettingsTest {
   }
 
   @Test
-  void offByDefaultAndFullWhenSet() {
-    assertNull(parse(""));
+  void onByDefaultOffWhenSaidAndFullWhenSet() {
+    assertEquals("trellis.internal", parse("").baseDomain());
+    assertNull(parse("trellis.dns.enabled = false"));
     ControlMessage.DnsInfo dns =
         parse(
             """

@@ -248,6 +248,22 @@ public final class Agent implements AgentControl, AutoCloseable {
   }
 
   @Override
+  public CompletableFuture<Outcome> acceptDns(boolean accept) {
+    CompletableFuture<Outcome> result = new CompletableFuture<>();
+    submit(
+        result,
+        () -> {
+          if (state.saved().acceptsDns() != accept) {
+            save(state.saved().withAcceptDns(accept));
+            configureInterface();
+            updateNames();
+          }
+          result.complete(Outcome.success(self));
+        });
+    return result;
+  }
+
+  @Override
   public CompletableFuture<Outcome> down() {
     CompletableFuture<Outcome> result = new CompletableFuture<>();
     submit(
@@ -256,8 +272,7 @@ public final class Agent implements AgentControl, AutoCloseable {
           control.cancelReconnect();
           control.end();
           AgentState.Saved saved = state.saved();
-          save(
-              new AgentState.Saved(saved.loginServer(), saved.hostname(), saved.loggedIn(), false));
+          save(saved.with(saved.loginServer(), saved.hostname(), saved.loggedIn(), false));
           unconfigure();
           result.complete(Outcome.success(null));
         });
@@ -273,7 +288,7 @@ public final class Agent implements AgentControl, AutoCloseable {
           control.cancelReconnect();
           AgentState.Saved saved = state.saved();
           ControlConnection.Session s = control.current();
-          save(new AgentState.Saved(saved.loginServer(), saved.hostname(), false, false));
+          save(saved.with(saved.loginServer(), saved.hostname(), false, false));
           unconfigure();
           self = null;
           if (s != null && s.loggedIn) {
@@ -477,7 +492,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         control.logout(control.detach(), s.pendingUp);
         return;
       }
-      save(new AgentState.Saved(ControlConnection.display(s.server), s.hostname, true, true));
+      save(state.saved().with(ControlConnection.display(s.server), s.hostname, true, true));
       if (relays != null && networkInfo != null) {
         // A first login learns the relay map from the full map that follows.
         relays.setRelayMap(networkInfo.relays(), s.server);
@@ -516,7 +531,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     if (s.authKey == null) {
       // The server no longer accepts this machine without a key: expired, deleted or logged out.
       AgentState.Saved saved = state.saved();
-      save(new AgentState.Saved(saved.loginServer(), saved.hostname(), false, false));
+      save(saved.with(saved.loginServer(), saved.hostname(), false, false));
       unconfigure();
       self = null;
     } else {
@@ -619,19 +634,11 @@ public final class Agent implements AgentControl, AutoCloseable {
         LOG.warn("ignoring unusable own address '" + a + "'");
       }
     }
-    if (dns != null && networkInfo != null && networkInfo.dns() != null) {
+    if (namesWanted()) {
       addresses.add(NodeDns.ADDRESS); // the node's resolver answers there
     }
-    List<String> routes = new ArrayList<>();
-    if (networkInfo != null) {
-      for (String prefix : new String[] {networkInfo.ipv4Prefix(), networkInfo.ipv6Prefix()}) {
-        if (prefix != null && !prefix.isBlank()) {
-          routes.add(prefix.strip());
-        }
-      }
-    }
     try {
-      network.apply(addresses, routes);
+      network.apply(addresses, overlayPrefixes());
     } catch (IOException e) {
       lastError = "cannot configure " + interfaceName + ": " + e.getMessage();
       LOG.warn(lastError);
@@ -641,8 +648,29 @@ public final class Agent implements AgentControl, AutoCloseable {
   /** The resolver's names follow the map: itself and the peers it may see. */
   private void updateNames() {
     if (dns != null) {
-      dns.update(networkInfo == null ? null : networkInfo.dns(), self, peers.nodes());
+      dns.update(namesWanted() ? networkInfo.dns() : null, overlayPrefixes(), self, peers.nodes());
     }
+  }
+
+  /** Names are on: the server sends them and this host accepts them. */
+  private boolean namesWanted() {
+    return dns != null
+        && networkInfo != null
+        && networkInfo.dns() != null
+        && state.saved().acceptsDns();
+  }
+
+  /** The overlay's IPv4 and IPv6 prefixes from the map (routed to the interface). */
+  private List<String> overlayPrefixes() {
+    List<String> prefixes = new ArrayList<>();
+    if (networkInfo != null) {
+      for (String prefix : new String[] {networkInfo.ipv4Prefix(), networkInfo.ipv6Prefix()}) {
+        if (prefix != null && !prefix.isBlank()) {
+          prefixes.add(prefix.strip());
+        }
+      }
+    }
+    return prefixes;
   }
 
   private void unconfigure() {
@@ -732,9 +760,11 @@ public final class Agent implements AgentControl, AutoCloseable {
             ? networkInfo.dns().baseDomain()
             : null;
     var c = dns == null ? null : dns.counters();
-    if (c == null) return new AgentStatus.Names(domain, 0, 0, 0, 0, 0);
+    String mode = dns == null ? null : dns.mode();
+    if (c == null) return new AgentStatus.Names(domain, mode, 0, 0, 0, 0, 0);
     return new AgentStatus.Names(
         domain,
+        mode,
         c.answered.sum(),
         c.forwarded.sum(),
         c.malformed.sum(),

@@ -30,6 +30,12 @@ public interface AgentControl {
   CompletableFuture<Outcome> up(
       String loginServer, String authKey, String hostname, Consumer<String> progress);
 
+  /**
+   * Whether this host's resolver is pointed at the node's for the network's names (saved, applied
+   * at once; on by default).
+   */
+  CompletableFuture<Outcome> acceptDns(boolean accept);
+
   CompletableFuture<Outcome> down();
 
   CompletableFuture<Outcome> logout();

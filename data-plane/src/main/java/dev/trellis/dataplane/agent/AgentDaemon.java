@@ -121,7 +121,7 @@ public final class AgentDaemon {
             () -> HostEndpoints.scan(name, device.listenPort()),
             paths,
             http,
-            new NodeDns(Path.of("/etc/resolv.conf"), state.directory()));
+            new NodeDns(Path.of("/etc/resolv.conf"), state.directory(), name));
     LocalApi api;
     try {
       api = LocalApi.start(state.socketPath(), agent);

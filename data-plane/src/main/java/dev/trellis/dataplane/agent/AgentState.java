@@ -42,9 +42,35 @@ public final class AgentState {
       PosixFilePermissions.fromString("rwx------");
   private static final ObjectMapper JSON = ControlJson.MAPPER;
 
-  /** The persisted preferences; {@code wantRunning} is false after `trellis down`. */
-  public record Saved(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
-    public static final Saved EMPTY = new Saved(null, null, false, false);
+  /**
+   * The persisted preferences; {@code wantRunning} is false after `trellis down`; {@code acceptDns}
+   * false after `trellis up --accept-dns=false` (null, as in older files: names are accepted).
+   */
+  public record Saved(
+      String loginServer,
+      String hostname,
+      boolean loggedIn,
+      boolean wantRunning,
+      Boolean acceptDns) {
+    public static final Saved EMPTY = new Saved(null, null, false, false, null);
+
+    public Saved(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
+      this(loginServer, hostname, loggedIn, wantRunning, null);
+    }
+
+    /** Whether this host's resolver is to be pointed at the node's (the default). */
+    public boolean acceptsDns() {
+      return !Boolean.FALSE.equals(acceptDns);
+    }
+
+    /** The same with another login state; the other preferences kept. */
+    public Saved with(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
+      return new Saved(loginServer, hostname, loggedIn, wantRunning, acceptDns);
+    }
+
+    public Saved withAcceptDns(boolean accept) {
+      return new Saved(loginServer, hostname, loggedIn, wantRunning, accept);
+    }
   }
 
   private final Path directory;

@@ -35,11 +35,18 @@ public record AgentStatus(
 
   /**
    * Names on this node: {@code domain} the base domain peers are named under (null: names are off),
-   * and what the resolver did since the agent started.
+   * {@code mode} how the host's resolver sends them here ("resolved": systemd-resolved's per-link
+   * settings, "file": /etc/resolv.conf), and what the resolver did since the agent started.
    */
   public record Names(
-      String domain, long answered, long forwarded, long malformed, long oversized, long foreign) {
-    public static final Names OFF = new Names(null, 0, 0, 0, 0, 0);
+      String domain,
+      String mode,
+      long answered,
+      long forwarded,
+      long malformed,
+      long oversized,
+      long foreign) {
+    public static final Names OFF = new Names(null, null, 0, 0, 0, 0, 0);
 
     /** Whether {@code asked} names {@code hostname}: bare, or fully qualified (a final dot too). */
     public boolean names(String asked, String hostname) {

@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  * agent's user may steer it). One JSON object per line each way:
  *
  * <pre>
- * {"command":"up","loginServer":URL,"authKey":KEY|null,"hostname":NAME|null} → {"ok":true,"self":{NodeInfo}} | {"ok":false,"error":"..."}
+ * {"command":"up","loginServer":URL,"authKey":KEY|null,"hostname":NAME|null,"acceptDns":BOOL|null} → {"ok":true,"self":{NodeInfo}} | {"ok":false,"error":"..."}
  * {"command":"down"}    → {"ok":true}      disconnect, remove peers and addresses, keep the registration
  * {"command":"logout"}  → {"ok":true[,"warning":"..."]}
  * {"command":"status"}  → {"ok":true, ...AgentStatus fields}
@@ -164,6 +164,7 @@ public final class LocalApi implements AutoCloseable {
     String loginServer;
     String authKey;
     String hostname;
+    JsonNode acceptDns = request.path("acceptDns");
     try {
       loginServer = optionalText(request, "loginServer");
       authKey = optionalText(request, "authKey");
@@ -171,7 +172,13 @@ public final class LocalApi implements AutoCloseable {
     } catch (IllegalArgumentException e) {
       return error(e.getMessage());
     }
+    if (!acceptDns.isMissingNode() && !acceptDns.isNull() && !acceptDns.isBoolean()) {
+      return error("'acceptDns' must be true or false");
+    }
     try {
+      if (acceptDns.isBoolean()) {
+        agent.acceptDns(acceptDns.asBoolean()).get(UP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+      }
       return outcome(
           agent
               .up(loginServer, authKey, hostname, progress)

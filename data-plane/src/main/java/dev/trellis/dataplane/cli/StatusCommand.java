@@ -91,7 +91,10 @@ public final class StatusCommand implements Callable<Integer> {
     return out.toString();
   }
 
-  /** "# names: HOSTNAME.DOMAIN (N answered, M forwarded, K dropped)" when names are on. */
+  /**
+   * "# names: HOSTNAME.DOMAIN via systemd-resolved (N answered, M forwarded, K dropped)" when names
+   * are on.
+   */
   static String namesLine(JsonNode names) {
     if (!names.path("domain").isTextual()) {
       return "";
@@ -102,6 +105,11 @@ public final class StatusCommand implements Callable<Integer> {
             + names.path("foreign").asLong();
     return "# names: every peer is also HOSTNAME."
         + names.path("domain").asText()
+        + switch (names.path("mode").asText("")) {
+          case "resolved" -> " via systemd-resolved";
+          case "file" -> " via /etc/resolv.conf";
+          default -> "";
+        }
         + " ("
         + names.path("answered").asLong()
         + " answered, "

@@ -2,7 +2,6 @@ package dev.trellis.dataplane.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.trellis.dataplane.agent.Agent;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -41,6 +40,16 @@ public final class UpCommand implements Callable<Integer> {
       description = "Name in the network (default: this machine's hostname).")
   String hostname;
 
+  @Option(
+      names = "--accept-dns",
+      arity = "0..1",
+      fallbackValue = "true",
+      paramLabel = "true|false",
+      description =
+          "Point this host's resolver at the network's names (default: true, or what an earlier"
+              + " up said; kept across restarts).")
+  Boolean acceptDns;
+
   @Override
   public Integer call() {
     ObjectNode request =
@@ -49,7 +58,9 @@ public final class UpCommand implements Callable<Integer> {
             .newRequest("up")
             .put("loginServer", loginServer)
             .put("authKey", authKey)
-            .put("hostname", hostname != null ? hostname : Agent.machineHostname());
+            // None given: the agent keeps the registered name (the machine's at the first login).
+            .put("hostname", hostname);
+    if (acceptDns != null) request.put("acceptDns", acceptDns);
     try {
       // While the server cannot finish the login (a building was just lost), the agent keeps
       // trying and says so: one line per new message.

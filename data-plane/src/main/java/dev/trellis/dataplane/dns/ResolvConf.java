@@ -26,7 +26,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Threads: called on the agent loop only.
  */
-public final class ResolvConf {
+public final class ResolvConf implements HostResolver {
   private static final Logger LOG = LoggerFactory.getLogger(ResolvConf.class);
 
   static final String MARKER = "# Written by trellis";
@@ -55,6 +55,7 @@ public final class ResolvConf {
   }
 
   /** The name servers the host had (from the backup while ours is in place), port 53. */
+  @Override
   public List<InetSocketAddress> upstream() {
     String text;
     try {
@@ -74,6 +75,18 @@ public final class ResolvConf {
       }
     }
     return out;
+  }
+
+  @Override
+  public String mode() {
+    return "file";
+  }
+
+  /** Reverse names need no routing here: every question reaches the node's resolver. */
+  @Override
+  public void apply(InetAddress server, String baseDomain, List<String> reverseZones)
+      throws IOException {
+    apply(server, baseDomain);
   }
 
   /** Points the host at {@code server}, searching {@code baseDomain} first. */
@@ -103,6 +116,7 @@ public final class ResolvConf {
   }
 
   /** Puts the original back if the file is still ours; forgets the backup either way. */
+  @Override
   public void restore() {
     if (!Files.exists(backup) && !Files.exists(backupLink)) return;
     try {

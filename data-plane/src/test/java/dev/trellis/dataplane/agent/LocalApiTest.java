@@ -72,6 +72,14 @@ class LocalApiTest {
       return CompletableFuture.completedFuture(upOutcome);
     }
 
+    volatile Boolean acceptDns;
+
+    @Override
+    public CompletableFuture<Outcome> acceptDns(boolean accept) {
+      acceptDns = accept;
+      return CompletableFuture.completedFuture(Outcome.success(null));
+    }
+
     @Override
     public CompletableFuture<Outcome> down() {
       return CompletableFuture.completedFuture(Outcome.success(null));
@@ -109,7 +117,7 @@ class LocalApiTest {
                   "direct",
                   null)),
           new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)),
-          new AgentStatus.Names("lab.internal", 0, 0, 0, 0, 0));
+          new AgentStatus.Names("lab.internal", "file", 0, 0, 0, 0, 0));
     }
   }
 
@@ -203,6 +211,15 @@ class LocalApiTest {
     JsonNode refused = client.call(client.newRequest("up").put("authKey", "k2"));
     assertFalse(refused.path("ok").asBoolean());
     assertTrue(refused.path("error").asText().contains("expired"));
+
+    // --accept-dns=false reaches the agent before the login; a non-boolean is refused, unapplied.
+    agent.upOutcome = AgentControl.Outcome.success(SELF);
+    assertTrue(client.call(client.newRequest("up").put("acceptDns", false)).path("ok").asBoolean());
+    assertEquals(Boolean.FALSE, agent.acceptDns);
+    JsonNode bad = client.call(client.newRequest("up").put("acceptDns", "maybe"));
+    assertFalse(bad.path("ok").asBoolean());
+    assertTrue(bad.path("error").asText().contains("acceptDns"), bad.toString());
+    assertEquals(Boolean.FALSE, agent.acceptDns);
   }
 
   @Test
