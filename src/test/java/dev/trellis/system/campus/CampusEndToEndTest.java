@@ -28,10 +28,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -87,18 +87,9 @@ class CampusEndToEndTest {
     campus1 = campus.newCampusAgent("c1", "campus-1");
     campus2 = campus.newCampusAgent("c2", "campus-2");
     List<TrellisAgentProcess> all = List.of(lab1, lab2, campus1, campus2);
-    CompletableFuture.allOf(
-            all.stream()
-                .map(
-                    a ->
-                        CompletableFuture.runAsync(
-                            () -> {
-                              a.start();
-                              a.up(campus.server().url(), key);
-                              a.overlay();
-                            }))
-                .toArray(CompletableFuture[]::new))
-        .join();
+    Map<TrellisAgentProcess, List<String>> login = new LinkedHashMap<>();
+    all.forEach(a -> login.put(a, List.of(key)));
+    CampusTestbed.startAll(campus.server().url(), login);
   }
 
   @AfterAll

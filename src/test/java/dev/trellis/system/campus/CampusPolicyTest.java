@@ -19,7 +19,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -138,21 +137,22 @@ class CampusPolicyTest {
     TrellisAgentProcess b1 = campus.newLabAgent("pb1", "b1");
     TrellisAgentProcess b2 = campus.newCampusAgent("pb2", "b2");
     TrellisAgentProcess laptop = campus.newLabAgent("pl", "laptop");
-    Map<TrellisAgentProcess, String> keys =
-        Map.of(a1, teamA, a2, teamA, a3, teamA, b1, teamB, b2, teamB, laptop, admin);
-    CompletableFuture.allOf(
-            keys.entrySet().stream()
-                .map(
-                    e ->
-                        CompletableFuture.runAsync(
-                            () -> {
-                              e.getKey().start();
-                              e.getKey().up(server.url(), e.getValue());
-                              e.getKey().overlay();
-                              listen(e.getKey());
-                            }))
-                .toArray(CompletableFuture[]::new))
-        .join();
+    Map<TrellisAgentProcess, List<String>> keys =
+        Map.of(
+            a1,
+            List.of(teamA),
+            a2,
+            List.of(teamA),
+            a3,
+            List.of(teamA),
+            b1,
+            List.of(teamB),
+            b2,
+            List.of(teamB),
+            laptop,
+            List.of(admin));
+    CampusTestbed.startAll(server.url(), keys);
+    keys.keySet().forEach(CampusPolicyTest::listen);
 
     // Maps: a robot never learns the other team; the admin sees both.
     awaitPeers(a1, List.of(a2, a3, laptop), List.of(b1, b2));
@@ -239,17 +239,9 @@ class CampusPolicyTest {
   }
 
   private static String key(TrellisServerProcess server, String user, String tag) {
-    List<String> args = new java.util.ArrayList<>(List.of("--user", user, "--reusable"));
-    if (tag != null) args.addAll(List.of("--tag", tag));
-    List<String> lines =
-        server
-            .admin("authkeys", "create", args.toArray(String[]::new))
-            .orThrow()
-            .stdout()
-            .strip()
-            .lines()
-            .toList();
-    return lines.getLast().strip();
+    return tag == null
+        ? server.createReusableAuthKey(user)
+        : server.createReusableAuthKey(user, tag);
   }
 
   private static HostProcess listen(TrellisAgentProcess host) {

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -139,6 +140,31 @@ public final class CampusTestbed implements AutoCloseable {
   /** A new campus (router and server namespace; server not started). Skips visibly without root. */
   public static CampusTestbed create() {
     return create(null);
+  }
+
+  /**
+   * Starts each agent, logs it in with {@code server}'s URL and {@code login} (its key, then any
+   * more {@code trellis up} arguments) and learns its address, all at once; returns when every one
+   * has (and rethrows the first failure).
+   */
+  public static void startAll(String server, Map<TrellisAgentProcess, List<String>> login) {
+    CompletableFuture.allOf(
+            login.entrySet().stream()
+                .map(
+                    e ->
+                        CompletableFuture.runAsync(
+                            () -> {
+                              TrellisAgentProcess agent = e.getKey();
+                              List<String> args = e.getValue();
+                              agent.start();
+                              agent.up(
+                                  server,
+                                  args.getFirst(),
+                                  args.subList(1, args.size()).toArray(String[]::new));
+                              agent.overlay();
+                            }))
+                .toArray(CompletableFuture[]::new))
+        .join();
   }
 
   /**

@@ -31,7 +31,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * placeholders a person fills in are replaced ({@code SERVER}, {@code trellis-auth-…}), and {@code
  * sudo} is a no-op since the test is root. Each robot is its own host: its own mount namespace, so
  * {@code /var/lib/trellis} and {@code /var/run/wireguard} are its own. Passing means robot-1's
- * {@code ping "$(sudo ./trellis ip -4 robot-2)"} gets replies from robot-2.
+ * {@code ping robot-2} (by name, through the host's resolver) gets replies from robot-2's address.
  */
 @ExtendWith(FailureDump.class)
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
@@ -100,19 +100,25 @@ class ReadmeLabTest {
           WAIT,
           () -> second.output().contains("bytes from") || !second.isAlive());
       Matcher self =
-          Pattern.compile("robot-2 \\(this node\\)\\s+(100\\.[0-9.]+)").matcher(second.output());
-      assertTrue(self.find(), "robot-2's status shows its address:\n" + second.output());
+          Pattern.compile("robot-2 \\(this node\\)\\s+(100\\.[0-9.]+),(fd7a:[0-9a-f:]+)")
+              .matcher(second.output());
+      assertTrue(self.find(), "robot-2's status shows its addresses:\n" + second.output());
       String robot2Address = self.group(1);
+      String robot2Ipv6 = self.group(2);
 
       HostProcess first = run(lab, r1, "robot-1", hostDir(lab, "robot-1", launcher), robot, true);
       long started = System.nanoTime();
-      Await.until(
-          "robot-1's ping of robot-2 (" + robot2Address + ") answered",
-          WAIT,
-          () -> first.output().contains("bytes from " + robot2Address) || !first.isAlive());
-      assertTrue(
-          first.output().contains("bytes from " + robot2Address),
-          "robot-1 pings robot-2:\n" + first.output());
+      // By name: ping prints "bytes from robot-2.trellis.internal (ADDRESS)", IPv6 first when the
+      // host has it.
+      Pattern reply =
+          Pattern.compile(
+              "bytes from (\\S+ \\()?("
+                  + Pattern.quote(robot2Address)
+                  + "|"
+                  + Pattern.quote(robot2Ipv6)
+                  + ")\\b");
+      Await.within(WAIT, () -> reply.matcher(first.output()).find() || !first.isAlive());
+      assertTrue(reply.matcher(first.output()).find(), "robot-1 pings robot-2:\n" + first.output());
       Metrics.report(
           "README lab: robot-1's block to its first ping reply of robot-2 in %d ms",
           (System.nanoTime() - started) / 1_000_000);

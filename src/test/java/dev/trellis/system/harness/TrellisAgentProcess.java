@@ -140,23 +140,24 @@ public final class TrellisAgentProcess {
   }
 
   /**
-   * {@code trellis up --login-server URL --authkey KEY --hostname NAME}; throws unless it exits 0;
-   * returns stdout.
+   * {@code trellis up --login-server URL --authkey KEY --hostname NAME [MORE...]}; throws unless it
+   * exits 0; returns stdout.
    */
-  public String up(String loginServer, String authKey) {
-    return trellis(
-            "up",
-            "--state-dir",
-            stateDir.toString(),
-            "--login-server",
-            loginServer,
-            "--authkey",
-            authKey,
-            "--hostname",
-            hostname)
-        .orThrow()
-        .stdout()
-        .strip();
+  public String up(String loginServer, String authKey, String... more) {
+    List<String> args =
+        new java.util.ArrayList<>(
+            List.of(
+                "up",
+                "--state-dir",
+                stateDir.toString(),
+                "--login-server",
+                loginServer,
+                "--authkey",
+                authKey,
+                "--hostname",
+                hostname));
+    args.addAll(List.of(more));
+    return trellis(args.toArray(String[]::new)).orThrow().stdout().strip();
   }
 
   /** {@code trellis status --json}. */

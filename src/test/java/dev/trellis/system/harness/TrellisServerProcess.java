@@ -167,6 +167,11 @@ public final class TrellisServerProcess {
     return lastLine(admin("authkeys", "create", "--user", user, "--reusable"));
   }
 
+  /** Creates a reusable auth key for {@code user} whose nodes get {@code tag}; returns it. */
+  public String createReusableAuthKey(String user, String tag) {
+    return lastLine(admin("authkeys", "create", "--user", user, "--reusable", "--tag", tag));
+  }
+
   /** Creates user {@code user} and a reusable auth key for it; returns the key. */
   public String userWithReusableKey(String user) {
     admin("users", "create", user).orThrow();

@@ -57,7 +57,8 @@ final class MapEncoder {
         record.tags(),
         record.expiry(),
         record.ephemeral(),
-        p == null ? null : p.homeRelay());
+        p == null ? null : p.homeRelay(),
+        p == null ? null : p.multicast());
   }
 
   private byte[] nodeJson(long id) {

@@ -64,11 +64,14 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
   public record Disconnect(long nodeId, ActorRef<SessionOutput> session) implements Command {}
 
-  /** New endpoints and home relay region (null: unchanged) of a connected node. */
-  public record UpdateEndpoints(long nodeId, List<String> endpoints, String homeRelay)
-      implements Command {
+  /**
+   * New endpoints, home relay region and multicast membership (null: unchanged) of a connected
+   * node.
+   */
+  public record UpdateEndpoints(
+      long nodeId, List<String> endpoints, String homeRelay, Boolean multicast) implements Command {
     public UpdateEndpoints(long nodeId, List<String> endpoints) {
-      this(nodeId, endpoints, null);
+      this(nodeId, endpoints, null, null);
     }
   }
 
@@ -129,7 +132,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   /** The node may no longer use the network; the session says goodbye and closes. */
   public record Evict(String reason) implements SessionOutput {}
 
-  public record Presence(boolean online, Instant lastSeen, List<String> endpoints, String homeRelay)
+  public record Presence(
+      boolean online, Instant lastSeen, List<String> endpoints, String homeRelay, Boolean multicast)
       implements CborSerializable {}
 
   /**
@@ -475,7 +479,11 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
   private Behavior<Command> onUpdateEndpoints(UpdateEndpoints message) {
     Presence updated =
         presence.endpointsChanged(
-            message.nodeId(), message.endpoints(), message.homeRelay(), clock.instant());
+            message.nodeId(),
+            message.endpoints(),
+            message.homeRelay(),
+            message.multicast(),
+            clock.instant());
     if (updated != null) {
       publish(message.nodeId(), updated);
       markChanged(message.nodeId());

@@ -55,7 +55,7 @@ final class PresenceTable {
    */
   Presence connected(long nodeId, List<String> endpoints, Instant now) {
     elsewhere.remove(nodeId);
-    Presence p = new Presence(true, now, List.copyOf(endpoints), null);
+    Presence p = new Presence(true, now, List.copyOf(endpoints), null, null);
     presence.put(nodeId, p);
     return p;
   }
@@ -78,20 +78,24 @@ final class PresenceTable {
             false,
             now,
             old == null ? List.of() : old.endpoints(),
-            old == null ? null : old.homeRelay());
+            old == null ? null : old.homeRelay(),
+            old == null ? null : old.multicast());
     presence.put(nodeId, p);
     return p;
   }
 
   /**
-   * New endpoints and home relay (null: unchanged) of a node seen before. Returns the new presence
-   * to tell the other replicas, or null if nothing changed (or the node was never seen).
+   * New endpoints, home relay and multicast membership (null: unchanged) of a node seen before.
+   * Returns the new presence to tell the other replicas, or null if nothing changed (or the node
+   * was never seen).
    */
-  Presence endpointsChanged(long nodeId, List<String> endpoints, String homeRelay, Instant now) {
+  Presence endpointsChanged(
+      long nodeId, List<String> endpoints, String homeRelay, Boolean multicast, Instant now) {
     Presence old = presence.get(nodeId);
     if (old == null
         || (old.endpoints().equals(endpoints)
-            && (homeRelay == null || homeRelay.equals(old.homeRelay())))) {
+            && (homeRelay == null || homeRelay.equals(old.homeRelay()))
+            && (multicast == null || multicast.equals(old.multicast())))) {
       return null;
     }
     Presence p =
@@ -99,7 +103,8 @@ final class PresenceTable {
             old.online(),
             now,
             List.copyOf(endpoints),
-            homeRelay != null ? homeRelay : old.homeRelay());
+            homeRelay != null ? homeRelay : old.homeRelay(),
+            multicast != null ? multicast : old.multicast());
     presence.put(nodeId, p);
     return p;
   }

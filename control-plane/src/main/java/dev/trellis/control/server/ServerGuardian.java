@@ -131,7 +131,8 @@ final class ServerGuardian {
                       settings.ephemeralTimeout(),
                       nodeId -> self.tell(new ReapNode(nodeId)),
                       new ControlMessage.NetworkInfo(settings.ipv4Prefix(), settings.ipv6Prefix())
-                          .withDns(settings.dns()),
+                          .withDns(settings.dns())
+                          .withMulticast(settings.multicast()),
                       presence,
                       topic,
                       cluster.selfMember().address().toString(),

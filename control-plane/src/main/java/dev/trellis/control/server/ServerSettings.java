@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigException;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
 import dev.trellis.control.dns.DnsSettings;
+import dev.trellis.control.multicast.MulticastSettings;
 import dev.trellis.proto.control.ControlMessage;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
@@ -34,7 +35,8 @@ public record ServerSettings(
     String stunHost,
     int stunPort,
     Journal journal,
-    ControlMessage.DnsInfo dns) {
+    ControlMessage.DnsInfo dns,
+    ControlMessage.MulticastInfo multicast) {
 
   /**
    * Where events live: the embedded LevelDB ({@code url} null) or a PostgreSQL database shared by
@@ -212,7 +214,8 @@ public record ServerSettings(
           stun.getHostString(),
           stunPort,
           Journal.from(t),
-          DnsSettings.from(t));
+          DnsSettings.from(t),
+          MulticastSettings.from(t));
     } catch (ConfigException e) {
       throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
     }

@@ -249,7 +249,9 @@ public final class ControlSession {
         }
         services
             .map()
-            .tell(new NetworkMap.UpdateEndpoints(nodeId, endpoints(update.endpoints()), home));
+            .tell(
+                new NetworkMap.UpdateEndpoints(
+                    nodeId, endpoints(update.endpoints()), home, update.multicast()));
       }
       case ControlMessage.RotateNodeKey rotate -> {
         if (!validKey(rotate.nodeKey())) {

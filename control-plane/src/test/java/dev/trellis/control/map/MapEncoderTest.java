@@ -74,7 +74,8 @@ class MapEncoderTest {
   private void online(long id, List<String> endpoints, String homeRelay) {
     presence.connected(id, endpoints, NOW.minusSeconds(id));
     if (homeRelay != null) {
-      presence.endpointsChanged(id, endpoints, homeRelay, NOW.minusSeconds(id));
+      // A node homed on a relay takes part in multicast too, so self has every component set.
+      presence.endpointsChanged(id, endpoints, homeRelay, true, NOW.minusSeconds(id));
     }
     given.put(id, presence.get(id));
   }
@@ -97,7 +98,8 @@ class MapEncoderTest {
         r.tags(),
         r.expiry(),
         r.ephemeral(),
-        p == null ? null : p.homeRelay());
+        p == null ? null : p.homeRelay(),
+        p == null ? null : p.multicast());
   }
 
   /**

@@ -19,20 +19,22 @@ class PresenceTableTest {
 
   private static PresenceChanged from(String origin, long id, boolean online, Instant seen) {
     return new PresenceChanged(
-        id, new Presence(online, seen, List.of("198.51.100.1:1"), "building-b"), origin);
+        id, new Presence(online, seen, List.of("198.51.100.1:1"), "building-b", null), origin);
   }
 
   @Test
   void connectThenDisconnectKeepsEndpointsAndHome() {
     assertNull(table.get(1));
     Presence on = table.connected(1, List.of("192.0.2.1:1"), T);
-    assertEquals(new Presence(true, T, List.of("192.0.2.1:1"), null), on);
+    assertEquals(new Presence(true, T, List.of("192.0.2.1:1"), null, null), on);
     assertEquals(on, table.get(1));
     Presence moved =
-        table.endpointsChanged(1, List.of("192.0.2.1:2"), "building-a", T.plusSeconds(1));
-    assertEquals(new Presence(true, T.plusSeconds(1), List.of("192.0.2.1:2"), "building-a"), moved);
+        table.endpointsChanged(1, List.of("192.0.2.1:2"), "building-a", null, T.plusSeconds(1));
+    assertEquals(
+        new Presence(true, T.plusSeconds(1), List.of("192.0.2.1:2"), "building-a", null), moved);
     Presence off = table.disconnected(1, T.plusSeconds(2));
-    assertEquals(new Presence(false, T.plusSeconds(2), List.of("192.0.2.1:2"), "building-a"), off);
+    assertEquals(
+        new Presence(false, T.plusSeconds(2), List.of("192.0.2.1:2"), "building-a", null), off);
     assertEquals(Map.of(1L, off), table.snapshot());
     assertThrows(UnsupportedOperationException.class, () -> table.snapshot().clear());
     table.remove(1);
@@ -40,23 +42,37 @@ class PresenceTableTest {
   }
 
   @Test
+  void multicastMembershipIsWhatTheNodeLastSaid() {
+    table.connected(1, List.of("x:1"), T);
+    assertNull(table.get(1).multicast(), "not said yet");
+    Presence on = table.endpointsChanged(1, List.of("x:1"), null, true, T.plusSeconds(1));
+    assertEquals(Boolean.TRUE, on.multicast());
+    assertNull(table.endpointsChanged(1, List.of("x:1"), null, true, T.plusSeconds(2)), "same");
+    assertNull(table.endpointsChanged(1, List.of("x:1"), null, null, T.plusSeconds(2)), "unsaid");
+    assertEquals(Boolean.TRUE, table.disconnected(1, T.plusSeconds(3)).multicast());
+    table.connected(1, List.of("x:1"), T.plusSeconds(4));
+    Presence off = table.endpointsChanged(1, List.of("x:1"), null, false, T.plusSeconds(5));
+    assertEquals(Boolean.FALSE, off.multicast());
+  }
+
+  @Test
   void disconnectingANeverSeenNodeMakesItOfflineWithNothing() {
-    assertEquals(new Presence(false, T, List.of(), null), table.disconnected(7, T));
+    assertEquals(new Presence(false, T, List.of(), null, null), table.disconnected(7, T));
   }
 
   @Test
   void endpointsChangeOnlyWhenSomethingDoes() {
-    assertNull(table.endpointsChanged(1, List.of("x:1"), "a", T), "never seen");
+    assertNull(table.endpointsChanged(1, List.of("x:1"), "a", null, T), "never seen");
     table.connected(1, List.of("x:1"), T);
     assertNull(
-        table.endpointsChanged(1, List.of("x:1"), null, T.plusSeconds(1)),
+        table.endpointsChanged(1, List.of("x:1"), null, null, T.plusSeconds(1)),
         "same endpoints, home unchanged");
-    Presence home = table.endpointsChanged(1, List.of("x:1"), "a", T.plusSeconds(2));
+    Presence home = table.endpointsChanged(1, List.of("x:1"), "a", null, T.plusSeconds(2));
     assertEquals("a", home.homeRelay());
-    assertNull(table.endpointsChanged(1, List.of("x:1"), "a", T.plusSeconds(3)), "same home");
-    Presence moved = table.endpointsChanged(1, List.of("x:2"), null, T.plusSeconds(4));
+    assertNull(table.endpointsChanged(1, List.of("x:1"), "a", null, T.plusSeconds(3)), "same home");
+    Presence moved = table.endpointsChanged(1, List.of("x:2"), null, null, T.plusSeconds(4));
     assertEquals(
-        new Presence(true, T.plusSeconds(4), List.of("x:2"), "a"),
+        new Presence(true, T.plusSeconds(4), List.of("x:2"), "a", null),
         moved,
         "null home keeps the old one");
   }
@@ -89,13 +105,13 @@ class PresenceTableTest {
     table.connected(1, List.of("x:1"), T);
     table.reported(from("there", 1, false, T.plusSeconds(1)), true);
     Presence off = table.disconnected(1, T.plusSeconds(2));
-    assertEquals(new Presence(false, T.plusSeconds(2), List.of("x:1"), null), off);
+    assertEquals(new Presence(false, T.plusSeconds(2), List.of("x:1"), null, null), off);
 
     table.connected(2, List.of("y:1"), T);
     table.reported(from("there", 2, true, T.plusSeconds(1)), true);
     table.connected(2, List.of("y:2"), T.plusSeconds(2)); // a new session here
     assertEquals(
-        new Presence(false, T.plusSeconds(3), List.of("y:2"), null),
+        new Presence(false, T.plusSeconds(3), List.of("y:2"), null, null),
         table.disconnected(2, T.plusSeconds(3)));
   }
 }

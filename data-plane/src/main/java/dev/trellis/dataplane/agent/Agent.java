@@ -3,12 +3,14 @@ package dev.trellis.dataplane.agent;
 import dev.trellis.dataplane.dns.NodeDns;
 import dev.trellis.dataplane.filter.NodeFilter;
 import dev.trellis.dataplane.filter.PacketFilter;
+import dev.trellis.dataplane.multicast.MulticastFanout;
 import dev.trellis.dataplane.stun.StunClient;
 import dev.trellis.dataplane.wireguard.Device;
 import dev.trellis.proto.control.ControlMessage;
 import dev.trellis.proto.control.ControlMessage.NodeInfo;
 import dev.trellis.proto.wireguard.AllowedIps;
 import java.io.IOException;
+import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -19,6 +21,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -50,6 +53,9 @@ import org.slf4j.LoggerFactory;
 public final class Agent implements AgentControl, AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Agent.class);
 
+  /** IPv4 multicast through the Trellis interface, behind any route the host already has. */
+  static final String MULTICAST_ROUTE = "224.0.0.0/4 src %s metric 2000";
+
   private final AgentState state;
   private final Device device;
   private final String interfaceName;
@@ -64,6 +70,8 @@ public final class Agent implements AgentControl, AutoCloseable {
 
   /** What the device lets in from peers: the server's access policy (none until it sends one). */
   private final NodeFilter filter = new NodeFilter();
+
+  private final MulticastFanout multicast = new MulticastFanout();
 
   /** Both null in tests that run without relay or path discovery. */
   private final PeerPaths paths;
@@ -110,6 +118,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     this.network = network;
     this.paths = paths;
     device.setInboundFilter(filter);
+    device.setMulticastRouter(multicast);
     this.loop =
         Executors.newSingleThreadScheduledExecutor(
             r -> {
@@ -138,6 +147,7 @@ public final class Agent implements AgentControl, AutoCloseable {
             endpointScanner,
             paths,
             () -> relays == null ? null : relays.homeRegion(),
+            () -> state.saved().multicastMember(),
             () -> state.saved().loginServer());
     this.control =
         new ControlConnection(
@@ -248,15 +258,18 @@ public final class Agent implements AgentControl, AutoCloseable {
   }
 
   @Override
-  public CompletableFuture<Outcome> acceptDns(boolean accept) {
+  public CompletableFuture<Outcome> setPreferences(Boolean acceptDns, Boolean multicastMember) {
     CompletableFuture<Outcome> result = new CompletableFuture<>();
     submit(
         result,
         () -> {
-          if (state.saved().acceptsDns() != accept) {
-            save(state.saved().withAcceptDns(accept));
+          AgentState.Saved next = state.saved().withPreferences(acceptDns, multicastMember);
+          if (!next.equals(state.saved())) {
+            save(next);
             configureInterface();
             updateNames();
+            updateMulticast();
+            checkEndpoints(); // tells the server whether this node takes part in multicast
           }
           result.complete(Outcome.success(self));
         });
@@ -550,6 +563,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         configureInterface();
         updatePaths();
         updateNames();
+        updateMulticast();
         if (relays != null) {
           relays.setRelayMap(networkInfo == null ? null : networkInfo.relays(), s.server);
         }
@@ -559,6 +573,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         networkInfo = u.network();
         configureInterface();
         updateNames();
+        updateMulticast();
         if (relays != null && networkInfo != null) {
           relays.setRelayMap(networkInfo.relays(), s.server);
         }
@@ -571,6 +586,7 @@ public final class Agent implements AgentControl, AutoCloseable {
         peers.apply(d.upserted(), d.removed());
         updatePaths();
         updateNames();
+        updateMulticast();
       }
       case ControlMessage.PacketFilter f -> applyFilter(f);
       case ControlMessage.Goodbye g -> {
@@ -637,8 +653,17 @@ public final class Agent implements AgentControl, AutoCloseable {
     if (namesWanted()) {
       addresses.add(NodeDns.ADDRESS); // the node's resolver answers there
     }
+    List<String> routes = overlayPrefixes();
+    InetAddress ownIpv4 =
+        addresses.stream().filter(a -> a instanceof Inet4Address).findFirst().orElse(null);
+    if (multicastWanted() && ownIpv4 != null) {
+      // Behind any multicast route the host already has (a lower metric wins), so the overlay
+      // takes only the multicast that had nowhere else to go; from the node's own address, which
+      // is the only source its multicast may have.
+      routes.add(MULTICAST_ROUTE.formatted(ownIpv4.getHostAddress()));
+    }
     try {
-      network.apply(addresses, overlayPrefixes());
+      network.apply(addresses, routes);
     } catch (IOException e) {
       lastError = "cannot configure " + interfaceName + ": " + e.getMessage();
       LOG.warn(lastError);
@@ -650,6 +675,22 @@ public final class Agent implements AgentControl, AutoCloseable {
     if (dns != null) {
       dns.update(namesWanted() ? networkInfo.dns() : null, overlayPrefixes(), self, peers.nodes());
     }
+  }
+
+  /** This node takes part in multicast, and the network allows it. */
+  private boolean multicastWanted() {
+    return networkInfo != null
+        && networkInfo.multicast() != null
+        && state.saved().multicastMember();
+  }
+
+  /** Multicast follows the map: the members this node may see, the network's limits. */
+  private void updateMulticast() {
+    multicast.update(
+        multicastWanted(),
+        networkInfo == null ? null : networkInfo.multicast(),
+        self,
+        peers.nodes());
   }
 
   /** Names are on: the server sends them and this host accepts them. */
@@ -677,6 +718,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     if (dns != null) {
       dns.stop();
     }
+    multicast.update(false, null, null, List.of());
     peers.clear();
     network.clear();
     if (relays != null) {
@@ -751,7 +793,24 @@ public final class Agent implements AgentControl, AutoCloseable {
         me,
         list,
         filterStatus(),
-        namesStatus());
+        namesStatus(),
+        multicastStatus());
+  }
+
+  private AgentStatus.Multicast multicastStatus() {
+    MulticastFanout.Counters c = multicast.counters();
+    Map<String, Long> dropped = new LinkedHashMap<>();
+    dropped.put("rate", c.droppedRate.sum());
+    dropped.put("loop", c.droppedLoop.sum());
+    dropped.put("scope", c.droppedScope.sum());
+    dropped.put("refused", c.refused.sum());
+    return new AgentStatus.Multicast(
+        multicast.member(),
+        multicast.peerCount(),
+        c.sent.sum(),
+        c.copies.sum(),
+        c.received.sum(),
+        dropped);
   }
 
   private AgentStatus.Names namesStatus() {

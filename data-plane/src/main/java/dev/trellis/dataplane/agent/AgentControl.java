@@ -31,10 +31,11 @@ public interface AgentControl {
       String loginServer, String authKey, String hostname, Consumer<String> progress);
 
   /**
-   * Whether this host's resolver is pointed at the node's for the network's names (saved, applied
-   * at once; on by default).
+   * This node's preferences, saved and applied at once; null leaves one as it is. {@code
+   * acceptDns}: whether this host's resolver is pointed at the node's for the network's names (on
+   * by default). {@code multicast}: whether the node takes part in multicast (off by default).
    */
-  CompletableFuture<Outcome> acceptDns(boolean accept);
+  CompletableFuture<Outcome> setPreferences(Boolean acceptDns, Boolean multicast);
 
   CompletableFuture<Outcome> down();
 

@@ -44,18 +44,25 @@ public final class AgentState {
 
   /**
    * The persisted preferences; {@code wantRunning} is false after `trellis down`; {@code acceptDns}
-   * false after `trellis up --accept-dns=false` (null, as in older files: names are accepted).
+   * false after `trellis up --accept-dns=false` (null, as in older files: names are accepted);
+   * {@code multicast} true after `trellis up --multicast`.
    */
   public record Saved(
       String loginServer,
       String hostname,
       boolean loggedIn,
       boolean wantRunning,
-      Boolean acceptDns) {
-    public static final Saved EMPTY = new Saved(null, null, false, false, null);
+      Boolean acceptDns,
+      Boolean multicast) {
+    public static final Saved EMPTY = new Saved(null, null, false, false, null, null);
 
     public Saved(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
-      this(loginServer, hostname, loggedIn, wantRunning, null);
+      this(loginServer, hostname, loggedIn, wantRunning, null, null);
+    }
+
+    /** Whether this node takes part in multicast (off unless `trellis up --multicast`). */
+    public boolean multicastMember() {
+      return Boolean.TRUE.equals(multicast);
     }
 
     /** Whether this host's resolver is to be pointed at the node's (the default). */
@@ -65,11 +72,18 @@ public final class AgentState {
 
     /** The same with another login state; the other preferences kept. */
     public Saved with(String loginServer, String hostname, boolean loggedIn, boolean wantRunning) {
-      return new Saved(loginServer, hostname, loggedIn, wantRunning, acceptDns);
+      return new Saved(loginServer, hostname, loggedIn, wantRunning, acceptDns, multicast);
     }
 
-    public Saved withAcceptDns(boolean accept) {
-      return new Saved(loginServer, hostname, loggedIn, wantRunning, accept);
+    /** The same with the preferences that are not null changed. */
+    public Saved withPreferences(Boolean acceptDns, Boolean multicast) {
+      return new Saved(
+          loginServer,
+          hostname,
+          loggedIn,
+          wantRunning,
+          acceptDns != null ? acceptDns : this.acceptDns,
+          multicast != null ? multicast : this.multicast);
     }
   }
 

@@ -20,7 +20,8 @@ public record AgentStatus(
     Self self,
     List<Peer> peers,
     Filter filter,
-    Names names) {
+    Names names,
+    Multicast multicast) {
   public static final String RUNNING = "Running";
   public static final String STOPPED = "Stopped";
   public static final String NEEDS_LOGIN = "NeedsLogin";
@@ -55,6 +56,18 @@ public record AgentStatus(
       return a.equalsIgnoreCase(hostname)
           || (domain != null && a.equalsIgnoreCase(hostname + "." + domain));
     }
+  }
+
+  /**
+   * Multicast on this node: {@code member} whether it takes part now (opted in, and the network
+   * allows it), {@code peers} how many peers get its multicast, and since the agent started: {@code
+   * sent} datagrams sent into the overlay and the {@code copies} made of them, {@code received}
+   * datagrams taken from peers, and drops by reason (over the rate, a loop, out of scope, refused
+   * because this node does not take part).
+   */
+  public record Multicast(
+      boolean member, int peers, long sent, long copies, long received, Map<String, Long> dropped) {
+    public static final Multicast OFF = new Multicast(false, 0, 0, 0, 0, Map.of());
   }
 
   public record Self(String hostname, List<String> addresses, String nodeKey, boolean online) {}

@@ -12,8 +12,8 @@ import java.util.function.Supplier;
 /**
  * Tells the server where this node can be reached: the host's own addresses, the WireGuard socket's
  * STUN-reflexive address (asked from that socket through {@link PeerPaths}, so it is the NAT
- * mapping peers must aim at) and the home relay region. Sends an update only when something
- * changed.
+ * mapping peers must aim at), the home relay region and whether the node takes part in multicast.
+ * Sends an update only when something changed.
  *
  * <p>Threads: owned by the agent's loop thread; the STUN answer arrives on another thread and is
  * handed to the loop through {@code loop} before it touches any field.
@@ -26,6 +26,7 @@ final class EndpointReporter {
   private final PeerPaths paths;
 
   private final Supplier<String> homeRegion;
+  private final Supplier<Boolean> multicast;
   private final Supplier<String> loginServer;
 
   // ---- loop-thread state ----
@@ -34,24 +35,30 @@ final class EndpointReporter {
 
   private List<String> reported = List.of();
   private String reportedHome;
+  private Boolean reportedMulticast;
 
   EndpointReporter(
       Executor loop,
       Supplier<List<String>> hostEndpoints,
       PeerPaths paths,
       Supplier<String> homeRegion,
+      Supplier<Boolean> multicast,
       Supplier<String> loginServer) {
     this.loop = loop;
     this.hostEndpoints = hostEndpoints;
     this.paths = paths;
     this.homeRegion = homeRegion;
+    this.multicast = multicast;
     this.loginServer = loginServer;
   }
 
-  /** The endpoints to put in a Login; they count as reported, the home relay not yet. */
+  /**
+   * The endpoints to put in a Login; they count as reported, the home relay and multicast not yet.
+   */
   List<String> forLogin() {
     reported = current();
     reportedHome = null; // told once the login succeeded (check)
+    reportedMulticast = null;
     return reported;
   }
 
@@ -62,10 +69,14 @@ final class EndpointReporter {
     }
     List<String> now = current();
     String home = homeRegion.get();
-    if (!now.equals(reported) || !Objects.equals(home, reportedHome)) {
+    Boolean member = multicast.get();
+    if (!now.equals(reported)
+        || !Objects.equals(home, reportedHome)
+        || !Objects.equals(member, reportedMulticast)) {
       reported = now;
       reportedHome = home;
-      session.client.send(new ControlMessage.UpdateEndpoints(now, home));
+      reportedMulticast = member;
+      session.client.send(new ControlMessage.UpdateEndpoints(now, home, member));
     }
   }
 

@@ -69,7 +69,7 @@ public final class IpCommandNetwork implements NetworkConfigurator {
     Set<String> nextRoutes = new LinkedHashSet<>(wantedRoutes);
     for (String old : new ArrayList<>(routes)) {
       if (!nextRoutes.contains(old)) {
-        runQuietly("ip", "route", "del", old, "dev", interfaceName);
+        runQuietly(routeCommand("del", old));
         routes.remove(old);
       }
     }
@@ -78,16 +78,24 @@ public final class IpCommandNetwork implements NetworkConfigurator {
       if (v6 && !ipv6) {
         continue;
       }
-      attempt(
-          failures,
-          v6
-              ? List.of("ip", "-6", "route", "replace", route, "dev", interfaceName)
-              : List.of("ip", "route", "replace", route, "dev", interfaceName),
-          () -> routes.add(route));
+      attempt(failures, List.of(routeCommand("replace", route)), () -> routes.add(route));
     }
     if (!failures.isEmpty()) {
       throw new IOException(String.join("; ", failures));
     }
+  }
+
+  /**
+   * {@code ip [-6] route VERB PREFIX [metric N] dev IF}: a route is a prefix, optionally followed
+   * by its metric ("224.0.0.0/4 metric 2000").
+   */
+  private String[] routeCommand(String verb, String route) {
+    List<String> argv = new ArrayList<>(List.of("ip"));
+    if (route.contains(":")) argv.add("-6");
+    argv.addAll(List.of("route", verb));
+    argv.addAll(List.of(route.strip().split("\\s+")));
+    argv.addAll(List.of("dev", interfaceName));
+    return argv.toArray(String[]::new);
   }
 
   /** Runs one step; a failure is collected (and logged) instead of stopping the steps after it. */
@@ -126,7 +134,7 @@ public final class IpCommandNetwork implements NetworkConfigurator {
   @Override
   public synchronized void clear() {
     for (String route : routes) {
-      runQuietly("ip", "route", "del", route, "dev", interfaceName);
+      runQuietly(routeCommand("del", route));
     }
     routes.clear();
     for (String address : addresses) {

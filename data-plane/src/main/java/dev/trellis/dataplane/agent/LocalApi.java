@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  * agent's user may steer it). One JSON object per line each way:
  *
  * <pre>
- * {"command":"up","loginServer":URL,"authKey":KEY|null,"hostname":NAME|null,"acceptDns":BOOL|null} → {"ok":true,"self":{NodeInfo}} | {"ok":false,"error":"..."}
+ * {"command":"up","loginServer":URL,"authKey":KEY|null,"hostname":NAME|null,"acceptDns":BOOL|null,"multicast":BOOL|null} → {"ok":true,"self":{NodeInfo}} | {"ok":false,"error":"..."}
  * {"command":"down"}    → {"ok":true}      disconnect, remove peers and addresses, keep the registration
  * {"command":"logout"}  → {"ok":true[,"warning":"..."]}
  * {"command":"status"}  → {"ok":true, ...AgentStatus fields}
@@ -164,20 +164,20 @@ public final class LocalApi implements AutoCloseable {
     String loginServer;
     String authKey;
     String hostname;
-    JsonNode acceptDns = request.path("acceptDns");
+    Boolean acceptDns;
+    Boolean multicast;
     try {
       loginServer = optionalText(request, "loginServer");
       authKey = optionalText(request, "authKey");
       hostname = optionalText(request, "hostname");
+      acceptDns = optionalBoolean(request, "acceptDns");
+      multicast = optionalBoolean(request, "multicast");
     } catch (IllegalArgumentException e) {
       return error(e.getMessage());
     }
-    if (!acceptDns.isMissingNode() && !acceptDns.isNull() && !acceptDns.isBoolean()) {
-      return error("'acceptDns' must be true or false");
-    }
     try {
-      if (acceptDns.isBoolean()) {
-        agent.acceptDns(acceptDns.asBoolean()).get(UP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+      if (acceptDns != null || multicast != null) {
+        agent.setPreferences(acceptDns, multicast).get(UP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
       }
       return outcome(
           agent
@@ -280,6 +280,18 @@ public final class LocalApi implements AutoCloseable {
           "malformed request: \"" + field + "\" must be a string or null");
     }
     return value.asText();
+  }
+
+  private static Boolean optionalBoolean(JsonNode request, String field) {
+    JsonNode value = request.get(field);
+    if (value == null || value.isNull()) {
+      return null;
+    }
+    if (!value.isBoolean()) {
+      throw new IllegalArgumentException(
+          "malformed request: \"" + field + "\" must be true, false or null");
+    }
+    return value.asBoolean();
   }
 
   private static ObjectNode outcome(AgentControl.Outcome o) {

@@ -88,7 +88,31 @@ public final class StatusCommand implements Callable<Integer> {
     out.append(TextTable.render(rows));
     out.append(filterLine(status.path("filter")));
     out.append(namesLine(status.path("names")));
+    out.append(multicastLine(status.path("multicast")));
     return out.toString();
+  }
+
+  /**
+   * "# multicast: to N peers (S sent, R received, D dropped)" when the node takes part in
+   * multicast, or something was dropped; nothing otherwise.
+   */
+  static String multicastLine(JsonNode multicast) {
+    long dropped = 0;
+    for (JsonNode n : multicast.path("dropped")) dropped += n.asLong();
+    if (!multicast.path("member").asBoolean() && dropped == 0) {
+      return "";
+    }
+    return "# multicast: "
+        + (multicast.path("member").asBoolean()
+            ? "to " + multicast.path("peers").asInt() + " peers"
+            : "off")
+        + " ("
+        + multicast.path("sent").asLong()
+        + " sent, "
+        + multicast.path("received").asLong()
+        + " received, "
+        + dropped
+        + " dropped)\n";
   }
 
   /**

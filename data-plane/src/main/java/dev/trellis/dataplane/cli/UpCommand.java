@@ -50,6 +50,16 @@ public final class UpCommand implements Callable<Integer> {
               + " up said; kept across restarts).")
   Boolean acceptDns;
 
+  @Option(
+      names = "--multicast",
+      arity = "0..1",
+      fallbackValue = "true",
+      paramLabel = "true|false",
+      description =
+          "Take part in multicast over the network, e.g. ROS 2 discovery (default: false, or what"
+              + " an earlier up said; kept across restarts).")
+  Boolean multicast;
+
   @Override
   public Integer call() {
     ObjectNode request =
@@ -61,6 +71,7 @@ public final class UpCommand implements Callable<Integer> {
             // None given: the agent keeps the registered name (the machine's at the first login).
             .put("hostname", hostname);
     if (acceptDns != null) request.put("acceptDns", acceptDns);
+    if (multicast != null) request.put("multicast", multicast);
     try {
       // While the server cannot finish the login (a building was just lost), the agent keeps
       // trying and says so: one line per new message.

@@ -61,6 +61,9 @@ public final class Device implements AutoCloseable {
   /** Null: every authenticated packet from a peer's allowed IPs is written to the tunnel. */
   private volatile InboundFilter inboundFilter;
 
+  /** Null: multicast from the tunnel has no route, and multicast from peers is dropped. */
+  private volatile MulticastRouter multicast;
+
   /** Messages from {@link #receive} (another transport) are opened here, on the caller's thread. */
   private final InboundPath externalInbound;
 
@@ -312,6 +315,15 @@ public final class Device implements AutoCloseable {
    */
   public void setInboundFilter(InboundFilter filter) {
     this.inboundFilter = filter;
+  }
+
+  /** Where multicast goes (null: nowhere). Takes effect with the next packet. */
+  public void setMulticastRouter(MulticastRouter router) {
+    this.multicast = router;
+  }
+
+  MulticastRouter multicastRouter() {
+    return multicast;
   }
 
   /** Sends a datagram from the WireGuard socket (what a transport uses for a direct path). */

@@ -18,6 +18,9 @@ final class DeviceCounters {
   final LongAdder stagedDropped = new LongAdder();
   final LongAdder tunnelWriteDropped = new LongAdder();
 
+  /** Multicast from a peer that the {@link MulticastRouter} did not take (or there was none). */
+  final LongAdder multicastRefused = new LongAdder();
+
   /** Refused by the {@link InboundFilter} (the filter counts its own reasons). */
   final LongAdder filtered = new LongAdder();
 
@@ -49,6 +52,8 @@ final class DeviceCounters {
         + stagedDropped
         + " tunnelWriteDropped="
         + tunnelWriteDropped
+        + " multicastRefused="
+        + multicastRefused
         + " filtered="
         + filtered;
   }

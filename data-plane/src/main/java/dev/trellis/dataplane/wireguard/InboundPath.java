@@ -156,6 +156,13 @@ final class InboundPath implements Runnable {
       device.counters().disallowedSource.increment();
       return;
     }
+    if (MulticastRouter.isMulticast(plain, 0, packetLength)) {
+      MulticastRouter router = device.multicastRouter();
+      if (router == null || !router.accepts(plain, 0, packetLength)) {
+        device.counters().multicastRefused.increment();
+        return;
+      }
+    }
     InboundFilter filter = device.inboundFilter();
     if (filter != null && !filter.accept(plain, 0, packetLength)) {
       device.counters().filtered.increment();

@@ -7,7 +7,8 @@ import java.util.Arrays;
 /**
  * The send loop: IP packets from the tunnel, routed to a peer by destination (allowed IPs), shown
  * to the {@link InboundFilter} (so it knows what replies to expect), sealed and sent on this
- * thread. Without a session the packet waits in the peer's queue and a handshake is requested.
+ * thread; multicast goes to the peers the {@link MulticastRouter} names, a copy each. Without a
+ * session the packet waits in the peer's queue and a handshake is requested.
  */
 final class OutboundPath implements Runnable {
   private final Device device;
@@ -42,6 +43,10 @@ final class OutboundPath implements Runnable {
   }
 
   private void route(int length) {
+    if (MulticastRouter.isMulticast(packet, 0, length)) {
+      fanOut(length);
+      return;
+    }
     Peer peer = device.allowedIps().lookup(packet, 0, length, false);
     if (peer == null) {
       device.counters().noRoute.increment();
@@ -55,6 +60,32 @@ final class OutboundPath implements Runnable {
         Device.LOG.warn("the inbound filter failed on an outbound packet", e); // still send it
       }
     }
+    send(peer, length);
+  }
+
+  /** A multicast datagram: a copy to each peer the router names, over each one's own path. */
+  private void fanOut(int length) {
+    MulticastRouter router = device.multicastRouter();
+    byte[][] targets;
+    try {
+      targets = router == null ? null : router.targets(packet, 0, length);
+    } catch (RuntimeException e) {
+      Device.LOG.warn("the multicast router failed", e);
+      targets = null;
+    }
+    if (targets == null || targets.length == 0) {
+      device.counters().noRoute.increment();
+      return;
+    }
+    for (byte[] key : targets) {
+      Peer peer = device.peerByPublicKey(key);
+      if (peer != null) {
+        send(peer, length);
+      }
+    }
+  }
+
+  private void send(Peer peer, int length) {
     if (!sealer.sealAndSend(peer, packet, 0, length)) {
       peer.stage(Arrays.copyOf(packet, length));
       peer.requestHandshake();

@@ -73,10 +73,12 @@ class LocalApiTest {
     }
 
     volatile Boolean acceptDns;
+    volatile Boolean multicast;
 
     @Override
-    public CompletableFuture<Outcome> acceptDns(boolean accept) {
-      acceptDns = accept;
+    public CompletableFuture<Outcome> setPreferences(Boolean acceptDns, Boolean multicast) {
+      if (acceptDns != null) this.acceptDns = acceptDns;
+      if (multicast != null) this.multicast = multicast;
       return CompletableFuture.completedFuture(Outcome.success(null));
     }
 
@@ -117,7 +119,8 @@ class LocalApiTest {
                   "direct",
                   null)),
           new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)),
-          new AgentStatus.Names("lab.internal", "file", 0, 0, 0, 0, 0));
+          new AgentStatus.Names("lab.internal", "file", 0, 0, 0, 0, 0),
+          AgentStatus.Multicast.OFF);
     }
   }
 
@@ -220,6 +223,9 @@ class LocalApiTest {
     assertFalse(bad.path("ok").asBoolean());
     assertTrue(bad.path("error").asText().contains("acceptDns"), bad.toString());
     assertEquals(Boolean.FALSE, agent.acceptDns);
+    assertTrue(client.call(client.newRequest("up").put("multicast", true)).path("ok").asBoolean());
+    assertEquals(Boolean.TRUE, agent.multicast);
+    assertEquals(Boolean.FALSE, agent.acceptDns, "unsaid, unchanged");
   }
 
   @Test

@@ -41,10 +41,18 @@ public sealed interface ControlMessage {
   record Login(String nodeKey, String authKey, String hostname, String os, List<String> endpoints)
       implements ControlMessage {}
 
-  /** The node's candidate endpoints and the relay region it is homed on (null: none yet). */
-  record UpdateEndpoints(List<String> endpoints, String homeRelay) implements ControlMessage {
+  /**
+   * The node's candidate endpoints, the relay region it is homed on (null: none yet) and whether it
+   * takes part in multicast ({@code trellis up --multicast}; null: unchanged).
+   */
+  record UpdateEndpoints(List<String> endpoints, String homeRelay, Boolean multicast)
+      implements ControlMessage {
     public UpdateEndpoints(List<String> endpoints) {
-      this(endpoints, null);
+      this(endpoints, null, null);
+    }
+
+    public UpdateEndpoints(List<String> endpoints, String homeRelay) {
+      this(endpoints, homeRelay, null);
     }
   }
 
@@ -116,7 +124,7 @@ public sealed interface ControlMessage {
   /** One node as the map shows it. */
   /**
    * One node as the map shows it; {@code homeRelay} is the region of the relay it receives on
-   * (null: unknown).
+   * (null: unknown); {@code multicast} whether it takes part in multicast (null: no).
    */
   record NodeInfo(
       long id,
@@ -130,7 +138,13 @@ public sealed interface ControlMessage {
       Set<String> tags,
       Instant expiry,
       boolean ephemeral,
-      String homeRelay) {
+      String homeRelay,
+      Boolean multicast) {
+    /** Whether the node takes part in multicast. */
+    public boolean multicastMember() {
+      return Boolean.TRUE.equals(multicast);
+    }
+
     public NodeInfo(
         long id,
         String hostname,
@@ -145,7 +159,7 @@ public sealed interface ControlMessage {
         boolean ephemeral) {
       this(
           id, hostname, user, nodeKey, addresses, endpoints, online, lastSeen, tags, expiry,
-          ephemeral, null);
+          ephemeral, null, null);
     }
   }
 
@@ -158,28 +172,39 @@ public sealed interface ControlMessage {
       String ipv6Prefix,
       List<RelayInfo> relays,
       List<String> controlUrls,
-      DnsInfo dns) {
+      DnsInfo dns,
+      MulticastInfo multicast) {
     public NetworkInfo(String ipv4Prefix, String ipv6Prefix) {
-      this(ipv4Prefix, ipv6Prefix, List.of(), List.of(), null);
+      this(ipv4Prefix, ipv6Prefix, List.of(), List.of(), null, null);
     }
 
     public NetworkInfo(
         String ipv4Prefix, String ipv6Prefix, List<RelayInfo> relays, List<String> controlUrls) {
-      this(ipv4Prefix, ipv6Prefix, relays, controlUrls, null);
+      this(ipv4Prefix, ipv6Prefix, relays, controlUrls, null, null);
     }
 
     public NetworkInfo withRelays(List<RelayInfo> r) {
-      return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls, dns);
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, r, controlUrls, dns, multicast);
     }
 
     public NetworkInfo withControlUrls(List<String> urls) {
-      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls, dns);
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, urls, dns, multicast);
     }
 
     public NetworkInfo withDns(DnsInfo d) {
-      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, controlUrls, d);
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, controlUrls, d, multicast);
+    }
+
+    public NetworkInfo withMulticast(MulticastInfo m) {
+      return new NetworkInfo(ipv4Prefix, ipv6Prefix, relays, controlUrls, dns, m);
     }
   }
+
+  /**
+   * Multicast over the overlay (null: off for the whole network): how much multicast one node may
+   * send into it, per second, in datagrams and in bytes; more is dropped and counted.
+   */
+  record MulticastInfo(int packetsPerSecond, int bytesPerSecond) {}
 
   /**
    * Names in the overlay: every visible peer is {@code HOSTNAME.baseDomain} (and {@code HOSTNAME}
