@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
       NetcheckCommand.class,
       WgCommand.class,
       VersionCommand.class,
+      AotTraining.class,
       CommandLine.HelpCommand.class
     })
 public final class TrellisNode implements Runnable {
