@@ -61,7 +61,7 @@ public final class Device implements AutoCloseable {
   /** Null: every authenticated packet from a peer's allowed IPs is written to the tunnel. */
   private volatile InboundFilter inboundFilter;
 
-  /** Null: multicast from the tunnel has no route, and multicast from peers is dropped. */
+  /** Null: plain WireGuard (multicast no peer covers has no route; from peers it is written). */
   private volatile MulticastRouter multicast;
 
   /** Messages from {@link #receive} (another transport) are opened here, on the caller's thread. */
@@ -317,7 +317,7 @@ public final class Device implements AutoCloseable {
     this.inboundFilter = filter;
   }
 
-  /** Where multicast goes (null: nowhere). Takes effect with the next packet. */
+  /** Where multicast goes (null: as plain WireGuard). Takes effect with the next packet. */
   public void setMulticastRouter(MulticastRouter router) {
     this.multicast = router;
   }

@@ -18,7 +18,7 @@ final class DeviceCounters {
   final LongAdder stagedDropped = new LongAdder();
   final LongAdder tunnelWriteDropped = new LongAdder();
 
-  /** Multicast from a peer that the {@link MulticastRouter} did not take (or there was none). */
+  /** Multicast from a peer that the {@link MulticastRouter} did not take. */
   final LongAdder multicastRefused = new LongAdder();
 
   /** Refused by the {@link InboundFilter} (the filter counts its own reasons). */

@@ -156,12 +156,12 @@ final class InboundPath implements Runnable {
       device.counters().disallowedSource.increment();
       return;
     }
-    if (MulticastRouter.isMulticast(plain, 0, packetLength)) {
-      MulticastRouter router = device.multicastRouter();
-      if (router == null || !router.accepts(plain, 0, packetLength)) {
-        device.counters().multicastRefused.increment();
-        return;
-      }
+    MulticastRouter router = device.multicastRouter();
+    if (router != null
+        && MulticastRouter.isMulticast(plain, 0, packetLength)
+        && !router.accepts(plain, 0, packetLength)) {
+      device.counters().multicastRefused.increment();
+      return;
     }
     InboundFilter filter = device.inboundFilter();
     if (filter != null && !filter.accept(plain, 0, packetLength)) {

@@ -2,11 +2,12 @@ package dev.trellis.dataplane.wireguard;
 
 /**
  * Where multicast goes. WireGuard routes by destination, and a multicast destination belongs to no
- * peer, so the device asks this instead: for a datagram read from the tunnel, which peers get a
- * copy (each sealed for that peer and sent over whatever path it has); for one opened from a peer,
- * whether this node takes multicast at all. The {@link InboundFilter} still decides on each packet
- * that is taken, as for unicast. Without one, multicast from the tunnel has no route and multicast
- * from peers is dropped.
+ * peer (unless a peer's allowed IPs cover it, e.g. 0.0.0.0/0, as in plain WireGuard), so the device
+ * asks this instead: for a datagram read from the tunnel, which peers get a copy (each sealed for
+ * that peer and sent over whatever path it has); for one opened from a peer, whether this node
+ * takes multicast at all. The {@link InboundFilter} still decides on each packet that is taken, as
+ * for unicast. Without one the device is plain WireGuard: multicast no peer covers has no route,
+ * and multicast from a peer is written like any other packet.
  *
  * <p>Called on the packet threads: {@link #targets} on the outbound thread only, {@link #accepts}
  * on the inbound threads. Implementations must not block and should not throw.

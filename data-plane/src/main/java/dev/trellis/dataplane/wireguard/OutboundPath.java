@@ -43,13 +43,15 @@ final class OutboundPath implements Runnable {
   }
 
   private void route(int length) {
-    if (MulticastRouter.isMulticast(packet, 0, length)) {
-      fanOut(length);
-      return;
-    }
     Peer peer = device.allowedIps().lookup(packet, 0, length, false);
     if (peer == null) {
-      device.counters().noRoute.increment();
+      // As in plain WireGuard a peer whose allowed IPs cover a group (0.0.0.0/0) gets its
+      // multicast; only what no peer covers is the router's.
+      if (MulticastRouter.isMulticast(packet, 0, length)) {
+        fanOut(length);
+      } else {
+        device.counters().noRoute.increment();
+      }
       return;
     }
     InboundFilter filter = device.inboundFilter();
