@@ -18,12 +18,25 @@ public record ImplPair(WgImpl a, WgImpl b) {
       List.of(
           new ImplPair(WgImpl.TRELLIS, WgImpl.WIREGUARD_GO),
           new ImplPair(WgImpl.TRELLIS, WgImpl.TRELLIS),
+          new ImplPair(WgImpl.TRELLIS_NO_OFFLOADS, WgImpl.WIREGUARD_GO),
           new ImplPair(WgImpl.WIREGUARD_GO, WgImpl.WIREGUARD_GO));
+
+  /** Offloads on against off: GSO/TSO to a peer without GRO, and back. */
+  public static final ImplPair MIXED_OFFLOADS =
+      new ImplPair(WgImpl.TRELLIS, WgImpl.TRELLIS_NO_OFFLOADS);
 
   /** The interop pairs whose implementations are all enabled. */
   public static Stream<ImplPair> selected() {
     Set<WgImpl> enabled = enabledImpls();
     return INTEROP.stream().filter(p -> enabled.contains(p.a) && enabled.contains(p.b));
+  }
+
+  /** {@link #selected} and, where both are enabled, {@link #MIXED_OFFLOADS}. */
+  public static Stream<ImplPair> selectedWithMixedOffloads() {
+    Set<WgImpl> enabled = enabledImpls();
+    return Stream.concat(
+        selected(),
+        Stream.of(MIXED_OFFLOADS).filter(p -> enabled.contains(p.a) && enabled.contains(p.b)));
   }
 
   /**

@@ -42,7 +42,7 @@ class RekeyTest {
    */
   static Stream<Arguments> cases() {
     return ImplPair.selected()
-        .map(p -> Arguments.of(p, p.a() == WgImpl.TRELLIS || p.b() == WgImpl.TRELLIS ? 2 : 0));
+        .map(p -> Arguments.of(p, p.a().isTrellis() || p.b().isTrellis() ? 2 : 0));
   }
 
   @ParameterizedTest(name = "{0} (expect >= {1} rekeys)")
@@ -50,10 +50,10 @@ class RekeyTest {
   @Timeout(value = 90, unit = TimeUnit.SECONDS)
   void transferSurvivesFrequentRekeys(ImplPair impls, int minRekeys, Netns bed) {
     WgPair.Options o = WgPair.Options.defaults();
-    if (impls.a() == WgImpl.TRELLIS) {
+    if (impls.a().isTrellis()) {
       o.envA(REKEY_ENV, Integer.toString(REKEY_SECONDS));
     }
-    if (impls.b() == WgImpl.TRELLIS) {
+    if (impls.b().isTrellis()) {
       o.envB(REKEY_ENV, Integer.toString(REKEY_SECONDS));
     }
     WgPair p = WgPair.create(bed, impls, o);

@@ -7,9 +7,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The two userspace WireGuard implementations under test. Both are started the same way, {@code EXE
- * NAME}, daemonize once interface NAME and /var/run/wireguard/NAME.sock exist, and are configured
- * with wg(8).
+ * The userspace WireGuard implementations under test (Trellis with and without offloads). Both are
+ * started the same way, {@code EXE NAME}, daemonize once interface NAME and
+ * /var/run/wireguard/NAME.sock exist, and are configured with wg(8).
  */
 public enum WgImpl {
   /** Trellis, through its launcher {@code <trellis.home>/trellis-wg}. */
@@ -32,6 +32,25 @@ public enum WgImpl {
       }
     }
   },
+  /** Trellis with every offload off ({@code TRELLIS_OFFLOADS=none}): the portable paths. */
+  TRELLIS_NO_OFFLOADS {
+    @Override
+    public String executable() {
+      return TRELLIS.executable();
+    }
+
+    @Override
+    public void checkAvailable() {
+      TRELLIS.checkAvailable();
+    }
+
+    @Override
+    public Map<String, String> environment(Map<String, String> extra) {
+      Map<String, String> env = super.environment(extra);
+      env.putIfAbsent("TRELLIS_OFFLOADS", "none");
+      return env;
+    }
+  },
   /** Stock wireguard-go, the reference userspace implementation. */
   WIREGUARD_GO {
     @Override
@@ -44,6 +63,11 @@ public enum WgImpl {
       Tools.require("wireguard-go");
     }
   };
+
+  /** Whether this is Trellis (with or without offloads). */
+  public boolean isTrellis() {
+    return this != WIREGUARD_GO;
+  }
 
   /** Absolute path of the program that creates an interface: {@code EXE NAME}. */
   public abstract String executable();

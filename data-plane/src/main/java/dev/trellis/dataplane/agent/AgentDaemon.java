@@ -1,6 +1,7 @@
 package dev.trellis.dataplane.agent;
 
 import dev.trellis.dataplane.dns.NodeDns;
+import dev.trellis.dataplane.offload.Offloads;
 import dev.trellis.dataplane.socket.UnixLineServer;
 import dev.trellis.dataplane.tun.TunDevice;
 import dev.trellis.dataplane.uapi.UapiServer;
@@ -65,9 +66,15 @@ public final class AgentDaemon {
               + secondAgent,
           null);
     }
+    Offloads offloads;
+    try {
+      offloads = Offloads.fromEnvironment();
+    } catch (IllegalArgumentException e) {
+      throw new StartFailure(e.getMessage(), e);
+    }
     TunDevice tun;
     try {
-      tun = TunDevice.open(options.interfaceName(), TunDevice.DEFAULT_MTU);
+      tun = TunDevice.open(options.interfaceName(), TunDevice.DEFAULT_MTU, offloads.tun());
     } catch (IOException e) {
       boolean busy = String.valueOf(e.getMessage()).toLowerCase().contains("busy");
       throw new StartFailure(
@@ -78,7 +85,7 @@ public final class AgentDaemon {
               + (busy ? secondAgent : ""),
           e);
     }
-    Device device = new Device(tun, Timing.fromEnvironment());
+    Device device = new Device(tun, Timing.fromEnvironment(), offloads);
     UapiServer uapi;
     try {
       device.setPrivateKey(state.nodePrivateKey());

@@ -1,5 +1,6 @@
 package dev.trellis.dataplane.cli;
 
+import dev.trellis.dataplane.offload.Offloads;
 import dev.trellis.dataplane.tun.TunDevice;
 import dev.trellis.dataplane.uapi.UapiServer;
 import dev.trellis.dataplane.wireguard.Device;
@@ -74,20 +75,22 @@ public final class WgCommand implements Callable<Integer> {
   private int runForeground(int mtu) throws InterruptedException {
     NodeLogging.configure("warn");
     Timing timing;
+    Offloads offloads;
     try {
       timing = Timing.fromEnvironment();
+      offloads = Offloads.fromEnvironment();
     } catch (IllegalArgumentException e) {
       System.err.println("trellis wg: " + e.getMessage());
       return 1;
     }
     TunDevice tun;
     try {
-      tun = TunDevice.open(name, mtu);
+      tun = TunDevice.open(name, mtu, offloads.tun());
     } catch (IOException e) {
       System.err.println("trellis wg: cannot create TUN device " + name + ": " + e.getMessage());
       return 1;
     }
-    Device device = new Device(tun, timing);
+    Device device = new Device(tun, timing, offloads);
     UapiServer uapi;
     try {
       device.start();
@@ -114,11 +117,13 @@ public final class WgCommand implements Callable<Integer> {
 
   /** Starts this same program with -f in a new session and waits for its control socket. */
   private int startInBackground() throws IOException, InterruptedException {
+    // The runtime's own java, not this process's executable: under a packaged launcher
+    // (trellis-wg from the .deb) that is the launcher, which would take the JVM flags as arguments.
+    Path runtimeJava = Path.of(System.getProperty("java.home"), "bin", "java");
     String java =
-        ProcessHandle.current()
-            .info()
-            .command()
-            .orElse(System.getProperty("java.home") + "/bin/java");
+        Files.isExecutable(runtimeJava)
+            ? runtimeJava.toString()
+            : ProcessHandle.current().info().command().orElse(runtimeJava.toString());
     List<String> command = new ArrayList<>(List.of("setsid", java));
     command.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
     command.addAll(

@@ -1,7 +1,11 @@
 package dev.trellis.dataplane.tun;
 
-import static dev.trellis.dataplane.tun.LinuxSyscalls.*;
+import static dev.trellis.dataplane.linux.LinuxSyscalls.*;
 
+import dev.trellis.dataplane.linux.GuardedFd;
+import dev.trellis.dataplane.linux.LinuxSyscalls;
+import dev.trellis.dataplane.offload.GsoSplitter;
+import dev.trellis.dataplane.offload.VirtioNetHeader;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -9,9 +13,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ReadOnlyBufferException;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A Linux TUN interface ({@code IFF_TUN | IFF_NO_PI}) driven through the Foreign Function &amp;
@@ -27,6 +28,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  * write(2)} syscall. The hot paths do not allocate beyond what escape analysis removes (a {@link
  * MemorySegment} view of the caller's direct buffer); per-thread native scratch (errno capture
  * state, {@code struct pollfd}) is cached in a {@link ThreadLocal}.
+ *
+ * <p>Opened with offloads ({@code IFF_VNET_HDR} and {@code TUNSETOFFLOAD} TSO/USO), every read and
+ * write carries a virtio-net header: a read may then be one large packet, which {@link #read}
+ * splits with a {@link GsoSplitter} and hands out packet by packet (the split packets belong to the
+ * one reading thread), and {@link #writeOffloaded} takes large coalesced packets. {@link #write}
+ * still takes one plain packet.
  */
 public final class TunDevice implements PacketTunnel {
 
@@ -34,27 +41,51 @@ public final class TunDevice implements PacketTunnel {
 
   private static final String TUN_PATH = "/dev/net/tun";
 
-  /**
-   * High bit of {@link #state}: close() has been requested. Low bits: number of in-flight calls.
-   */
-  private static final int CLOSED = 0x8000_0000;
-
-  private static final int COUNT_MASK = 0x7fff_ffff;
-
   private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
+  private final GuardedFd guard;
   private final int fd;
-  private final int wakeFd;
   private final String name;
   private final int mtu;
-  private final AtomicInteger state = new AtomicInteger();
-  private final CountDownLatch fdsClosed = new CountDownLatch(1);
 
-  private TunDevice(int fd, int wakeFd, String name, int mtu) {
-    this.fd = fd;
-    this.wakeFd = wakeFd;
+  /** The TUN_F_* offloads the kernel took; 0 = no virtio-net header on reads and writes. */
+  private final int offloadFlags;
+
+  // Reader-thread state in offload mode: the last large read and the packets split from it.
+  private final ByteBuffer rawRead;
+  private final byte[] rawBytes;
+  private final GsoSplitter splitter;
+  private int nextSplit;
+  private int splitCount;
+  private long malformedReads;
+
+  private TunDevice(GuardedFd guard, String name, int mtu, int offloadFlags) {
+    this.guard = guard;
+    this.fd = guard.fd();
     this.name = name;
     this.mtu = mtu;
+    this.offloadFlags = offloadFlags;
+    if (offloadFlags != 0) {
+      rawRead = ByteBuffer.allocateDirect(VirtioNetHeader.LENGTH + MAX_OFFLOADED_PACKET);
+      rawBytes = new byte[rawRead.capacity()];
+      splitter = new GsoSplitter();
+    } else {
+      rawRead = null;
+      rawBytes = null;
+      splitter = null;
+    }
+  }
+
+  /** A TSO/USO packet can be as large as an IP packet gets. */
+  private static final int MAX_OFFLOADED_PACKET = 65535;
+
+  private static final int OFFLOADS_WITH_USO =
+      TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6;
+  private static final int OFFLOADS_TSO_ONLY = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+
+  /** As {@link #open(String, int, boolean)} without offloads. */
+  public static TunDevice open(String name, int mtu) throws IOException {
+    return open(name, mtu, false);
   }
 
   /**
@@ -64,7 +95,25 @@ public final class TunDevice implements PacketTunnel {
    * @throws IOException with the errno name/number and a hint on failure (no permission, name too
    *     long, device busy, ...)
    */
-  public static TunDevice open(String name, int mtu) throws IOException {
+  public static TunDevice open(String name, int mtu, boolean offloads) throws IOException {
+    if (offloads) {
+      try {
+        return openWith(name, mtu, true);
+      } catch (OffloadRefused e) {
+        // an old kernel, or an existing interface opened without IFF_VNET_HDR: go without
+      }
+    }
+    return openWith(name, mtu, false);
+  }
+
+  /** TUNSETIFF with IFF_VNET_HDR or TUNSETOFFLOAD said no. */
+  private static final class OffloadRefused extends IOException {
+    OffloadRefused(String message) {
+      super(message);
+    }
+  }
+
+  private static TunDevice openWith(String name, int mtu, boolean offloads) throws IOException {
     if (name == null) {
       throw new NullPointerException("name");
     }
@@ -105,14 +154,17 @@ public final class TunDevice implements PacketTunnel {
       }
 
       int sock = -1;
-      int evFd = -1;
       boolean ok = false;
       try {
         MemorySegment ifr = arena.allocate(IFREQ_SIZE, 8);
         MemorySegment.copy(nameBytes, 0, ifr, ValueLayout.JAVA_BYTE, 0, nameBytes.length);
-        ifr.set(ValueLayout.JAVA_SHORT, IFREQ_UNION_OFFSET, (short) (IFF_TUN | IFF_NO_PI));
+        short ifFlags = (short) (IFF_TUN | IFF_NO_PI | (offloads ? IFF_VNET_HDR : 0));
+        ifr.set(ValueLayout.JAVA_SHORT, IFREQ_UNION_OFFSET, ifFlags);
         if (ioctl(errno, tunFd, TUNSETIFF, ifr) < 0) {
           int e = errno(errno);
+          if (offloads && e == EINVAL) {
+            throw new OffloadRefused("TUNSETIFF with IFF_VNET_HDR: " + describeErrno(e));
+          }
           String hint =
               switch (e) {
                 case EPERM, EACCES -> " (needs CAP_NET_ADMIN)";
@@ -131,6 +183,18 @@ public final class TunDevice implements PacketTunnel {
                   + hint);
         }
         String actualName = ifr.getString(0, StandardCharsets.UTF_8);
+        int offloadFlags = 0;
+        if (offloads) {
+          // USO needs Linux 6.2; without it TSO alone still carries TCP, the bulk of traffic.
+          if (ioctl(errno, tunFd, TUNSETOFFLOAD, MemorySegment.ofAddress(OFFLOADS_WITH_USO)) == 0) {
+            offloadFlags = OFFLOADS_WITH_USO;
+          } else if (ioctl(errno, tunFd, TUNSETOFFLOAD, MemorySegment.ofAddress(OFFLOADS_TSO_ONLY))
+              == 0) {
+            offloadFlags = OFFLOADS_TSO_ONLY;
+          } else {
+            throw new OffloadRefused("TUNSETOFFLOAD: " + describeErrno(errno(errno)));
+          }
+        }
 
         sock = socket(errno, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (sock < 0) {
@@ -163,16 +227,11 @@ public final class TunDevice implements PacketTunnel {
                   + hint);
         }
 
-        evFd = eventfd(errno, 0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (evFd < 0) {
-          throw new IOException("eventfd() failed: " + describeErrno(errno(errno)));
-        }
         ok = true;
-        return new TunDevice(tunFd, evFd, actualName, mtu);
+        return new TunDevice(GuardedFd.of(tunFd), actualName, mtu, offloadFlags);
       } finally {
         closeQuietly(sock);
         if (!ok) {
-          closeQuietly(evFd);
           closeQuietly(tunFd);
         }
       }
@@ -186,6 +245,75 @@ public final class TunDevice implements PacketTunnel {
 
   public int mtu() {
     return mtu;
+  }
+
+  /** Whether reads may be large packets to split and {@link #writeOffloaded} takes them. */
+  @Override
+  public boolean offloads() {
+    return offloadFlags != 0;
+  }
+
+  /** The TUN_F_* flags the kernel accepted (0 without offloads). */
+  public int offloadFlags() {
+    return offloadFlags;
+  }
+
+  /** Large reads that could not be split (bad headers from the kernel; never seen). */
+  public long malformedReads() {
+    return malformedReads;
+  }
+
+  @Override
+  public boolean hasBufferedReads() {
+    return nextSplit < splitCount;
+  }
+
+  /**
+   * Reads one IP packet into {@code dst[0, ...)}: in offload mode from the packets split from the
+   * last large read, reading again only when they are used up. Reader thread only.
+   *
+   * @return the packet length, or -1 once the device is closed or gone
+   */
+  @Override
+  public int read(byte[] dst) throws IOException {
+    if (offloadFlags == 0) {
+      return PacketTunnel.super.read(dst);
+    }
+    while (nextSplit >= splitCount) {
+      nextSplit = 0;
+      splitCount = 0;
+      if (!guard.acquire()) {
+        return -1;
+      }
+      int n;
+      try {
+        rawRead.clear();
+        n = readDirect(rawRead, SCRATCH.get());
+      } finally {
+        guard.release();
+      }
+      if (n < 0) {
+        return -1;
+      }
+      rawRead.flip().get(rawBytes, 0, n);
+      splitCount = splitter.split(rawBytes, 0, n);
+      if (splitCount == 0) {
+        malformedReads++;
+      }
+    }
+    int i = nextSplit++;
+    int length = splitter.length(i);
+    System.arraycopy(splitter.buffer(), splitter.offset(i), dst, 0, length);
+    return length;
+  }
+
+  /** Writes a virtio-net header and the packet after it (offload mode only). */
+  @Override
+  public boolean writeOffloaded(ByteBuffer src) throws IOException {
+    if (offloadFlags == 0) {
+      throw new IllegalStateException("TUN '" + name + "' was opened without offloads");
+    }
+    return writeRaw(src);
   }
 
   /**
@@ -203,7 +331,15 @@ public final class TunDevice implements PacketTunnel {
     if (!dst.hasRemaining()) {
       throw new IllegalArgumentException("no space remaining in destination buffer");
     }
-    if (!acquire()) {
+    if (offloadFlags != 0) {
+      byte[] packet = new byte[MAX_OFFLOADED_PACKET];
+      int n = read(packet);
+      if (n > 0) {
+        dst.put(packet, 0, Math.min(n, dst.remaining()));
+      }
+      return n;
+    }
+    if (!guard.acquire()) {
       return -1;
     }
     try {
@@ -219,7 +355,7 @@ public final class TunDevice implements PacketTunnel {
       }
       return n;
     } finally {
-      release();
+      guard.release();
     }
   }
 
@@ -241,7 +377,7 @@ public final class TunDevice implements PacketTunnel {
       }
       int e = errno(errno);
       if (e == EAGAIN) {
-        if (!await(s, POLLIN)) {
+        if (!guard.await(s.errno, s.pollFds, POLLIN, "TUN '" + name + "'")) {
           return -1;
         }
       } else if (e == EINTR) {
@@ -272,7 +408,28 @@ public final class TunDevice implements PacketTunnel {
    * @throws IOException on any other error (e.g. EINVAL for something that is not an IP packet)
    */
   public boolean write(ByteBuffer src) throws IOException {
-    if (!acquire()) {
+    if (offloadFlags != 0) {
+      // One plain packet: a header that says so in front of it.
+      Scratch s = SCRATCH.get();
+      int pos = src.position();
+      ByteBuffer tmp = s.bounce(VirtioNetHeader.LENGTH + src.remaining());
+      for (int i = 0; i < VirtioNetHeader.LENGTH; i++) {
+        tmp.put((byte) 0);
+      }
+      tmp.put(src.duplicate()).flip();
+      boolean ok = writeRaw(tmp);
+      if (ok) {
+        src.position(src.limit());
+      } else {
+        src.position(pos);
+      }
+      return ok;
+    }
+    return writeRaw(src);
+  }
+
+  private boolean writeRaw(ByteBuffer src) throws IOException {
+    if (!guard.acquire()) {
       return false;
     }
     try {
@@ -289,7 +446,7 @@ public final class TunDevice implements PacketTunnel {
       }
       return ok;
     } finally {
-      release();
+      guard.release();
     }
   }
 
@@ -311,7 +468,7 @@ public final class TunDevice implements PacketTunnel {
       }
       int e = errno(errno);
       if (e == EAGAIN) {
-        if (!await(s, POLLOUT)) {
+        if (!guard.await(s.errno, s.pollFds, POLLOUT, "TUN '" + name + "'")) {
           return false;
         }
       } else if (e == EINTR) {
@@ -325,40 +482,6 @@ public final class TunDevice implements PacketTunnel {
     }
   }
 
-  /**
-   * Waits until the TUN fd is ready for {@code events} or the device is closed.
-   *
-   * @return false if the device has been closed
-   */
-  private boolean await(Scratch s, short events) throws IOException {
-    MemorySegment pfd = s.pollFds;
-    pfd.set(ValueLayout.JAVA_INT, 0, fd);
-    pfd.set(ValueLayout.JAVA_SHORT, 4, events);
-    pfd.set(ValueLayout.JAVA_SHORT, 6, (short) 0);
-    pfd.set(ValueLayout.JAVA_INT, 8, wakeFd);
-    pfd.set(ValueLayout.JAVA_SHORT, 12, POLLIN);
-    pfd.set(ValueLayout.JAVA_SHORT, 14, (short) 0);
-    int r;
-    try {
-      r = (int) POLL.invokeExact(s.errno, pfd, 2L, -1);
-    } catch (Throwable t) {
-      throw rethrow(t);
-    }
-    if (r < 0) {
-      int e = errno(s.errno);
-      if (e == EINTR || e == EAGAIN) {
-        return (state.get() & CLOSED) == 0;
-      }
-      throw new IOException("poll on TUN '" + name + "' failed: " + describeErrno(e));
-    }
-    if (pfd.get(ValueLayout.JAVA_SHORT, 14) != 0 || (state.get() & CLOSED) != 0) {
-      return false;
-    }
-    // Readiness, POLLERR or POLLHUP on the TUN fd: retry the syscall, which reports the real state
-    // (a detached TUN fd fails with EBADFD).
-    return true;
-  }
-
   private static boolean isGone(int e) {
     return e == EBADFD || e == EIO || e == ENXIO || e == ENODEV || e == EBADF;
   }
@@ -366,84 +489,17 @@ public final class TunDevice implements PacketTunnel {
   /** Closes the device and wakes a blocked reader (which then returns -1). Idempotent. */
   @Override
   public void close() {
-    int s;
-    do {
-      s = state.get();
-      if ((s & CLOSED) != 0) {
-        awaitFdsClosed();
-        return;
-      }
-    } while (!state.compareAndSet(s, s | CLOSED));
-    signalWake();
-    if ((s & COUNT_MASK) == 0) {
-      closeFds();
-    } else {
-      awaitFdsClosed();
-    }
-  }
-
-  private boolean acquire() {
-    for (; ; ) {
-      int s = state.get();
-      if ((s & CLOSED) != 0) {
-        return false;
-      }
-      if (state.compareAndSet(s, s + 1)) {
-        return true;
-      }
-    }
-  }
-
-  private void release() {
-    if (state.decrementAndGet() == CLOSED) {
-      // close() was requested while we were in flight and we are the last user
-      closeFds();
-    }
-  }
-
-  private void signalWake() {
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment one = arena.allocate(ValueLayout.JAVA_LONG);
-      one.set(ValueLayout.JAVA_LONG, 0, 1L);
-      // Failure is only possible on counter overflow, which cannot happen with one write.
-      LinuxSyscalls.write(newErrnoSegment(arena), wakeFd, one, 8L);
-    }
-  }
-
-  private void closeFds() {
-    closeQuietly(fd);
-    closeQuietly(wakeFd);
-    fdsClosed.countDown();
-  }
-
-  /** Waits (boundedly) for in-flight calls, which close() has woken, to drain and close the fds. */
-  private void awaitFdsClosed() {
-    boolean interrupted = false;
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-    try {
-      for (; ; ) {
-        long left = deadline - System.nanoTime();
-        if (left <= 0) {
-          return; // the last in-flight call will close the fds when it returns
-        }
-        try {
-          if (fdsClosed.await(left, TimeUnit.NANOSECONDS)) {
-            return;
-          }
-        } catch (InterruptedException ie) {
-          interrupted = true;
-        }
-      }
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-    }
+    guard.close();
   }
 
   @Override
   public String toString() {
-    return "TunDevice[" + name + ", mtu=" + mtu + ((state.get() & CLOSED) != 0 ? ", closed]" : "]");
+    return "TunDevice["
+        + name
+        + ", mtu="
+        + mtu
+        + (offloadFlags != 0 ? ", offloads=0x" + Integer.toHexString(offloadFlags) : "")
+        + (guard.closing() ? ", closed]" : "]");
   }
 
   /** Per-thread native scratch memory, freed by the GC when the thread's entry goes away. */

@@ -1,12 +1,12 @@
 package dev.trellis.dataplane.wireguard;
 
+import dev.trellis.dataplane.offload.Offloads;
 import dev.trellis.dataplane.tun.PacketTunnel;
 import dev.trellis.proto.wireguard.AllowedIps;
 import dev.trellis.proto.wireguard.Cookie;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
@@ -37,6 +37,7 @@ public final class Device implements AutoCloseable {
 
   private final PacketTunnel tunnel;
   private final Timing timing;
+  private final Offloads offloads;
   private final IndexTable indexTable = new IndexTable();
   private final AllowedIps<Peer> allowedIps = new AllowedIps<>();
   private final ConcurrentHashMap<String, Peer> peers = new ConcurrentHashMap<>();
@@ -68,12 +69,20 @@ public final class Device implements AutoCloseable {
   private final InboundPath externalInbound;
 
   private volatile boolean running;
-  private Thread outboundThread;
+  private volatile Thread outboundThread;
+  private OutboundPath outbound;
   private Thread inboundThread;
 
+  /** A device with the offloads {@code TRELLIS_OFFLOADS} allows (all by default). */
   public Device(PacketTunnel tunnel, Timing timing) {
+    this(tunnel, timing, Offloads.fromEnvironment());
+  }
+
+  /** {@code offloads} says which UDP offloads to try; the tunnel's are the tunnel's own. */
+  public Device(PacketTunnel tunnel, Timing timing, Offloads offloads) {
     this.tunnel = tunnel;
     this.timing = timing;
+    this.offloads = offloads;
     this.control =
         new ScheduledThreadPoolExecutor(
             1,
@@ -84,7 +93,7 @@ public final class Device implements AutoCloseable {
             });
     this.controlSealer = new PacketSealer(this);
     this.handshakes = new HandshakeProcessor(this);
-    this.externalInbound = new InboundPath(this);
+    this.externalInbound = InboundPath.forExternalMessages(this);
   }
 
   /** Opens the UDP socket (random port until one is set) and starts the packet threads. */
@@ -92,13 +101,11 @@ public final class Device implements AutoCloseable {
     if (running) {
       return;
     }
-    bind = UdpBind.open(requestedPort);
+    bind = UdpBind.open(requestedPort, offloads);
     running = true;
+    outbound = new OutboundPath(this);
     outboundThread =
-        Thread.ofPlatform()
-            .name("wg-outbound-" + tunnel.name())
-            .daemon()
-            .start(new OutboundPath(this));
+        Thread.ofPlatform().name("wg-outbound-" + tunnel.name()).daemon().start(outbound);
     inboundThread =
         Thread.ofPlatform()
             .name("wg-inbound-" + tunnel.name())
@@ -196,8 +203,14 @@ public final class Device implements AutoCloseable {
     if (b == null) {
       return;
     }
+    // The outbound thread batches what it seals from one read of the tunnel and sends the run in
+    // one call when the read is used up; every other thread sends at once.
+    if (Thread.currentThread() == outboundThread && b.segmentsInOneCall()) {
+      outbound.batch(b, wire, length, to);
+      return;
+    }
     try {
-      b.send(ByteBuffer.wrap(wire, 0, length), to);
+      b.send(wire, 0, length, to);
     } catch (IOException e) {
       // Unreachable networks and closed sockets during rebinds are routine; the timers retry.
       LOG.debug("send to " + to + " failed", e);
@@ -286,9 +299,9 @@ public final class Device implements AutoCloseable {
       current.close();
     }
     try {
-      replacement = UdpBind.open(port);
+      replacement = UdpBind.open(port, offloads);
     } catch (IOException e) {
-      bind = current == null ? null : UdpBind.open(0);
+      bind = current == null ? null : UdpBind.open(0, offloads);
       throw e;
     }
     bind = replacement;
@@ -455,6 +468,13 @@ public final class Device implements AutoCloseable {
 
   public String dropCounters() {
     return counters.toString();
+  }
+
+  /** The offloads in use: the tunnel's, and the socket's GSO and GRO as the kernel took them. */
+  public Offloads offloadsInUse() {
+    UdpBind b = bind;
+    return new Offloads(
+        tunnel.offloads(), b != null && b.segmentsInOneCall(), b != null && b.coalescesReceives());
   }
 
   // ---- lifecycle ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 package dev.trellis.dataplane.wireguard;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
+import java.net.InetSocketAddress;
 import java.util.Arrays;
 
 /**
@@ -9,12 +9,23 @@ import java.util.Arrays;
  * to the {@link InboundFilter} (so it knows what replies to expect), sealed and sent on this
  * thread; multicast goes to the peers the {@link MulticastRouter} names, a copy each. Without a
  * session the packet waits in the peer's queue and a handshake is requested.
+ *
+ * <p>When the socket sends runs in one call (UDP GSO), the datagrams sealed for one destination
+ * from one tunnel read (a large TSO packet split into dozens) are gathered in {@link #batch} and
+ * leave together once the read is used up, before the thread can block on the tunnel again.
  */
 final class OutboundPath implements Runnable {
   private final Device device;
   private final PacketSealer sealer;
-  private final ByteBuffer fromTunnel = ByteBuffer.allocateDirect(Device.MAX_PACKET);
   private final byte[] packet = new byte[Device.MAX_PACKET];
+
+  // The run being gathered: equal-sized datagrams (the last may be shorter) to one destination.
+  private final byte[] run = new byte[LinuxUdpBind.MAX_SEGMENTED_BYTES];
+  private int runLength;
+  private int runSegment;
+  private int runCount;
+  private InetSocketAddress runTo;
+  private UdpBind runBind;
 
   OutboundPath(Device device) {
     this.device = device;
@@ -26,19 +37,57 @@ final class OutboundPath implements Runnable {
     while (device.running()) {
       int length;
       try {
-        fromTunnel.clear();
-        length = device.tunnel().read(fromTunnel);
+        length = device.tunnel().read(packet);
       } catch (IOException e) {
         Device.LOG.warn("reading the tunnel failed", e);
         length = -1;
       }
       if (length < 0) {
+        flushRun();
         device.tunnelGone();
         return;
       }
-      fromTunnel.flip();
-      fromTunnel.get(packet, 0, length);
       route(length);
+      if (runCount > 0 && !device.tunnel().hasBufferedReads()) {
+        flushRun();
+      }
+    }
+  }
+
+  /** Called (through the device) for each datagram this thread sends on a socket with GSO. */
+  void batch(UdpBind bind, byte[] wire, int length, InetSocketAddress to) {
+    if (runCount > 0
+        && (bind != runBind
+            || length > runSegment
+            || runLength % runSegment != 0 // the last one was short: the run is closed
+            || runLength + length > run.length
+            || runCount == LinuxUdpBind.MAX_SEGMENTS
+            || !(to == runTo || to.equals(runTo)))) {
+      flushRun();
+    }
+    if (runCount == 0) {
+      runBind = bind;
+      runTo = to;
+      runSegment = length;
+    }
+    System.arraycopy(wire, 0, run, runLength, length);
+    runLength += length;
+    runCount++;
+  }
+
+  private void flushRun() {
+    if (runCount == 0) {
+      return;
+    }
+    try {
+      runBind.sendSegments(run, 0, runLength, runSegment, runTo);
+    } catch (IOException e) {
+      Device.LOG.debug("send to " + runTo + " failed", e);
+    } finally {
+      runCount = 0;
+      runLength = 0;
+      runBind = null;
+      runTo = null;
     }
   }
 

@@ -8,7 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.trellis.dataplane.linux.GuardedFd;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ReadOnlyBufferException;
 import java.nio.charset.StandardCharsets;
@@ -431,6 +433,175 @@ class TunDeviceTest {
     assertTrue(n > 0);
   }
 
+  /**
+   * With offloads the kernel hands over a TCP burst as one large packet; the device splits it into
+   * segments with complete checksums, and plain writes still work (the SYN-ACK we answer with).
+   */
+  @Test
+  void withOffloadsAKernelTcpBurstIsSplitIntoSegmentsWithValidChecksums() throws Exception {
+    TunDevice dev = TunDevice.open(ifName, TunDevice.DEFAULT_MTU, true);
+    opened.add(dev);
+    assertTrue(dev.offloads(), "IFF_VNET_HDR + TUNSETOFFLOAD refused on this kernel");
+    assertEquals(0x06, dev.offloadFlags() & 0x06, "TSO4 and TSO6 taken");
+    byte[] local = {(byte) 198, 18, (byte) subnet, 1};
+    byte[] peer = {(byte) 198, 18, (byte) subnet, 2};
+    sh("ip", "addr", "add", "198.18." + subnet + ".1/24", "dev", ifName).checkOk();
+    sh("ip", "link", "set", ifName, "up").checkOk();
+
+    java.util.concurrent.BlockingQueue<byte[]> packets =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+    java.util.concurrent.atomic.AtomicBoolean sawSplit =
+        new java.util.concurrent.atomic.AtomicBoolean();
+    startThread(
+        "tun-offload-reader",
+        () -> {
+          byte[] buf = new byte[65535];
+          try {
+            for (int n; (n = dev.read(buf)) >= 0; ) {
+              if (dev.hasBufferedReads()) {
+                sawSplit.set(true);
+              }
+              packets.add(Arrays.copyOf(buf, n));
+            }
+          } catch (IOException e) {
+            packets.add(new byte[0]);
+          }
+        });
+    int port = 20000 + subnet;
+    java.net.Socket client = new java.net.Socket();
+    CompletableFuture<Void> connected =
+        CompletableFuture.runAsync(
+            () -> {
+              try {
+                client.connect(
+                    new InetSocketAddress(java.net.InetAddress.getByAddress(peer), port), 10_000);
+              } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+              }
+            });
+    try {
+      byte[] syn = nextTcp(packets, local, peer, port);
+      assertEquals(0, tcpChecksum(syn), "the SYN's checksum (NEEDS_CSUM completed)");
+      int ihl = (syn[0] & 0x0f) * 4;
+      int clientPort = u16(syn, ihl);
+      int clientSeq = (int) u32(syn, ihl + 4);
+      int serverSeq = 0x10000000;
+      assertTrue(
+          dev.write(
+              ByteBuffer.wrap(synAck(peer, local, port, clientPort, serverSeq, clientSeq + 1))));
+      connected.get(TIMEOUT_MS, TimeUnit.MILLISECONDS);
+
+      byte[] data = new byte[60_000];
+      ThreadLocalRandom.current().nextBytes(data);
+      client.getOutputStream().write(data);
+      // Without our ACKs the kernel sends its initial window (10 segments) and waits.
+      java.util.TreeMap<Long, byte[]> received = new java.util.TreeMap<>();
+      long deadline = System.currentTimeMillis() + TIMEOUT_MS;
+      while (received.size() < 10 && System.currentTimeMillis() < deadline) {
+        byte[] seg = nextTcp(packets, local, peer, port);
+        int h = (seg[0] & 0x0f) * 4;
+        int tcpHeader = ((seg[h + 12] & 0xf0) >>> 2);
+        int payload = seg.length - h - tcpHeader;
+        if (payload == 0) {
+          continue;
+        }
+        assertEquals(seg.length, u16(seg, 2), "IPv4 total length of a segment");
+        assertEquals(0, checksum(seg, 0, h), "IPv4 header checksum of a segment");
+        assertEquals(0, tcpChecksum(seg), "TCP checksum of a segment");
+        assertTrue(payload <= 1380, "segments no larger than the MSS: " + payload);
+        long offset = (u32(seg, h + 4) - (clientSeq + 1)) & 0xffffffffL;
+        received.put(offset, Arrays.copyOfRange(seg, h + tcpHeader, seg.length));
+      }
+      long expect = 0;
+      for (var e : received.entrySet()) {
+        assertEquals(expect, e.getKey(), "segments follow each other");
+        assertArrayEquals(
+            Arrays.copyOfRange(data, (int) expect, (int) expect + e.getValue().length),
+            e.getValue());
+        expect += e.getValue().length;
+      }
+      assertTrue(received.size() >= 10, "the initial window arrived: " + received.size());
+      assertTrue(sawSplit.get(), "the burst came as one large read, split by the device");
+    } finally {
+      client.close();
+      dev.close();
+    }
+  }
+
+  /** The next TCP packet from {@code local} to {@code peer:port}, within the timeout. */
+  private static byte[] nextTcp(
+      java.util.concurrent.BlockingQueue<byte[]> q, byte[] local, byte[] peer, int port)
+      throws Exception {
+    long deadline = System.currentTimeMillis() + TIMEOUT_MS;
+    for (; ; ) {
+      byte[] p = q.poll(Math.max(1, deadline - System.currentTimeMillis()), TimeUnit.MILLISECONDS);
+      if (p == null) {
+        throw new AssertionError("no TCP packet to " + port + " within " + TIMEOUT_MS + " ms");
+      }
+      if (p.length >= 40
+          && (p[0] & 0xf0) == 0x40
+          && p[9] == 6
+          && Arrays.equals(p, 12, 16, local, 0, 4)
+          && Arrays.equals(p, 16, 20, peer, 0, 4)
+          && u16(p, (p[0] & 0x0f) * 4 + 2) == port) {
+        return p;
+      }
+    }
+  }
+
+  private static long u32(byte[] b, int off) {
+    return ((long) u16(b, off) << 16) | u16(b, off + 2);
+  }
+
+  /** 0 when the TCP checksum of the IPv4 packet is right. */
+  private static int tcpChecksum(byte[] p) {
+    int ihl = (p[0] & 0x0f) * 4;
+    int l4 = p.length - ihl;
+    byte[] pseudo = new byte[12 + l4];
+    System.arraycopy(p, 12, pseudo, 0, 8);
+    pseudo[9] = 6;
+    pseudo[10] = (byte) (l4 >>> 8);
+    pseudo[11] = (byte) l4;
+    System.arraycopy(p, ihl, pseudo, 12, l4);
+    return checksum(pseudo, 0, pseudo.length);
+  }
+
+  /** A SYN-ACK with MSS 1380 and valid checksums. */
+  private static byte[] synAck(byte[] src, byte[] dst, int sport, int dport, int seq, int ack) {
+    byte[] p = new byte[20 + 24];
+    p[0] = 0x45;
+    p[3] = (byte) p.length;
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = 6;
+    System.arraycopy(src, 0, p, 12, 4);
+    System.arraycopy(dst, 0, p, 16, 4);
+    int c = checksum(p, 0, 20);
+    p[10] = (byte) (c >>> 8);
+    p[11] = (byte) c;
+    int t = 20;
+    p[t] = (byte) (sport >>> 8);
+    p[t + 1] = (byte) sport;
+    p[t + 2] = (byte) (dport >>> 8);
+    p[t + 3] = (byte) dport;
+    for (int i = 0; i < 4; i++) {
+      p[t + 4 + i] = (byte) (seq >>> (24 - 8 * i));
+      p[t + 8 + i] = (byte) (ack >>> (24 - 8 * i));
+    }
+    p[t + 12] = 0x60; // 24-byte header
+    p[t + 13] = 0x12; // SYN ACK
+    p[t + 14] = (byte) 0xff;
+    p[t + 15] = (byte) 0xff;
+    p[t + 20] = 2; // MSS
+    p[t + 21] = 4;
+    p[t + 22] = (byte) (1380 >>> 8);
+    p[t + 23] = (byte) 1380;
+    int tc = tcpChecksum(p);
+    p[t + 16] = (byte) (tc >>> 8);
+    p[t + 17] = (byte) tc;
+    return p;
+  }
+
   // ----------------------------------------------------------------------------------- helpers
 
   private TunDevice open(String name, int mtu) throws IOException {
@@ -458,7 +629,7 @@ class TunDeviceTest {
             return true;
           }
           for (StackTraceElement e : reader.getStackTrace()) {
-            if (e.getClassName().equals(TunDevice.class.getName())
+            if (e.getClassName().equals(GuardedFd.class.getName())
                 && e.getMethodName().equals("await")) {
               return true;
             }

@@ -1,4 +1,4 @@
-package dev.trellis.dataplane.tun;
+package dev.trellis.dataplane.linux;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -15,7 +15,7 @@ import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 
 /**
- * Thin FFM bindings to the handful of Linux libc calls needed by {@link TunDevice}.
+ * Thin FFM bindings to the handful of Linux libc calls needed by the TUN device and the UDP socket.
  *
  * <p>Every errno-setting call is bound with {@code Linker.Option.captureCallState("errno")}, so its
  * handle takes a leading capture-state segment (see {@link #newErrnoSegment}) and the errno value
@@ -24,66 +24,91 @@ import java.nio.charset.StandardCharsets;
  *
  * <p>Constants are the Linux values shared by x86_64 and aarch64.
  */
-final class LinuxSyscalls {
+public final class LinuxSyscalls {
 
   private LinuxSyscalls() {}
 
   // fcntl.h / eventfd.h / socket.h
-  static final int O_RDWR = 0x2;
-  static final int O_NONBLOCK = 0x800;
-  static final int O_CLOEXEC = 0x80000;
-  static final int EFD_NONBLOCK = O_NONBLOCK;
-  static final int EFD_CLOEXEC = O_CLOEXEC;
-  static final int AF_INET = 2;
-  static final int SOCK_DGRAM = 2;
-  static final int SOCK_CLOEXEC = O_CLOEXEC;
+  public static final int O_RDWR = 0x2;
+  public static final int O_NONBLOCK = 0x800;
+  public static final int O_CLOEXEC = 0x80000;
+  public static final int EFD_NONBLOCK = O_NONBLOCK;
+  public static final int EFD_CLOEXEC = O_CLOEXEC;
+  public static final int AF_INET = 2;
+  public static final int SOCK_DGRAM = 2;
+  public static final int SOCK_CLOEXEC = O_CLOEXEC;
+  public static final int SOCK_NONBLOCK = O_NONBLOCK;
+  public static final int AF_INET6 = 10;
+  public static final int SOL_SOCKET = 1;
+  public static final int SO_SNDBUF = 7;
+  public static final int SO_RCVBUF = 8;
+  public static final int SO_SNDBUFFORCE = 32;
+  public static final int SO_RCVBUFFORCE = 33;
+  public static final int SO_MARK = 36;
+  public static final int IPPROTO_IPV6 = 41;
+  public static final int IPV6_V6ONLY = 26;
+  public static final int SOL_UDP = 17;
+  public static final int UDP_SEGMENT = 103;
+  public static final int UDP_GRO = 104;
 
   // poll.h
-  static final short POLLIN = 0x001;
-  static final short POLLOUT = 0x004;
-  static final short POLLERR = 0x008;
-  static final short POLLHUP = 0x010;
-  static final short POLLNVAL = 0x020;
+  public static final short POLLIN = 0x001;
+  public static final short POLLOUT = 0x004;
+  public static final short POLLERR = 0x008;
+  public static final short POLLHUP = 0x010;
+  public static final short POLLNVAL = 0x020;
 
   // ioctls
-  static final long TUNSETIFF = 0x400454caL;
-  static final long SIOCSIFMTU = 0x8922L;
-  static final short IFF_TUN = 0x0001;
-  static final short IFF_NO_PI = 0x1000;
-  static final int IFNAMSIZ = 16;
-  static final int IFREQ_SIZE = 40;
-  static final int IFREQ_UNION_OFFSET = 16;
+  public static final long TUNSETIFF = 0x400454caL;
+  public static final long SIOCSIFMTU = 0x8922L;
+  public static final short IFF_TUN = 0x0001;
+  public static final short IFF_NO_PI = 0x1000;
+  public static final short IFF_VNET_HDR = 0x4000;
+  public static final long TUNSETOFFLOAD = 0x400454d0L;
+  public static final int TUN_F_CSUM = 0x01;
+  public static final int TUN_F_TSO4 = 0x02;
+  public static final int TUN_F_TSO6 = 0x04;
+  public static final int TUN_F_USO4 = 0x20;
+  public static final int TUN_F_USO6 = 0x40;
+  public static final int IFNAMSIZ = 16;
+  public static final int IFREQ_SIZE = 40;
+  public static final int IFREQ_UNION_OFFSET = 16;
 
   // errno values (asm-generic)
-  static final int EPERM = 1;
-  static final int ENOENT = 2;
-  static final int EINTR = 4;
-  static final int EIO = 5;
-  static final int ENXIO = 6;
-  static final int EBADF = 9;
-  static final int EAGAIN = 11;
-  static final int ENOMEM = 12;
-  static final int EACCES = 13;
-  static final int EFAULT = 14;
-  static final int EBUSY = 16;
-  static final int EEXIST = 17;
-  static final int ENODEV = 19;
-  static final int EINVAL = 22;
-  static final int ENFILE = 23;
-  static final int EMFILE = 24;
-  static final int ENOTTY = 25;
-  static final int ENOSPC = 28;
-  static final int ERANGE = 34;
-  static final int ENAMETOOLONG = 36;
-  static final int EBADFD = 77;
-  static final int EMSGSIZE = 90;
-  static final int EOPNOTSUPP = 95;
-  static final int EADDRNOTAVAIL = 99;
-  static final int ENETDOWN = 100;
-  static final int ENOBUFS = 105;
+  public static final int EPERM = 1;
+  public static final int ENOENT = 2;
+  public static final int EINTR = 4;
+  public static final int EIO = 5;
+  public static final int ENXIO = 6;
+  public static final int EBADF = 9;
+  public static final int EAGAIN = 11;
+  public static final int ENOMEM = 12;
+  public static final int EACCES = 13;
+  public static final int EFAULT = 14;
+  public static final int EBUSY = 16;
+  public static final int EEXIST = 17;
+  public static final int ENODEV = 19;
+  public static final int EINVAL = 22;
+  public static final int ENFILE = 23;
+  public static final int EMFILE = 24;
+  public static final int ENOTTY = 25;
+  public static final int ENOSPC = 28;
+  public static final int ERANGE = 34;
+  public static final int ENAMETOOLONG = 36;
+  public static final int EBADFD = 77;
+  public static final int EMSGSIZE = 90;
+  public static final int EOPNOTSUPP = 95;
+  public static final int EADDRNOTAVAIL = 99;
+  public static final int ENETDOWN = 100;
+  public static final int EAFNOSUPPORT = 97;
+  public static final int EADDRINUSE = 98;
+  public static final int ENETUNREACH = 101;
+  public static final int ENOBUFS = 105;
+  public static final int ECONNREFUSED = 111;
+  public static final int EHOSTUNREACH = 113;
 
   /** sizeof(struct pollfd) */
-  static final int POLLFD_SIZE = 8;
+  public static final int POLLFD_SIZE = 8;
 
   private static final Linker LINKER = Linker.nativeLinker();
   private static final SymbolLookup LIBC = LINKER.defaultLookup();
@@ -93,7 +118,7 @@ final class LinuxSyscalls {
   private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
 
   /** int open(const char *path, int flags, ...) */
-  static final MethodHandle OPEN =
+  public static final MethodHandle OPEN =
       downcall(
           "open",
           FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
@@ -101,21 +126,21 @@ final class LinuxSyscalls {
           Linker.Option.firstVariadicArg(2));
 
   /** int close(int fd) */
-  static final MethodHandle CLOSE =
+  public static final MethodHandle CLOSE =
       downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
 
   /** ssize_t read(int fd, void *buf, size_t count) */
-  static final MethodHandle READ =
+  public static final MethodHandle READ =
       downcall(
           "read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
 
   /** ssize_t write(int fd, const void *buf, size_t count) */
-  static final MethodHandle WRITE =
+  public static final MethodHandle WRITE =
       downcall(
           "write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
 
   /** int ioctl(int fd, unsigned long request, void *arg) (variadic third argument) */
-  static final MethodHandle IOCTL =
+  public static final MethodHandle IOCTL =
       downcall(
           "ioctl",
           FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS),
@@ -123,18 +148,46 @@ final class LinuxSyscalls {
           Linker.Option.firstVariadicArg(2));
 
   /** int socket(int domain, int type, int protocol) */
-  static final MethodHandle SOCKET =
+  public static final MethodHandle SOCKET =
       downcall(
           "socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
 
   /** int eventfd(unsigned int initval, int flags) */
-  static final MethodHandle EVENTFD =
+  public static final MethodHandle EVENTFD =
       downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
 
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout) */
-  static final MethodHandle POLL =
+  public static final MethodHandle POLL =
       downcall(
           "poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+
+  /** ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) */
+  public static final MethodHandle SENDMSG =
+      downcall(
+          "sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+
+  /** ssize_t recvmsg(int fd, struct msghdr *msg, int flags) */
+  public static final MethodHandle RECVMSG =
+      downcall(
+          "recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+
+  /** int setsockopt(int fd, int level, int name, const void *value, socklen_t len) */
+  public static final MethodHandle SETSOCKOPT =
+      downcall(
+          "setsockopt",
+          FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT),
+          CAPTURE_ERRNO);
+
+  /** int bind(int fd, const struct sockaddr *addr, socklen_t len) */
+  public static final MethodHandle BIND =
+      downcall("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), CAPTURE_ERRNO);
+
+  /** int getsockname(int fd, struct sockaddr *addr, socklen_t *len) */
+  public static final MethodHandle GETSOCKNAME =
+      downcall(
+          "getsockname",
+          FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS),
+          CAPTURE_ERRNO);
 
   /** char *strerror(int errnum) -- only used on error paths. */
   private static final MethodHandle STRERROR =
@@ -149,17 +202,17 @@ final class LinuxSyscalls {
   }
 
   /** Allocates a capture-state segment suitable as the leading argument of the handles above. */
-  static MemorySegment newErrnoSegment(Arena arena) {
+  public static MemorySegment newErrnoSegment(Arena arena) {
     return arena.allocate(CAPTURE_LAYOUT);
   }
 
-  static int errno(MemorySegment captureState) {
+  public static int errno(MemorySegment captureState) {
     return (int) ERRNO_HANDLE.get(captureState, 0L);
   }
 
   // ---------------------------------------------------------------- convenience (cold paths)
 
-  static int open(MemorySegment errno, String path, int flags) {
+  public static int open(MemorySegment errno, String path, int flags) {
     try (Arena arena = Arena.ofConfined()) {
       return (int) OPEN.invokeExact(errno, arena.allocateFrom(path), flags, 0);
     } catch (Throwable t) {
@@ -167,7 +220,7 @@ final class LinuxSyscalls {
     }
   }
 
-  static int close(MemorySegment errno, int fd) {
+  public static int close(MemorySegment errno, int fd) {
     try {
       return (int) CLOSE.invokeExact(errno, fd);
     } catch (Throwable t) {
@@ -175,7 +228,7 @@ final class LinuxSyscalls {
     }
   }
 
-  static int ioctl(MemorySegment errno, int fd, long request, MemorySegment arg) {
+  public static int ioctl(MemorySegment errno, int fd, long request, MemorySegment arg) {
     try {
       return (int) IOCTL.invokeExact(errno, fd, request, arg);
     } catch (Throwable t) {
@@ -183,7 +236,7 @@ final class LinuxSyscalls {
     }
   }
 
-  static int socket(MemorySegment errno, int domain, int type, int protocol) {
+  public static int socket(MemorySegment errno, int domain, int type, int protocol) {
     try {
       return (int) SOCKET.invokeExact(errno, domain, type, protocol);
     } catch (Throwable t) {
@@ -191,7 +244,7 @@ final class LinuxSyscalls {
     }
   }
 
-  static int eventfd(MemorySegment errno, int initval, int flags) {
+  public static int eventfd(MemorySegment errno, int initval, int flags) {
     try {
       return (int) EVENTFD.invokeExact(errno, initval, flags);
     } catch (Throwable t) {
@@ -199,7 +252,17 @@ final class LinuxSyscalls {
     }
   }
 
-  static long write(MemorySegment errno, int fd, MemorySegment buf, long count) {
+  /** setsockopt with an int value; returns 0 or -1 (errno in {@code errno}). */
+  public static int setIntOption(MemorySegment errno, int fd, int level, int name, int value) {
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment v = arena.allocateFrom(JAVA_INT, value);
+      return (int) SETSOCKOPT.invokeExact(errno, fd, level, name, v, 4);
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  public static long write(MemorySegment errno, int fd, MemorySegment buf, long count) {
     try {
       return (long) WRITE.invokeExact(errno, fd, buf, count);
     } catch (Throwable t) {
@@ -208,7 +271,7 @@ final class LinuxSyscalls {
   }
 
   /** Closes {@code fd}, ignoring errors (Linux closes the fd even when close returns EINTR). */
-  static void closeQuietly(int fd) {
+  public static void closeQuietly(int fd) {
     if (fd < 0) {
       return;
     }
@@ -218,7 +281,7 @@ final class LinuxSyscalls {
   }
 
   /** "ENODEV (19): No such device" */
-  static String describeErrno(int errno) {
+  public static String describeErrno(int errno) {
     String name = errnoName(errno);
     String text;
     try {
@@ -238,7 +301,7 @@ final class LinuxSyscalls {
     return sb.toString();
   }
 
-  static String errnoName(int errno) {
+  public static String errnoName(int errno) {
     return switch (errno) {
       case EPERM -> "EPERM";
       case ENOENT -> "ENOENT";
@@ -265,12 +328,17 @@ final class LinuxSyscalls {
       case EOPNOTSUPP -> "EOPNOTSUPP";
       case EADDRNOTAVAIL -> "EADDRNOTAVAIL";
       case ENETDOWN -> "ENETDOWN";
+      case EAFNOSUPPORT -> "EAFNOSUPPORT";
+      case EADDRINUSE -> "EADDRINUSE";
+      case ENETUNREACH -> "ENETUNREACH";
       case ENOBUFS -> "ENOBUFS";
+      case ECONNREFUSED -> "ECONNREFUSED";
+      case EHOSTUNREACH -> "EHOSTUNREACH";
       default -> null;
     };
   }
 
-  static RuntimeException rethrow(Throwable t) {
+  public static RuntimeException rethrow(Throwable t) {
     if (t instanceof RuntimeException re) {
       throw re;
     }
