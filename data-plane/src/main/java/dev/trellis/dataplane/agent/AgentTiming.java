@@ -98,6 +98,20 @@ final class AgentTiming {
   /** Without a pong for this long the direct path is considered gone: 3 missed probes. */
   static final Duration DIRECT_TIMEOUT = Duration.ofMillis(3_500);
 
+  /**
+   * A peer this node has sent no data to (keepalives aside) for this long is quiet: its direct path
+   * is probed at {@link #PROBE_INTERVAL_QUIET} and kept for {@link #DIRECT_TIMEOUT_QUIET}
+   * (Tailscale stops heartbeats after 45 s without traffic too). The next data packet makes it
+   * active again at once: probed at once, and the active timeout counts from then.
+   */
+  static final Duration QUIET_AFTER = Duration.ofSeconds(45);
+
+  /** Probing a quiet peer's direct path: one small datagram per candidate every 10 s. */
+  static final Duration PROBE_INTERVAL_QUIET = Duration.ofSeconds(10);
+
+  /** A quiet peer's direct path without a pong for this long is gone: 3 missed probes. */
+  static final Duration DIRECT_TIMEOUT_QUIET = Duration.ofSeconds(35);
+
   /** A peer without a direct path is asked through the relay to probe back this often. */
   static final Duration CALL_ME_MAYBE_INTERVAL = Duration.ofSeconds(5);
 

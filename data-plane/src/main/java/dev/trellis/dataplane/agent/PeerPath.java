@@ -6,15 +6,19 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One peer's path, and the only place that decides it (compare tailscale's magicsock {@code
  * endpoint.go}): direct UDP to an address that answered a disco ping, or the relay. Every peer
  * starts on the relay; a pong received directly moves it to that address, and when pongs stop for
- * {@link AgentTiming#DIRECT_TIMEOUT} it falls back to the relay while probing goes on.
+ * {@link AgentTiming#DIRECT_TIMEOUT} it falls back to the relay while probing goes on. A peer this
+ * node has sent nothing to for {@link AgentTiming#QUIET_AFTER} is quiet: its direct path is probed
+ * and timed out at the quiet pace, so an idle robot with many peers stays idle.
  *
- * <p>Threads: every method but {@link #direct()} and {@link #status()} runs on the {@link
- * PeerPaths} thread. The packet path reads {@link #direct()} (a volatile) for each message.
+ * <p>Threads: every method but {@link #direct()}, {@link #status()} and {@link #dataSent()} runs on
+ * the {@link PeerPaths} thread. The packet path reads {@link #direct()} (a volatile) and marks
+ * {@link #sentData} for each message.
  */
 final class PeerPath {
   /** Where a peer's traffic goes now; {@code lastRttNanos} -1 before the first pong. */
@@ -42,12 +46,54 @@ final class PeerPath {
   private long lastDirectPong;
   private long lastProbe = Long.MIN_VALUE / 2;
   private long lastCallMeMaybe = Long.MIN_VALUE / 2;
+
+  /** Set by the packet path when data goes to the peer; taken by {@link #noteActivity}. */
+  private final AtomicBoolean sentData = new AtomicBoolean();
+
+  /** When the tick last saw data sent, and when the peer last turned active (paths thread). */
+  private long lastActive = Long.MIN_VALUE / 2;
+
+  private long activeSince = Long.MIN_VALUE / 2;
   final Map<String, Pending> pending = new HashMap<>();
 
   PeerPath(byte[] key, byte[] sharedKey, String name) {
     this.key = key;
     this.sharedKey = sharedKey;
     this.name = name;
+  }
+
+  /**
+   * The packet path sent the peer a data message. Cheap on the hot path: a read, and a write only
+   * the first time between two ticks.
+   */
+  void dataSent() {
+    if (!sentData.getPlain()) {
+      sentData.setRelease(true);
+    }
+  }
+
+  /**
+   * Takes what the packet path marked since the last tick.
+   *
+   * @return true when the peer was quiet and is active again (probe it now)
+   */
+  boolean noteActivity(long now) {
+    if (!sentData.getAcquire()) {
+      return false;
+    }
+    sentData.setRelease(false);
+    boolean wasQuiet = quiet(now);
+    lastActive = now;
+    if (wasQuiet) {
+      activeSince = now;
+      lastProbe = Long.MIN_VALUE / 2;
+    }
+    return wasQuiet;
+  }
+
+  /** No data sent to the peer for {@link AgentTiming#QUIET_AFTER}. */
+  boolean quiet(long now) {
+    return now - lastActive > AgentTiming.QUIET_AFTER.toNanos();
   }
 
   /** The direct address in use, or null: the relay. Read on the packet path. */
@@ -91,7 +137,13 @@ final class PeerPath {
   /** Drops the direct path when pongs stopped; returns the address given up, or null. */
   InetSocketAddress expireDirect(long now) {
     InetSocketAddress d = direct;
-    if (d != null && now - lastDirectPong > AgentTiming.DIRECT_TIMEOUT.toNanos()) {
+    boolean quiet = quiet(now);
+    // Turning active again, the active timeout counts from then: the quiet path's last pong may be
+    // 10 s old, and the probe sent at once answers within a round trip if the path still works.
+    long since = quiet ? lastDirectPong : Math.max(lastDirectPong, activeSince);
+    long timeout =
+        (quiet ? AgentTiming.DIRECT_TIMEOUT_QUIET : AgentTiming.DIRECT_TIMEOUT).toNanos();
+    if (d != null && now - since > timeout) {
       direct = null;
       return d;
     }
@@ -103,7 +155,9 @@ final class PeerPath {
     pending.values().removeIf(x -> now - x.sentNanos() > AgentTiming.PROBE_FORGET_AFTER.toNanos());
     InetSocketAddress d = direct;
     long interval =
-        (d != null ? AgentTiming.PROBE_INTERVAL_DIRECT : AgentTiming.PROBE_INTERVAL_NO_PATH)
+        (d == null
+                ? AgentTiming.PROBE_INTERVAL_NO_PATH
+                : quiet(now) ? AgentTiming.PROBE_INTERVAL_QUIET : AgentTiming.PROBE_INTERVAL_DIRECT)
             .toNanos();
     if (now - lastProbe < interval) {
       return List.of();

@@ -70,6 +70,14 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
         }
       };
 
+  /**
+   * Data makes a peer active: a transport message (type 4) longer than a keepalive (header and tag,
+   * no payload). Handshakes and keepalives do not.
+   */
+  private static final int KEEPALIVE_LENGTH = 32;
+
+  private static final byte TRANSPORT_TYPE = 4;
+
   private final Device device;
   private final byte[] ownPrivate;
   private final byte[] ownPublic;
@@ -217,6 +225,9 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
   @Override
   public boolean send(byte[] peerKey, InetSocketAddress endpoint, byte[] message, int length) {
     PeerPath p = pathOf(peerKey);
+    if (p != null && length > KEEPALIVE_LENGTH && message[0] == TRANSPORT_TYPE) {
+      p.dataSent();
+    }
     InetSocketAddress direct = p == null ? endpoint : p.direct();
     if (direct != null) {
       // The device's endpoint follows the peer when it roams; the path set it when it went direct.
@@ -367,6 +378,7 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
     try {
       long now = System.nanoTime();
       for (PeerPath p : paths.values()) {
+        p.noteActivity(now);
         InetSocketAddress lost = p.expireDirect(now);
         if (lost != null) {
           LOG.info("direct path to {} via {} stopped; using the relay", p.name, lost);

@@ -42,7 +42,12 @@ class PeerPathsTest {
     }
   }
 
-  private record Side(Device device, byte[] privateKey, byte[] publicKey, PeerPaths discovery) {
+  private record Side(
+      Device device,
+      MemoryTunnel tunnel,
+      byte[] privateKey,
+      byte[] publicKey,
+      PeerPaths discovery) {
     String key() {
       return Base64.getEncoder().encodeToString(publicKey);
     }
@@ -53,7 +58,8 @@ class PeerPathsTest {
   }
 
   private Side side(String name) throws Exception {
-    Device device = new Device(new MemoryTunnel(name), Timing.DEFAULT);
+    MemoryTunnel tunnel = new MemoryTunnel(name);
+    Device device = new Device(tunnel, Timing.DEFAULT);
     closeables.add(device);
     device.start();
     byte[] priv = Curve25519.generatePrivateKey();
@@ -62,7 +68,7 @@ class PeerPathsTest {
         new PeerPaths(device, priv, () -> List.of("127.0.0.1:" + device.listenPort()));
     closeables.add(discovery);
     discovery.attach();
-    return new Side(device, priv, Curve25519.publicKey(priv), discovery);
+    return new Side(device, tunnel, priv, Curve25519.publicKey(priv), discovery);
   }
 
   private static boolean direct(Side on, Side peer) throws Exception {
@@ -79,6 +85,23 @@ class PeerPathsTest {
       }
       Thread.sleep(50);
     }
+  }
+
+  /** A small IPv4/UDP datagram from 100.64.0.1 to 100.64.0.2: data for the peer B. */
+  private static byte[] udpTo100_64_0_2() {
+    byte[] p = new byte[28 + 4];
+    p[0] = 0x45;
+    p[3] = (byte) p.length;
+    p[8] = 64;
+    p[9] = 17;
+    byte[] src = {100, 64, 0, 1};
+    byte[] dst = {100, 64, 0, 2};
+    System.arraycopy(src, 0, p, 12, 4);
+    System.arraycopy(dst, 0, p, 16, 4);
+    p[21] = 9;
+    p[23] = 9;
+    p[25] = 12;
+    return p;
   }
 
   @Test
@@ -137,12 +160,14 @@ class PeerPathsTest {
     assertTrue(
         UapiProtocol.get(a.device()).contains("endpoint=127.0.0.1:" + b.device().listenPort()));
 
-    // B stops answering directly: A falls back to the relay within the timeout.
+    // B stops answering directly while A sends it data: A falls back to the relay within the
+    // active timeout (a quiet peer's path would be kept longer: PeerPathTest).
     b.device().setDatagramTap(null);
     long lost = System.nanoTime();
     await(
         () -> {
           try {
+            a.tunnel().inject(udpTo100_64_0_2());
             return !direct(a, b);
           } catch (Exception e) {
             return false;
