@@ -31,9 +31,7 @@ import org.apache.pekko.http.javadsl.server.AllDirectives;
 import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.japi.Pair;
-import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.KillSwitches;
-import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.SharedKillSwitch;
 import org.apache.pekko.stream.StreamLimitReachedException;
 import org.apache.pekko.stream.javadsl.Flow;
@@ -69,7 +67,6 @@ public final class RelayServer extends AllDirectives {
   private final byte[] privateKey;
   private final byte[] publicKey;
   private final RelayRegistry registry;
-  private final Materializer materializer;
   private final AtomicLong connections = new AtomicLong();
   private volatile RelayMesh mesh;
 
@@ -99,7 +96,6 @@ public final class RelayServer extends AllDirectives {
     this.privateKey = privateKey.clone();
     this.publicKey = Curve25519.publicKey(privateKey);
     this.registry = new RelayRegistry(settings.region());
-    this.materializer = Materializer.matFromSystem(system);
     authority.watch(registry);
   }
 
@@ -224,36 +220,51 @@ public final class RelayServer extends AllDirectives {
   /**
    * One connection whatever the transport: whole frames in (the handshake, then the forwarder), the
    * queue out.
+   *
+   * <p>The outbound queue is materialized inside the connection's own stream (not pre-materialized
+   * in a graph of its own): a frame offered by a sender's stream then wakes this connection's
+   * interpreter once, instead of a second interpreter that hands it on through a
+   * publisher/subscriber bridge (two more actor hops per packet, and one more on every demand). The
+   * connection actor is created when that queue exists, during materialization, so before any
+   * inbound frame can reach {@link #inbound}.
    */
   private Flow<ByteString, ByteString, NotUsed> newFrameConnection() {
     long id = connections.incrementAndGet();
-    Pair<BoundedSourceQueue<ByteString>, Source<ByteString, NotUsed>> outbound =
-        Source.<ByteString>queue(settings.maxQueue()).preMaterialize(materializer);
     SharedKillSwitch killSwitch = KillSwitches.shared("relay-" + id);
-    ActorRef<RelayConnection.Command> connection =
-        system.systemActorOf(
-            RelayConnection.create(
-                registry, authority, mesh, privateKey, publicKey, outbound.first(), killSwitch),
-            "relay-connection-" + id,
-            Props.empty());
+    AtomicReference<ActorRef<RelayConnection.Command>> connection = new AtomicReference<>();
     AtomicReference<RelayForwarder> forwarder = new AtomicReference<>();
     Sink<ByteString, NotUsed> in =
         Flow.<ByteString>create()
             .via(killSwitch.flow())
-            .mapAsync(1, frame -> inbound(frame, connection, forwarder))
+            .mapAsync(1, frame -> inbound(frame, connection.get(), forwarder))
             .toMat(Sink.ignore(), Keep.right())
             .mapMaterializedValue(
                 done -> {
-                  done.whenComplete((d, e) -> connection.tell(ended(e)));
+                  done.whenComplete(
+                      (d, e) -> {
+                        ActorRef<RelayConnection.Command> c = connection.get();
+                        if (c != null) {
+                          c.tell(ended(e));
+                        }
+                      });
                   return NotUsed.getInstance();
                 });
+    Source<ByteString, NotUsed> out =
+        Source.<ByteString>queue(settings.maxQueue())
+            .mapMaterializedValue(
+                queue -> {
+                  connection.set(
+                      system.systemActorOf(
+                          RelayConnection.create(
+                              registry, authority, mesh, privateKey, publicKey, queue, killSwitch),
+                          "relay-connection-" + id,
+                          Props.empty()));
+                  return NotUsed.getInstance();
+                })
+            .statefulMap(() -> NO_SOURCE, RelayServer::sameSource, last -> Optional.empty());
     // Not coupled (see ControlRoute): when the connection closes its queue, the queued frames
     // (an Error) still go out before the close.
-    return Flow.fromSinkAndSource(
-        in,
-        outbound
-            .second()
-            .statefulMap(() -> NO_SOURCE, RelayServer::sameSource, last -> Optional.empty()));
+    return Flow.fromSinkAndSource(in, out);
   }
 
   private static final ByteString NO_SOURCE = ByteString.emptyByteString();
