@@ -163,7 +163,7 @@ final class LinuxUdpBind implements UdpBind {
       int capacity = Math.min(into.data.length, RECEIVE_CAPACITY);
       MemorySegment msg = s.msghdr;
       msg.fill((byte) 0);
-      msg.set(ValueLayout.ADDRESS, 0, s.name);
+      msg.set(ValueLayout.ADDRESS, 0, s.from);
       msg.set(ValueLayout.JAVA_INT, 8, SOCKADDR_IN6_SIZE);
       s.iov.set(ValueLayout.ADDRESS, 0, receiveBuffer);
       s.iov.set(ValueLayout.JAVA_LONG, 8, capacity);
@@ -186,7 +186,7 @@ final class LinuxUdpBind implements UdpBind {
           MemorySegment.copy(receiveBuffer, ValueLayout.JAVA_BYTE, 0, into.data, 0, (int) n);
           into.length = (int) n;
           into.segmentSize = segmentSize(s.control, msg.get(ValueLayout.JAVA_LONG, 40), (int) n);
-          into.source = source(s.name);
+          into.source = source(s.from);
           return true;
         }
         int e = errno(s.errno);
@@ -410,7 +410,16 @@ final class LinuxUdpBind implements UdpBind {
     final MemorySegment errno = newErrnoSegment(arena);
     final MemorySegment msghdr = arena.allocate(MSGHDR_SIZE, 8);
     final MemorySegment iov = arena.allocate(IOVEC_SIZE, 8);
+
+    /** The destination of sends; {@link #lastTo} says whose address it holds. */
     final MemorySegment name = arena.allocate(SOCKADDR_IN6_SIZE, 8);
+
+    /**
+     * The source of receives: apart from {@link #name}, or a thread that receives and sends (the
+     * inbound thread answering a disco ping) would send to the last sender instead.
+     */
+    final MemorySegment from = arena.allocate(SOCKADDR_IN6_SIZE, 8);
+
     final MemorySegment control = arena.allocate(CONTROL_SIZE, 8);
     final MemorySegment pollFds = arena.allocate(2L * POLLFD_SIZE, 8);
     MemorySegment data = MemorySegment.NULL;

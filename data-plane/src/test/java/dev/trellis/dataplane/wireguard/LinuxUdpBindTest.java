@@ -109,6 +109,28 @@ class LinuxUdpBindTest {
     }
   }
 
+  /**
+   * One thread that receives and sends (the inbound thread answering a disco ping): a receive must
+   * not change where the next send to an address it sent to before goes.
+   */
+  @Test
+  void aReceiveBetweenTwoSendsToTheSameAddressDoesNotRedirectTheSecond() throws Exception {
+    try (LinuxUdpBind self = LinuxUdpBind.tryOpen(0, true, true);
+        ChannelUdpBind y = ChannelUdpBind.open(0);
+        ChannelUdpBind x = ChannelUdpBind.open(0)) {
+      InetSocketAddress toY = new InetSocketAddress("127.0.0.1", y.port());
+      UdpBind.Received r = new UdpBind.Received(LinuxUdpBind.RECEIVE_CAPACITY);
+      self.send(new byte[] {1}, 0, 1, toY);
+      assertTrue(y.receive(r));
+      x.send(new byte[] {2}, 0, 1, new InetSocketAddress("127.0.0.1", self.port()));
+      assertTrue(self.receive(r));
+      assertEquals(x.port(), r.source.getPort());
+      self.send(new byte[] {3}, 0, 1, toY);
+      assertTrue(y.receive(r));
+      assertEquals(3, r.data[0], "the second send went to Y, not to the last sender");
+    }
+  }
+
   @Test
   void closeWakesABlockedReceiverAndATakenPortIsABindException() throws Exception {
     LinuxUdpBind rx = LinuxUdpBind.tryOpen(0, true, true);
