@@ -31,8 +31,8 @@ class RekeyTest {
   /**
    * Initiations are rate-limited to one per REKEY_TIMEOUT (5 s) in WireGuard, so even with a 2 s
    * rekey interval new sessions appear about every 5 s: 18 s leaves room for two after the first
-   * handshake even when one initiation is lost in a full socket buffer (a fast sender's bursts
-   * fill wireguard-go's) and goes again 5 s later.
+   * handshake even when one initiation is lost in a full socket buffer (a fast sender's bursts fill
+   * wireguard-go's) and goes again 5 s later.
    */
   private static final int TRANSFER_SECONDS = 18;
 
