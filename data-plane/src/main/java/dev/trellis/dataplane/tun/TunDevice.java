@@ -279,6 +279,20 @@ public final class TunDevice implements PacketTunnel {
     if (offloadFlags == 0) {
       return PacketTunnel.super.read(dst);
     }
+    int i = nextSplitPacket();
+    if (i < 0) {
+      return -1;
+    }
+    int length = splitter.length(i);
+    System.arraycopy(splitter.buffer(), splitter.offset(i), dst, 0, length);
+    return length;
+  }
+
+  /**
+   * The splitter's index of the next packet, reading (and splitting) the TUN again when the last
+   * read is used up; -1 once the device is closed or gone. Reader thread only.
+   */
+  private int nextSplitPacket() throws IOException {
     while (nextSplit >= splitCount) {
       nextSplit = 0;
       splitCount = 0;
@@ -301,10 +315,7 @@ public final class TunDevice implements PacketTunnel {
         malformedReads++;
       }
     }
-    int i = nextSplit++;
-    int length = splitter.length(i);
-    System.arraycopy(splitter.buffer(), splitter.offset(i), dst, 0, length);
-    return length;
+    return nextSplit++;
   }
 
   /** Writes a virtio-net header and the packet after it (offload mode only). */
@@ -332,12 +343,13 @@ public final class TunDevice implements PacketTunnel {
       throw new IllegalArgumentException("no space remaining in destination buffer");
     }
     if (offloadFlags != 0) {
-      byte[] packet = new byte[MAX_OFFLOADED_PACKET];
-      int n = read(packet);
-      if (n > 0) {
-        dst.put(packet, 0, Math.min(n, dst.remaining()));
+      int i = nextSplitPacket();
+      if (i < 0) {
+        return -1;
       }
-      return n;
+      int length = Math.min(splitter.length(i), dst.remaining()); // truncated, as the kernel would
+      dst.put(splitter.buffer(), splitter.offset(i), length);
+      return length;
     }
     if (!guard.acquire()) {
       return -1;
