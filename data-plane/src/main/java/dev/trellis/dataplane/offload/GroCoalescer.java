@@ -64,8 +64,6 @@ public final class GroCoalescer {
   private boolean[] psh = new boolean[64];
   private int items;
 
-  private long joined;
-
   /** Adds the IP packet {@code buf[off, off+len)} (the same {@code buf} for a whole batch). */
   public void add(byte[] buf, int off, int len) {
     if (source != buf) {
@@ -92,7 +90,6 @@ public final class GroCoalescer {
         segments[it]++;
         payloadTotal[it] += payload;
         nextSeq[it] = seq + payload;
-        joined++;
         if (push || payload < gsoSize[it]) {
           psh[it] |= push;
           open[it] = false;
@@ -116,11 +113,6 @@ public final class GroCoalescer {
       packets = 0;
       source = null;
     }
-  }
-
-  /** How many segments were joined onto an earlier one (for the status counters). */
-  public long joined() {
-    return joined;
   }
 
   private void write(int it, GroCoalescer.Sink sink) throws IOException {

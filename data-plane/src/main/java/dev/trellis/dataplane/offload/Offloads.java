@@ -1,7 +1,6 @@
 package dev.trellis.dataplane.offload;
 
 import java.util.Locale;
-import java.util.Map;
 
 /**
  * Which offloads a device may use. Each is tried and falls back by itself where the kernel refuses
@@ -25,10 +24,6 @@ public record Offloads(boolean tun, boolean udpGso, boolean udpGro) {
 
   public static Offloads fromEnvironment() {
     return parse(System.getenv(ENV));
-  }
-
-  static Offloads fromEnvironment(Map<String, String> env) {
-    return parse(env.get(ENV));
   }
 
   /** Reads the setting; unknown words are refused with the list of known ones. */

@@ -476,13 +476,6 @@ public final class Device implements AutoCloseable {
     return counters.toString();
   }
 
-  /** The offloads in use: the tunnel's, and the socket's GSO and GRO as the kernel took them. */
-  public Offloads offloadsInUse() {
-    UdpBind b = bind;
-    return new Offloads(
-        tunnel.offloads(), b != null && b.segmentsInOneCall(), b != null && b.coalescesReceives());
-  }
-
   // ---- lifecycle ---------------------------------------------------------------------------
 
   /** Blocks until the device is closed (by close() or because its tunnel disappeared). */
