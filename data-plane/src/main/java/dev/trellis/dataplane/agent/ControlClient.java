@@ -5,28 +5,35 @@ import dev.trellis.proto.control.ControlChannel;
 import dev.trellis.proto.control.ControlHandshake;
 import dev.trellis.proto.control.ControlJson;
 import dev.trellis.proto.control.ControlMessage;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.ConnectException;
+import java.net.SocketTimeoutException;
 import java.net.URI;
+import java.net.UnknownHostException;
 import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
-import java.net.http.WebSocket;
-import java.net.http.WebSocketHandshakeException;
 import java.nio.ByteBuffer;
 import java.nio.channels.UnresolvedAddressException;
 import java.time.Duration;
 import java.util.Base64;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.java_websocket.client.WebSocketClient;
+import org.java_websocket.drafts.Draft_6455;
+import org.java_websocket.exceptions.WebsocketNotConnectedException;
+import org.java_websocket.framing.CloseFrame;
+import org.java_websocket.handshake.ServerHandshake;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,6 +46,17 @@ import org.slf4j.LoggerFactory;
 public final class ControlClient implements AutoCloseable {
   public static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
   public static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
+
+  /** How long a polite close waits for the server's close before dropping the connection. */
+  private static final Duration CLOSE_TIMEOUT = Duration.ofSeconds(2);
+
+  /** What sealing adds to a message (counter and tag), with room to spare. */
+  private static final int MAX_SEAL_OVERHEAD = 1024;
+
+  /** How the library reports an upgrade answered with another status than 101. */
+  private static final Pattern REFUSED_STATUS =
+      Pattern.compile("Invalid status code received: (\\d+)");
+
   private static final Logger LOG = LoggerFactory.getLogger(ControlClient.class);
 
   /** Receives what the server says; {@link #onClosed} is called exactly once, last. */
@@ -56,13 +74,12 @@ public final class ControlClient implements AutoCloseable {
   }
 
   private final URI loginServer;
-  private final WebSocket socket;
+  private final ControlSocket socket;
   private final ControlChannel channel;
   private final Receiver receiver;
-  private CompletableFuture<?> sendChain = CompletableFuture.completedFuture(null);
 
   private ControlClient(
-      URI loginServer, WebSocket socket, ControlChannel channel, Receiver receiver) {
+      URI loginServer, ControlSocket socket, ControlChannel channel, Receiver receiver) {
     this.loginServer = loginServer;
     this.socket = socket;
     this.channel = channel;
@@ -152,34 +169,39 @@ public final class ControlClient implements AutoCloseable {
       HttpClient http, URI base, byte[] machinePrivateKey, byte[] serverKey, Listener listener) {
     ControlHandshake.Client handshake = new ControlHandshake.Client(machinePrivateKey, serverKey);
     Receiver receiver = new Receiver(listener);
-    return http.newWebSocketBuilder()
-        .connectTimeout(CONNECT_TIMEOUT)
-        .buildAsync(controlUri(base), receiver)
-        .thenCompose(ws -> ws.sendBinary(ByteBuffer.wrap(handshake.initiation()), true))
+    URI uri = controlUri(base);
+    ControlSocket socket = new ControlSocket(uri, receiver);
+    if (uri.getScheme().equals("wss")) {
+      // The same trust as the HTTP client's (a lab's own CA, in tests a self-signed one).
+      socket.setSocketFactory(http.sslContext().getSocketFactory());
+    }
+    socket.connect();
+    return receiver
+        .opened
+        .orTimeout(CONNECT_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
+        .thenRun(() -> socket.send(handshake.initiation()))
         .thenCompose(
-            ws ->
-                receiver
-                    .handshakeResponse
-                    .orTimeout(HANDSHAKE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
-                    .whenComplete(
-                        (r, e) -> {
-                          if (e != null) {
-                            ws.abort();
-                          }
-                        })
-                    .thenApply(
-                        response -> {
-                          ControlChannel channel;
-                          try {
-                            channel = handshake.complete(response);
-                          } catch (ControlChannel.ChannelException e) {
-                            ws.abort();
-                            throw new CompletionException(new ConnectFailure(e.getMessage(), e));
-                          }
-                          ControlClient client = new ControlClient(base, ws, channel, receiver);
-                          receiver.attach(client);
-                          return client;
-                        }));
+            ignored ->
+                receiver.handshakeResponse.orTimeout(
+                    HANDSHAKE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS))
+        .thenApply(
+            response -> {
+              ControlChannel channel;
+              try {
+                channel = handshake.complete(response);
+              } catch (ControlChannel.ChannelException e) {
+                throw new CompletionException(new ConnectFailure(e.getMessage(), e));
+              }
+              ControlClient client = new ControlClient(base, socket, channel, receiver);
+              receiver.attach(client);
+              return client;
+            })
+        .whenComplete(
+            (client, e) -> {
+              if (e != null) {
+                socket.abort();
+              }
+            });
   }
 
   /** A one-line explanation of a failed {@link #connect} or send. */
@@ -216,13 +238,17 @@ public final class ControlClient implements AutoCloseable {
       if (cause.getCause() instanceof UnresolvedAddressException) {
         why = "unknown host " + baseWithSlash.getHost();
       }
-    } else if (cause instanceof WebSocketHandshakeException w) {
+    } else if (cause instanceof UpgradeRefused refused) {
       return new ConnectFailure(
           base
-              + " is not a Trellis login server (WebSocket upgrade at /control answered HTTP "
-              + w.getResponse().statusCode()
+              + " is not a Trellis login server (WebSocket upgrade at /control answered "
+              + refused.getMessage()
               + ")",
           cause);
+    } else if (cause instanceof SocketTimeoutException) {
+      why = "connection timed out";
+    } else if (cause instanceof UnknownHostException) {
+      why = "unknown host " + baseWithSlash.getHost();
     } else {
       why =
           cause.getClass().getSimpleName()
@@ -239,64 +265,102 @@ public final class ControlClient implements AutoCloseable {
     return !receiver.closed.get();
   }
 
-  /** Seals and sends in call order; the future fails if the connection is gone. */
+  /**
+   * Seals and queues in call order (the socket's writer thread sends in queue order); the future
+   * fails if the connection is already gone. A connection that dies later ends the session through
+   * the listener.
+   */
   public synchronized CompletableFuture<Void> send(ControlMessage message) {
     if (!isOpen()) {
       return CompletableFuture.failedFuture(new IOException("control connection is closed"));
     }
-    // Counters must reach the wire in the order they were sealed, and the JDK WebSocket allows
-    // one outstanding send: seal here, chain the sends.
     byte[] sealed = channel.seal(ControlJson.encode(message));
-    CompletableFuture<Void> sent =
-        sendChain
-            .handle((r, e) -> null)
-            .thenCompose(ignored -> socket.sendBinary(ByteBuffer.wrap(sealed), true))
-            .thenApply(ws -> null);
-    // The JDK WebSocket reports a connection that dies under a send only to that send, not to the
-    // listener: end the session here, or the node would wait for the silence limit to notice.
-    sent.whenComplete(
-        (r, e) -> {
-          if (e != null && !receiver.closed.get()) {
-            socket.abort();
-            Throwable cause = e.getCause() != null ? e.getCause() : e;
-            receiver.finish(
-                "connection failed while sending: "
-                    + (cause.getMessage() == null
-                        ? cause.getClass().getSimpleName()
-                        : cause.getMessage()));
-          }
-        });
-    sendChain = sent;
-    return sent;
+    try {
+      socket.send(sealed);
+    } catch (WebsocketNotConnectedException e) {
+      return CompletableFuture.failedFuture(new IOException("control connection is closed", e));
+    }
+    return CompletableFuture.completedFuture(null);
   }
 
-  /** Closes politely (after queued sends), aborting if the server does not answer in 2 s. */
+  /**
+   * Closes politely (after queued sends), dropping the connection if the server does not answer in
+   * 2 s.
+   */
   @Override
   public synchronized void close() {
     if (receiver.closed.get()) {
       return;
     }
-    sendChain
-        .handle((r, e) -> null)
-        .thenCompose(ignored -> socket.sendClose(WebSocket.NORMAL_CLOSURE, "bye"))
-        .orTimeout(2, TimeUnit.SECONDS)
-        .whenComplete((r, e) -> socket.abort());
     receiver.finish("closed by the node");
+    socket.close(CloseFrame.NORMAL, "bye");
+    CompletableFuture.delayedExecutor(CLOSE_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
+        .execute(socket::abort);
   }
 
-  /** Accumulates fragments into whole binary messages, then handshake response or sealed JSON. */
-  private static final class Receiver implements WebSocket.Listener {
+  /**
+   * The WebSocket connection: one reader thread (all listener calls) and one writer thread, both
+   * the library's. The end of the connection, however it comes, reaches {@link Receiver#onClose}.
+   */
+  private static final class ControlSocket extends WebSocketClient {
+    private final Receiver receiver;
+
+    ControlSocket(URI uri, Receiver receiver) {
+      super(
+          uri,
+          new Draft_6455(List.of(), ControlChannel.MAX_SERVER_MESSAGE + MAX_SEAL_OVERHEAD),
+          Map.of(),
+          (int) CONNECT_TIMEOUT.toMillis());
+      this.receiver = receiver;
+      setDaemon(true);
+      setTcpNoDelay(true);
+      // The control protocol has its own keepalive (Ping/Pong messages and a silence limit).
+      setConnectionLostTimeout(0);
+    }
+
+    /** Drops the connection at once; the reader thread then reports the end. */
+    void abort() {
+      if (!isClosed()) {
+        closeConnection(CloseFrame.ABNORMAL_CLOSE, "aborted by the node");
+      }
+    }
+
+    @Override
+    public void onOpen(ServerHandshake handshake) {
+      receiver.opened.complete(null);
+    }
+
+    @Override
+    public void onMessage(ByteBuffer message) {
+      receiver.onBinary(message);
+    }
+
+    @Override
+    public void onMessage(String message) {
+      receiver.fail(this, "server sent a text message; the control channel is binary");
+    }
+
+    @Override
+    public void onError(Exception error) {
+      receiver.error = error;
+    }
+
+    @Override
+    public void onClose(int code, String reason, boolean remote) {
+      receiver.onClose(code, reason);
+    }
+  }
+
+  /** Whole binary messages: the handshake response, then sealed JSON. */
+  private static final class Receiver {
+    final CompletableFuture<Void> opened = new CompletableFuture<>();
     final CompletableFuture<byte[]> handshakeResponse = new CompletableFuture<>();
     final AtomicBoolean closed = new AtomicBoolean();
 
-    /**
-     * Reassembly buffers larger than this are dropped after use instead of kept for the next
-     * message.
-     */
-    private static final int KEEP_BUFFER_UP_TO = 64 * 1024;
+    /** The library's last error, reported with the close that follows it (reader thread). */
+    volatile Exception error;
 
     private final Listener listener;
-    private ByteArrayOutputStream partial = new ByteArrayOutputStream();
     private volatile ControlClient client;
 
     Receiver(Listener listener) {
@@ -307,49 +371,22 @@ public final class ControlClient implements AutoCloseable {
       client = c;
     }
 
-    @Override
-    public void onOpen(WebSocket ws) {
-      ws.request(1);
-    }
-
-    @Override
-    public CompletionStage<?> onBinary(WebSocket ws, ByteBuffer data, boolean last) {
-      if (partial.size() + data.remaining() > ControlChannel.MAX_SERVER_MESSAGE) {
-        fail(ws, "server message larger than " + ControlChannel.MAX_SERVER_MESSAGE + " bytes");
-        return null;
+    void onBinary(ByteBuffer data) {
+      byte[] whole = new byte[data.remaining()];
+      data.get(whole);
+      if (!handshakeResponse.isDone()) {
+        handshakeResponse.complete(whole);
+        return;
       }
-      byte[] chunk = new byte[data.remaining()];
-      data.get(chunk);
-      partial.writeBytes(chunk);
-      if (last) {
-        byte[] whole = partial.toByteArray();
-        if (whole.length > KEEP_BUFFER_UP_TO) {
-          // reset() would keep the grown array: after a full map of a large network,
-          // megabytes pinned for the connection's lifetime (10k nodes: ~3 MB map).
-          partial = new ByteArrayOutputStream();
-        } else {
-          partial.reset();
-        }
-        if (!handshakeResponse.isDone()) {
-          handshakeResponse.complete(whole);
-        } else {
-          deliver(ws, whole);
-        }
-      }
-      ws.request(1);
-      return null;
-    }
-
-    private void deliver(WebSocket ws, byte[] sealed) {
       ControlClient c = client;
       if (c == null || closed.get()) {
         return;
       }
       ControlMessage message;
       try {
-        message = ControlJson.decode(c.channel.open(sealed));
+        message = ControlJson.decode(c.channel.open(whole));
       } catch (ControlChannel.ChannelException | IOException e) {
-        fail(ws, "bad message from the server: " + e.getMessage());
+        fail(c.socket, "bad message from the server: " + e.getMessage());
         return;
       }
       try {
@@ -359,39 +396,56 @@ public final class ControlClient implements AutoCloseable {
       }
     }
 
-    @Override
-    public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
-      fail(ws, "server sent a text message; the control channel is binary");
-      return null;
-    }
-
-    @Override
-    public CompletionStage<?> onClose(WebSocket ws, int statusCode, String reason) {
-      String why =
-          "server closed the connection ("
-              + statusCode
-              + (reason == null || reason.isEmpty() ? "" : " " + reason)
-              + ")";
-      handshakeResponse.completeExceptionally(
-          new ConnectFailure(
-              "the server closed the connection during the handshake: wrong server key, or machine refused",
-              null));
+    void onClose(int code, String reason) {
+      Exception e = error;
+      IOException failure;
+      if (!opened.isDone()) {
+        failure = refusal(code, reason, e);
+      } else {
+        failure =
+            new ConnectFailure(
+                "the server closed the connection during the handshake: wrong server key, or machine refused",
+                e);
+      }
+      opened.completeExceptionally(failure);
+      handshakeResponse.completeExceptionally(failure);
+      String why;
+      if (e != null && code != CloseFrame.NORMAL) {
+        why =
+            "connection failed: "
+                + (e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
+      } else if (code == CloseFrame.TOOBIG) {
+        why = "server message larger than " + ControlChannel.MAX_SERVER_MESSAGE + " bytes";
+      } else {
+        int status = code == CloseFrame.ABNORMAL_CLOSE || code < 0 ? 1006 : code;
+        why =
+            "server closed the connection ("
+                + status
+                + (reason == null || reason.isEmpty() || status == 1006 ? "" : " " + reason)
+                + ")";
+      }
       finish(why);
-      return null;
     }
 
-    @Override
-    public void onError(WebSocket ws, Throwable error) {
-      handshakeResponse.completeExceptionally(error);
-      finish(
-          "connection failed: "
-              + (error.getMessage() == null
-                  ? error.getClass().getSimpleName()
-                  : error.getMessage()));
+    /** Why the connection never opened: the library's error, or a refused upgrade. */
+    private static IOException refusal(int code, String reason, Exception e) {
+      if (reason != null) {
+        Matcher m = REFUSED_STATUS.matcher(reason);
+        if (m.find()) {
+          return new UpgradeRefused("HTTP " + m.group(1));
+        }
+      }
+      if (e instanceof IOException io) {
+        return io;
+      }
+      return new IOException(
+          e != null
+              ? e.toString()
+              : "WebSocket closed before it opened (" + code + " " + reason + ")");
     }
 
-    private void fail(WebSocket ws, String why) {
-      ws.abort();
+    void fail(ControlSocket socket, String why) {
+      socket.abort();
       handshakeResponse.completeExceptionally(new ConnectFailure(why, null));
       finish(why);
     }
@@ -404,6 +458,13 @@ public final class ControlClient implements AutoCloseable {
           LOG.warn("control listener failed on close", e);
         }
       }
+    }
+  }
+
+  /** The upgrade at /control was answered with something else than 101. */
+  static final class UpgradeRefused extends IOException {
+    UpgradeRefused(String message) {
+      super(message);
     }
   }
 }
