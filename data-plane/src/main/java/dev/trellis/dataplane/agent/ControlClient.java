@@ -175,7 +175,10 @@ public final class ControlClient implements AutoCloseable {
       // The same trust as the HTTP client's (a lab's own CA, in tests a self-signed one).
       socket.setSocketFactory(http.sslContext().getSocketFactory());
     }
-    socket.connect();
+    // The library's connect() would start a platform thread to connect and read; its run() on a
+    // virtual thread does the same (a simulated campus holds thousands of these in one JVM). It
+    // still starts one platform thread that writes.
+    Thread.ofVirtual().name("trellis-control-reader").start(socket);
     return receiver
         .opened
         .orTimeout(CONNECT_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)
@@ -299,8 +302,9 @@ public final class ControlClient implements AutoCloseable {
   }
 
   /**
-   * The WebSocket connection: one reader thread (all listener calls) and one writer thread, both
-   * the library's. The end of the connection, however it comes, reaches {@link Receiver#onClose}.
+   * The WebSocket connection: one reader thread (a virtual one, which makes all listener calls) and
+   * the library's writer thread. The end of the connection, however it comes, reaches {@link
+   * Receiver#onClose}.
    */
   private static final class ControlSocket extends WebSocketClient {
     private final Receiver receiver;
