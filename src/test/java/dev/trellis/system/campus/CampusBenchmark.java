@@ -25,9 +25,10 @@ import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 /**
  * The issue-4 comparison on the campus testbed, on demand ({@code scripts/bench-campus}): two hosts
  * measured raw (zone OPEN: plain routing between them), over direct Trellis (zone LAB) and over
- * relayed Trellis (zone CAMPUS: UDP dropped, only TCP to the server), first on plain veths, then on
- * the emulated campus link (tbf rate and a userspace delay line per client link). Rounds are
- * interleaved (raw, direct, relayed, raw, ...) so that the machine's noise falls on all three
+ * relayed Trellis (zone CAMPUS: UDP dropped, only TCP to the server) and over tinc 1.0 TCPOnly
+ * through a hub on the server host (the same zone; {@link TincOverlay}), first on plain veths, then
+ * on the emulated campus link (tbf rate and a userspace delay line per client link). Rounds are
+ * interleaved (raw, direct, relayed, tinc, raw, ...) so that the machine's noise falls on all
  * alike. Each measurement: {@code ping -c 20 -i 0.2} (average RTT) and a single-stream iperf3 TCP
  * transfer; the table gives medians and the study's measures, loss = ln(raw/overlay)·100 and RTT
  * increase = ln(overlay/raw)·100.
@@ -44,7 +45,9 @@ class CampusBenchmark {
   enum Mode {
     RAW(Zone.OPEN, null),
     DIRECT(Zone.LAB, "direct"),
-    RELAYED(Zone.CAMPUS, "relay");
+    RELAYED(Zone.CAMPUS, "relay"),
+    /** tinc 1.0 TCPOnly through its hub on the server host, same zone as RELAYED. */
+    TINC(Zone.CAMPUS, null);
 
     final Zone zone;
     final String path;
@@ -187,12 +190,15 @@ class CampusBenchmark {
       List<TrellisAgentProcess> pair = twoHosts(campus);
       TrellisAgentProcess a = pair.get(0);
       TrellisAgentProcess b = pair.get(1);
+      campus.moveTo(a, Zone.CAMPUS);
+      campus.moveTo(b, Zone.CAMPUS);
+      tinc = TincOverlay.start(campus, pair);
       Map<Mode, List<Sample>> samples = new EnumMap<>(Mode.class);
       for (int round = 1; round <= rounds; round++) {
         for (Mode mode : Mode.values()) {
           // The first transfer over each path also warms the JIT up (the agents' and the relay's
           // hot paths).
-          if (round == 1 && mode != Mode.RAW) {
+          if (round == 1 && mode != Mode.RAW && mode != Mode.TINC) {
             measure(campus, a, b, mode, 5);
           }
           Sample s = measure(campus, a, b, mode, seconds);
@@ -226,14 +232,36 @@ class CampusBenchmark {
                     ? "—"
                     : String.format(Locale.ROOT, "%.1f %%", Math.log(r / rawRtt) * 100)));
       }
+      double relayed = median(mbps(samples.get(Mode.RELAYED)));
+      double tincMbps = median(mbps(samples.get(Mode.TINC)));
+      table.append(
+          String.format(
+              Locale.ROOT,
+              "| %s | relayed ÷ tinc | | %.2f× | | | %.2f× RTT | |%n",
+              label,
+              relayed / tincMbps,
+              median(rtts(samples.get(Mode.RELAYED))) / median(rtts(samples.get(Mode.TINC)))));
+    } finally {
+      if (tinc != null) {
+        tinc.close();
+        tinc = null;
+      }
     }
   }
+
+  /** The tinc overlay of the testbed being measured, or null. */
+  private TincOverlay tinc;
 
   private Sample measure(
       CampusTestbed campus, TrellisAgentProcess a, TrellisAgentProcess b, Mode mode, int seconds) {
     campus.moveTo(a, mode.zone);
     campus.moveTo(b, mode.zone);
-    String target = mode == Mode.RAW ? b.address() : b.overlay();
+    String target =
+        switch (mode) {
+          case RAW -> b.address();
+          case TINC -> tinc.address(b);
+          default -> b.overlay();
+        };
     if (mode.path != null) {
       // Traffic both ways so discovery has something to upgrade or fall back on.
       Await.until(

@@ -114,17 +114,7 @@ public final class CampusTestbed implements AutoCloseable {
       ipt("-N", "zones");
       ipt("-A", "FORWARD", "-j", "zones");
       ipt("-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT");
-      ipt(
-          "-A",
-          "FORWARD",
-          "-p",
-          "tcp",
-          "-d",
-          SERVER_ADDRESS,
-          "--dport",
-          Integer.toString(SERVER_PORT),
-          "-j",
-          "ACCEPT");
+      acceptTcpTo(SERVER_ADDRESS, SERVER_PORT);
       // Only UDP between lab-zone hosts and the server gets this far: campus-zone hosts' UDP is
       // dropped in "zones".
       ipt("-A", "FORWARD", "-p", "udp", "-j", "ACCEPT");
@@ -182,6 +172,21 @@ public final class CampusTestbed implements AutoCloseable {
       Tools.require("tc");
     }
     return new CampusTestbed(shape);
+  }
+
+  /** Lets TCP to {@code address:port} through the router from every zone. */
+  private void acceptTcpTo(String address, int port) {
+    ipt(
+        "-A",
+        "FORWARD",
+        "-p",
+        "tcp",
+        "-d",
+        address,
+        "--dport",
+        Integer.toString(port),
+        "-j",
+        "ACCEPT");
   }
 
   private void ipt(String... args) {
@@ -260,6 +265,14 @@ public final class CampusTestbed implements AutoCloseable {
   }
 
   /**
+   * Lets TCP to the server host's {@code port} through from every zone, as port 8080 is (another
+   * overlay's hub on the server host, for comparisons).
+   */
+  public void allowTcpToServer(int port) {
+    acceptTcpTo(SERVER_ADDRESS, port);
+  }
+
+  /**
    * A host on the server network ({@code 198.18.10.N}) running {@code trellis relay} for {@code
    * region}, reachable from every zone on TCP port 8080 like the server; {@code apiKey} is an admin
    * API key of the server.
@@ -267,17 +280,7 @@ public final class CampusTestbed implements AutoCloseable {
   public HostProcess startStandaloneRelay(
       String suffix, String address, String region, String apiKey) {
     NetworkNamespace ns = attach(suffix, address, SERVER_GATEWAY, null);
-    ipt(
-        "-A",
-        "FORWARD",
-        "-p",
-        "tcp",
-        "-d",
-        address,
-        "--dport",
-        Integer.toString(SERVER_PORT),
-        "-j",
-        "ACCEPT");
+    acceptTcpTo(address, SERVER_PORT);
     Path keyFile = bed.writeSecret("relay-" + suffix + ".key", apiKey + "\n");
     HostProcess p =
         env.keep(
@@ -313,17 +316,7 @@ public final class CampusTestbed implements AutoCloseable {
    */
   public TrellisServerProcess newServerHost(String suffix, String address) {
     NetworkNamespace ns = attach(suffix, address, SERVER_GATEWAY, null);
-    ipt(
-        "-A",
-        "FORWARD",
-        "-p",
-        "tcp",
-        "-d",
-        address,
-        "--dport",
-        Integer.toString(SERVER_PORT),
-        "-j",
-        "ACCEPT");
+    acceptTcpTo(address, SERVER_PORT);
     if (otherServers.isEmpty()) {
       ipt(
           "-A",

@@ -23,6 +23,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntFunction;
@@ -30,13 +31,15 @@ import java.util.function.IntFunction;
 /**
  * One relay's capacity ({@code scripts/bench-relay}): a real {@code trellis server} in its own JVM
  * and simulated nodes in this one (registered over the control channel, then connected to the relay
- * with {@link RelayClient}, the agent's own relay client). Three measurements:
+ * with {@link RelayClient}, the agent's own relay client). Four measurements:
  *
  * <ul>
  *   <li><b>rtt</b>: one packet at a time from node A through the relay to B, which sends it
  *       straight back; median and p99 of 5,000 round trips (after 2,000 for warm-up);
  *   <li><b>pps</b>: P sender→receiver pairs, each sender offering SIZE-byte packets as fast as its
  *       send queue takes them for SECONDS; the receivers' count is what the relay forwarded;
+ *   <li><b>fair</b>: one sender floods while a second pair sends too: each pair's share of the
+ *       relay, and the second pair's round trips with and without the flood;
  *   <li><b>idle</b>: N nodes each holding an idle relay connection; the server's used heap after
  *       full GCs, before and after, and its RSS.
  * </ul>
@@ -68,11 +71,12 @@ public final class RelayBenchmark {
               switch (mode) {
                 case "rtt" -> bench.inFreshServer(bench::rtt);
                 case "pps" -> bench.inFreshServer(bench::pps);
+                case "fair" -> bench.inFreshServer(bench::fair);
                 case "idle" -> bench.inFreshServer(bench::idle);
                 case "mesh" -> bench.mesh();
                 default ->
                     throw new IllegalArgumentException(
-                        "unknown mode " + mode + " (rtt, pps, idle, mesh)");
+                        "unknown mode " + mode + " (rtt, pps, fair, idle, mesh)");
               })
           .append('\n');
     }
@@ -455,6 +459,67 @@ public final class RelayBenchmark {
       rows.append(row).append('\n');
     }
     return rows.toString();
+  }
+
+  // ---- fair -----------------------------------------------------------------------------------
+
+  /**
+   * Pair 1 floods; pair 2 is measured alone and next to the flood: its forwarded packets/s when
+   * both send as fast as they can (a fair relay gives each about half), and its round trips (2 ms
+   * apart) while pair 1 floods, against the same alone.
+   */
+  private String fair(Process server) throws Exception {
+    int size = Integer.getInteger("bench.size", 1400);
+    int seconds = Integer.getInteger("bench.seconds", 10);
+    List<SimNode> n = nodes(4, true);
+    SimNode floodFrom = n.get(0), floodTo = n.get(1), from = n.get(2), to = n.get(3);
+
+    blast(List.of(from), List.of(to), size, 3);
+    double alone = blast(List.of(from), List.of(to), size, seconds)[1] / (double) seconds;
+    long[] rttAlone = roundTrips(from, to, size, 1000, 2);
+
+    long floodBefore = floodTo.received.get();
+    long[] both = blast(List.of(floodFrom, from), List.of(floodTo, to), size, seconds);
+    double floodShare = (floodTo.received.get() - floodBefore) / (double) seconds;
+    double secondShare = both[1] / (double) seconds - floodShare;
+
+    AtomicBoolean flooding = new AtomicBoolean(true);
+    Thread flood =
+        Thread.ofPlatform()
+            .start(
+                () -> {
+                  byte[] packet = new byte[size];
+                  while (flooding.get()) {
+                    if (!floodFrom.relay.send(floodTo.nodeKey, packet, 0, size)) {
+                      LockSupport.parkNanos(500_000);
+                    }
+                  }
+                });
+    long[] rttFlooded;
+    try {
+      rttFlooded = roundTrips(from, to, size, 1000, 2);
+    } finally {
+      flooding.set(false);
+      flood.join();
+    }
+    String rows =
+        String.format(
+            Locale.ROOT,
+            "transport: %s, %d-byte packets\n\n"
+                + "| | pair 2 alone | pair 2 while pair 1 floods |\n|---|---|---|\n"
+                + "| pair 2 forwarded, pkt/s (both flat out) | %,.0f | %,.0f (pair 1: %,.0f) |\n"
+                + "| pair 2 round trip, median / p99 (2 ms apart) | %.0f / %.0f µs | %.0f / %.0f µs |\n",
+            TRANSPORT.name().toLowerCase(Locale.ROOT),
+            size,
+            alone,
+            secondShare,
+            floodShare,
+            rttAlone[rttAlone.length / 2] / 1e3,
+            rttAlone[rttAlone.length * 99 / 100] / 1e3,
+            rttFlooded[rttFlooded.length / 2] / 1e3,
+            rttFlooded[rttFlooded.length * 99 / 100] / 1e3);
+    LOG.print(rows);
+    return rows;
   }
 
   /** Returns {offered, received, dropped} over {@code seconds}. */
