@@ -190,9 +190,7 @@ class CampusBenchmark {
       List<TrellisAgentProcess> pair = twoHosts(campus);
       TrellisAgentProcess a = pair.get(0);
       TrellisAgentProcess b = pair.get(1);
-      campus.moveTo(a, Zone.CAMPUS);
-      campus.moveTo(b, Zone.CAMPUS);
-      tinc = TincOverlay.start(campus, pair);
+      tinc = TincOverlay.create(campus, pair);
       Map<Mode, List<Sample>> samples = new EnumMap<>(Mode.class);
       for (int round = 1; round <= rounds; round++) {
         for (Mode mode : Mode.values()) {
@@ -272,10 +270,21 @@ class CampusBenchmark {
             return mode.path.equals(a.pathTo(b)) && mode.path.equals(b.pathTo(a));
           });
     }
-    Ping.ping(a.namespace(), target, 3, 2, null, "0.2");
-    Ping.Result ping = Ping.ping(a.namespace(), target, 20, 2, null, "0.2");
-    assertTrue(ping.allReplied(), mode + ": ping lost replies:\n" + ping.raw().stdout());
-    Iperf.Result iperf = Iperf.tcp(b.namespace(), a.namespace(), target, seconds, false);
+    if (mode == Mode.TINC) {
+      tinc.up();
+    }
+    Ping.Result ping;
+    Iperf.Result iperf;
+    try {
+      Ping.ping(a.namespace(), target, 3, 2, null, "0.2");
+      ping = Ping.ping(a.namespace(), target, 20, 2, null, "0.2");
+      assertTrue(ping.allReplied(), mode + ": ping lost replies:\n" + ping.raw().stdout());
+      iperf = Iperf.tcp(b.namespace(), a.namespace(), target, seconds, false);
+    } finally {
+      if (mode == Mode.TINC) {
+        tinc.down();
+      }
+    }
     if (mode.path != null) {
       assertTrue(mode.path.equals(a.pathTo(b)), mode + ": the path changed during the measurement");
     }

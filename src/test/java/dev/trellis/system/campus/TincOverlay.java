@@ -35,28 +35,41 @@ final class TincOverlay implements AutoCloseable {
   private static final Duration UP_TIMEOUT = Duration.ofSeconds(30);
 
   private final Path dir;
+  private final String tincd;
+  private final NetworkNamespace serverNamespace;
+  private final List<TrellisAgentProcess> hosts;
   private final Map<TrellisAgentProcess, String> addresses = new LinkedHashMap<>();
   private final List<HostProcess> daemons = new ArrayList<>();
 
-  private TincOverlay(Path dir) {
+  private TincOverlay(
+      Path dir, String tincd, NetworkNamespace serverNamespace, List<TrellisAgentProcess> hosts) {
     this.dir = dir;
+    this.tincd = tincd;
+    this.serverNamespace = serverNamespace;
+    this.hosts = List.copyOf(hosts);
   }
 
-  /** The hub on the campus's server host and one node per host, all connected. */
-  static TincOverlay start(CampusTestbed campus, List<TrellisAgentProcess> hosts) {
-    String tincd = Tools.require("tincd");
+  /**
+   * The hub on the campus's server host and one node per host, configured with their keys but not
+   * running: {@link #up} starts them.
+   */
+  static TincOverlay create(CampusTestbed campus, List<TrellisAgentProcess> hosts) {
     campus.allowTcpToServer(PORT);
     try {
-      TincOverlay tinc = new TincOverlay(Files.createTempDirectory("trellis-tinc-"));
+      TincOverlay tinc =
+          new TincOverlay(
+              Files.createTempDirectory("trellis-tinc-"),
+              Tools.require("tincd"),
+              campus.server().namespace(),
+              hosts);
       Map<String, String> nodes = new LinkedHashMap<>();
       nodes.put(HUB, PREFIX + "100");
       for (int i = 0; i < hosts.size(); i++) {
-        String name = "n" + i;
-        nodes.put(name, PREFIX + (i + 1));
+        nodes.put("n" + i, PREFIX + (i + 1));
         tinc.addresses.put(hosts.get(i), PREFIX + (i + 1));
       }
       for (var node : nodes.entrySet()) {
-        tinc.configure(tincd, node.getKey(), node.getValue());
+        tinc.configure(node.getKey(), node.getValue());
       }
       // Every node knows every host file (the public keys, the hub's address).
       for (String from : nodes.keySet()) {
@@ -68,22 +81,38 @@ final class TincOverlay implements AutoCloseable {
           }
         }
       }
-      tinc.daemons.add(tinc.run(tincd, campus.server().namespace(), HUB));
-      for (int i = 0; i < hosts.size(); i++) {
-        tinc.daemons.add(tinc.run(tincd, hosts.get(i).namespace(), "n" + i));
-      }
-      TrellisAgentProcess first = hosts.getFirst();
-      for (TrellisAgentProcess other : hosts.subList(1, hosts.size())) {
-        String target = tinc.address(other);
-        Await.until(
-            "tinc from " + first.hostname() + " to " + other.hostname(),
-            UP_TIMEOUT,
-            () -> Ping.ping(first.namespace(), target, 1, 1, null, "0.2").allReplied());
-      }
       return tinc;
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * Starts the hub and the nodes and waits until the first host reaches every other over tinc. Only
+   * while measuring tinc: with tinc up, the Trellis agents find each other's tinc addresses among
+   * their endpoints and take a "direct" path through tinc's TCP.
+   */
+  void up() {
+    daemons.add(run(serverNamespace, HUB));
+    for (int i = 0; i < hosts.size(); i++) {
+      daemons.add(run(hosts.get(i).namespace(), "n" + i));
+    }
+    TrellisAgentProcess first = hosts.getFirst();
+    for (TrellisAgentProcess other : hosts.subList(1, hosts.size())) {
+      String target = address(other);
+      Await.until(
+          "tinc from " + first.hostname() + " to " + other.hostname(),
+          UP_TIMEOUT,
+          () -> Ping.ping(first.namespace(), target, 1, 1, null, "0.2").allReplied());
+    }
+  }
+
+  /** Stops every daemon (their interfaces go with them). */
+  void down() {
+    for (HostProcess d : daemons) {
+      d.stop();
+    }
+    daemons.clear();
   }
 
   /** The host's address on the tinc overlay. */
@@ -94,7 +123,7 @@ final class TincOverlay implements AutoCloseable {
   /**
    * A node's directory: tinc.conf, its key pair, its host file, the script that sets the address.
    */
-  private void configure(String tincd, String name, String address) throws IOException {
+  private void configure(String name, String address) throws IOException {
     Path conf = dir.resolve(name);
     Files.createDirectories(conf.resolve("hosts"));
     StringBuilder main =
@@ -128,7 +157,7 @@ final class TincOverlay implements AutoCloseable {
     }
   }
 
-  private HostProcess run(String tincd, NetworkNamespace ns, String name) {
+  private HostProcess run(NetworkNamespace ns, String name) {
     Path conf = dir.resolve(name);
     return ns.start(
         "tincd-" + name,
@@ -143,9 +172,7 @@ final class TincOverlay implements AutoCloseable {
 
   @Override
   public void close() {
-    for (HostProcess d : daemons) {
-      d.stop();
-    }
+    down();
     try (var files = Files.walk(dir)) {
       for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
         Files.deleteIfExists(p);
