@@ -26,6 +26,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
 import java.util.function.IntFunction;
 
 /**
@@ -486,15 +487,7 @@ public final class RelayBenchmark {
     AtomicBoolean flooding = new AtomicBoolean(true);
     Thread flood =
         Thread.ofPlatform()
-            .start(
-                () -> {
-                  byte[] packet = new byte[size];
-                  while (flooding.get()) {
-                    if (!floodFrom.relay.send(floodTo.nodeKey, packet, 0, size)) {
-                      LockSupport.parkNanos(500_000);
-                    }
-                  }
-                });
+            .start(() -> sendFlatOut(floodFrom, floodTo.nodeKey, size, flooding::get));
     long[] rttFlooded;
     try {
       rttFlooded = roundTrips(from, to, size, 1000, 2);
@@ -522,6 +515,24 @@ public final class RelayBenchmark {
     return rows;
   }
 
+  /**
+   * Sends {@code size}-byte packets from {@code from} to {@code to} as fast as its send queue takes
+   * them while {@code go} holds; returns how many it took.
+   */
+  private static long sendFlatOut(SimNode from, byte[] to, int size, BooleanSupplier go) {
+    byte[] packet = new byte[size];
+    long n = 0;
+    while (go.getAsBoolean()) {
+      if (from.relay.send(to, packet, 0, size)) {
+        n++;
+      } else {
+        // the queue is full: let the relay and the receivers have the CPU
+        LockSupport.parkNanos(500_000);
+      }
+    }
+    return n;
+  }
+
   /** Returns {offered, received, dropped} over {@code seconds}. */
   private long[] blast(List<SimNode> senders, List<SimNode> receivers, int size, int seconds)
       throws InterruptedException {
@@ -536,20 +547,9 @@ public final class RelayBenchmark {
       threads.add(
           Thread.ofPlatform()
               .start(
-                  () -> {
-                    byte[] packet = new byte[size];
-                    long n = 0;
-                    while (System.nanoTime() < end) {
-                      if (from.relay.send(to, packet, 0, size)) {
-                        n++;
-                      } else {
-                        LockSupport.parkNanos(
-                            500_000); // the queue holds 1,024: let the relay and receivers have the
-                        // CPU
-                      }
-                    }
-                    offered.addAndGet(n);
-                  }));
+                  () ->
+                      offered.addAndGet(
+                          sendFlatOut(from, to, size, () -> System.nanoTime() < end))));
     }
     for (Thread t : threads) {
       t.join();
