@@ -96,6 +96,27 @@ final class ControlProbes implements AutoCloseable {
     }
   }
 
+  /**
+   * Like {@link #send(String, String, String, byte[], boolean)} for a body beyond the server-wide
+   * request limit: the server answers 413 and closes without reading the rest, so a client still
+   * writing may find the connection gone before it reads the answer (the JDK's client then reports
+   * a broken pipe or a reset, not the 413). Such an end is returned as status 0; any other failure
+   * fails the test.
+   */
+  Reply sendRefusedMidBody(String method, String path, String authorization, byte[] body) {
+    try {
+      return send(method, path, authorization, body, true);
+    } catch (AssertionError e) {
+      if (e.getCause() instanceof IOException io
+          && io.getMessage() != null
+          && (io.getMessage().contains("Broken pipe")
+              || io.getMessage().contains("Connection reset"))) {
+        return new Reply(0, "connection closed by the server while sending: " + io.getMessage());
+      }
+      throw e;
+    }
+  }
+
   Reply send(String method, String path, String authorization, String body) {
     return send(
         method,

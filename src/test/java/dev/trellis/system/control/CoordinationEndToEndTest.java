@@ -518,10 +518,12 @@ class CoordinationEndToEndTest {
       expect(413, probe.send("POST", "api/v1/users", good, big, true), "70 KiB chunked body");
       byte[] huge = new byte[4 * 1024 * 1024];
       Arrays.fill(huge, (byte) ' ');
-      expect(
-          413,
-          probe.send("POST", "api/v1/authkeys", good, huge, true),
-          "4 MiB chunked body of spaces");
+      ControlProbes.Reply hugeReply =
+          probe.sendRefusedMidBody("POST", "api/v1/authkeys", good, huge);
+      assertTrue(
+          hugeReply.status() == 413 || hugeReply.status() == 0,
+          "4 MiB chunked body of spaces: " + hugeReply);
+      expect(200, probe.send("GET", "api/v1/users", good, null), "a request after the 4 MiB body");
 
       assertEquals(nodesBefore, server.nodeState(), "nodes unchanged by the bad admin requests");
       assertEquals(usersBefore, server.users(), "users unchanged by the bad admin requests");
