@@ -4,6 +4,7 @@ import dev.trellis.dataplane.cli.AgentCommand;
 import dev.trellis.dataplane.cli.DownCommand;
 import dev.trellis.dataplane.cli.IpCommand;
 import dev.trellis.dataplane.cli.LogoutCommand;
+import dev.trellis.dataplane.cli.MetricsCommand;
 import dev.trellis.dataplane.cli.NetcheckCommand;
 import dev.trellis.dataplane.cli.PingCommand;
 import dev.trellis.dataplane.cli.StatusCommand;
@@ -41,6 +42,7 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       PingCommand.class,
       NetcheckCommand.class,
+      MetricsCommand.class,
       WgCommand.class,
       VersionCommand.class,
       CommandLine.HelpCommand.class

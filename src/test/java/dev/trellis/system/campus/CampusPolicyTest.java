@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.trellis.system.harness.Prometheus;
 import dev.trellis.system.harness.TrellisAgentProcess;
 import dev.trellis.system.harness.TrellisServerProcess;
 import dev.trellis.system.netns.Await;
@@ -184,6 +185,7 @@ class CampusPolicyTest {
     assertFalse(tcp(laptop, b2, 8080), "laptop -> b2:8080 (campus, relay)");
     assertFalse(udp(laptop, b1), "UDP laptop -> b1");
     assertTrue(dropped(b1) > droppedBefore, "b1 counted the packets it dropped");
+    checkMetrics(server, a1, a3, b1);
     // Robots cannot open connections to the admin, though the replies above came back.
     assertFalse(tcp(b1, laptop, 22), "b1 -> laptop (lab)");
     assertFalse(tcp(a3, laptop, 22), "a3 -> laptop (campus)");
@@ -302,6 +304,87 @@ class CampusPolicyTest {
   }
 
   /** Packets the node's filter dropped, from `trellis status --json`. */
+  /**
+   * The metrics on this testbed, where a relay carries traffic and a policy drops it: the node's
+   * policy drops as `trellis metrics` prints them, the relay's counters against a relayed ping of
+   * known size, promtool's verdict on both expositions, and a real Prometheus scraping the server.
+   */
+  private static void checkMetrics(
+      TrellisServerProcess server,
+      TrellisAgentProcess a1,
+      TrellisAgentProcess a3,
+      TrellisAgentProcess b1)
+      throws Exception {
+    // b1's policy drops: what the metrics say lies between two status readings around them.
+    long statusBefore = dropped(b1);
+    String nodeMetrics = b1.metrics();
+    long statusAfter = dropped(b1);
+    double policyDrops =
+        Prometheus.sample(nodeMetrics, "trellis_node_dropped_packets_total{reason=\"policy\"}")
+            .orElseThrow(() -> new AssertionError("no policy drops in:\n" + nodeMetrics));
+    assertTrue(
+        policyDrops >= statusBefore && policyDrops <= statusAfter,
+        policyDrops
+            + " policy drops in the metrics, "
+            + statusBefore
+            + ".."
+            + statusAfter
+            + " in the status");
+    assertTrue(
+        Prometheus.sample(
+                    nodeMetrics,
+                    "trellis_peer_path_info{path=\"relay\",peer=\"b2\",relay=\"default\"}")
+                .orElse(0)
+            == 1,
+        "b1 reaches b2 (campus) through the relay:\n" + nodeMetrics);
+    CommandResult lint = Prometheus.check(nodeMetrics);
+    assertTrue(lint.ok(), "promtool on the node's metrics: " + lint.stdout() + lint.stderr());
+
+    // The relay counts what it carries: 20 pings of 1,000 bytes a3 -> a1 and back.
+    String metricsUrl = "http://127.0.0.1:9090/metrics";
+    Await.until(
+        "a3 -> a1 relayed",
+        WAIT,
+        () -> "relay".equals(a3.pathTo(a1)) || "relay".equals(a1.pathTo(a3)));
+    String before = Prometheus.fetch(server.namespace(), metricsUrl);
+    a3.namespace()
+        .exec(
+            Tools.require("ping"), "-c", "20", "-i", "0.05", "-s", "1000", "-W", "2", a1.overlay());
+    String after = Prometheus.fetch(server.namespace(), metricsUrl);
+    double packets =
+        Prometheus.sample(after, "trellis_relay_forwarded_packets_total").orElseThrow()
+            - Prometheus.sample(before, "trellis_relay_forwarded_packets_total").orElseThrow();
+    double bytes =
+        Prometheus.sample(after, "trellis_relay_forwarded_bytes_total").orElseThrow()
+            - Prometheus.sample(before, "trellis_relay_forwarded_bytes_total").orElseThrow();
+    // Each ping and reply is a 1,028-byte IP packet, sealed into 32 bytes more.
+    assertTrue(packets >= 40, packets + " packets relayed for 40 pings and replies");
+    assertTrue(bytes >= 40 * (1028 + 32), bytes + " bytes relayed for 40 x 1,060");
+    assertTrue(Prometheus.sample(after, "trellis_relay_connections").orElseThrow() >= 2);
+    CommandResult serverLint = Prometheus.check(after);
+    assertTrue(
+        serverLint.ok(),
+        "promtool on the server's metrics: " + serverLint.stdout() + serverLint.stderr());
+
+    // A real Prometheus scrapes the server and sees the relay's traffic.
+    Prometheus.Server prometheus = Prometheus.start(server.namespace(), "127.0.0.1:9090", 9091);
+    try {
+      Await.until(
+          "Prometheus scraped the server",
+          WAIT,
+          () -> prometheus.query("up{job=\"trellis\"}").orElse(0) == 1);
+      Await.until(
+          "Prometheus has the relay's packets",
+          WAIT,
+          () ->
+              prometheus.query("trellis_relay_forwarded_packets_total").orElse(0)
+                  >= Prometheus.sample(after, "trellis_relay_forwarded_packets_total")
+                      .orElseThrow());
+    } finally {
+      prometheus.process().stop();
+    }
+  }
+
   private static long dropped(TrellisAgentProcess node) {
     JsonNode filter = node.status().path("filter");
     return filter.path("dropped").asLong();

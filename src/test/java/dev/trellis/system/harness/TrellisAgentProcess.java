@@ -227,6 +227,11 @@ public final class TrellisAgentProcess {
         .toList();
   }
 
+  /** {@code trellis metrics}: the agent's metrics in Prometheus' text format. */
+  public String metrics() {
+    return trellis("metrics", "--state-dir", stateDir.toString()).orThrow().stdout();
+  }
+
   /** {@code trellis ARGS...} in the agent's namespace; never throws on a non-zero exit. */
   public CommandResult trellis(String... args) {
     return Trellis.run(ns, COMMAND_TIMEOUT, args);

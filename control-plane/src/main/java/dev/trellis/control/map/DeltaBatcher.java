@@ -35,6 +35,9 @@ final class DeltaBatcher {
   private final Set<Long> removed = new LinkedHashSet<>();
   private boolean flushScheduled;
 
+  /** When the batch's first change was marked (System.nanoTime). */
+  private long batchStartedNanos;
+
   /**
    * {@code scheduleFlush} arranges for {@link #flush} to run after the batch window; called once
    * per batch.
@@ -65,8 +68,14 @@ final class DeltaBatcher {
   private void schedule() {
     if (!flushScheduled) {
       flushScheduled = true;
+      batchStartedNanos = System.nanoTime();
       scheduleFlush.run();
     }
+  }
+
+  /** When the current batch's first change was marked (System.nanoTime). */
+  long batchStartedNanos() {
+    return batchStartedNanos;
   }
 
   /** Ends the batch: what was marked, keeping of the changed nodes only those {@code live} now. */
@@ -84,11 +93,11 @@ final class DeltaBatcher {
     return new Batch(changedNow, removedNow);
   }
 
-  /** Ends the batch and sends its delta to every session. */
-  void flush(LongPredicate live, MapEncoder encoder, Map<Long, ActorRef<SessionOutput>> sessions) {
+  /** Ends the batch and sends its delta to every session; returns how many sessions got one. */
+  int flush(LongPredicate live, MapEncoder encoder, Map<Long, ActorRef<SessionOutput>> sessions) {
     Batch batch = drain(live);
     if (batch.isEmpty()) {
-      return;
+      return 0;
     }
     byte[] shared = encoder.delta(batch.changed(), batch.removed(), -1);
     for (Map.Entry<Long, ActorRef<SessionOutput>> entry : sessions.entrySet()) {
@@ -100,5 +109,6 @@ final class DeltaBatcher {
               : shared;
       entry.getValue().tell(new SendEncoded(json));
     }
+    return sessions.size();
   }
 }

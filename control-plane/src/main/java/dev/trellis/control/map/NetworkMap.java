@@ -1,5 +1,6 @@
 package dev.trellis.control.map;
 
+import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
 import dev.trellis.control.policy.Policy;
@@ -185,6 +186,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
   private final List<Connect> waiting = new ArrayList<>();
 
+  private final ServerMetrics metrics;
+
   /** Where presence changes go to the other replicas (null: a map on its own, as in tests). */
   private final ActorRef<Topic.Command<PresenceChanged>> presenceTopic;
 
@@ -201,8 +204,10 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
       String origin,
       Runnable askPolicy,
-      boolean policyKnown) {
+      boolean policyKnown,
+      ServerMetrics metrics) {
     super(context);
+    this.metrics = metrics;
     this.policyKnown = policyKnown;
     // Named after this class, not the timers wrapper it starts in (a Pekko logger, kept at WARN).
     context.setLoggerName(NetworkMap.class);
@@ -235,7 +240,16 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       Duration ephemeralTimeout,
       EphemeralReaper reaper,
       ControlMessage.NetworkInfo network) {
-    return create(clock, ephemeralTimeout, reaper, network, null, null, "local", null);
+    return create(
+        clock,
+        ephemeralTimeout,
+        reaper,
+        network,
+        null,
+        null,
+        "local",
+        null,
+        new ServerMetrics(false));
   }
 
   /**
@@ -251,7 +265,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       ActorRef<Topic.Command<PresenceChanged>> presenceTopic,
       ActorRef<Topic.Command<NodeEntity.Published>> nodeTopic,
       String origin,
-      Runnable askPolicy) {
+      Runnable askPolicy,
+      ServerMetrics metrics) {
     return Behaviors.withTimers(
         timers ->
             Behaviors.setup(
@@ -267,7 +282,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                         nodeTopic,
                         origin,
                         askPolicy == null ? () -> {} : askPolicy,
-                        askPolicy == null)));
+                        askPolicy == null,
+                        metrics)));
   }
 
   /**
@@ -357,11 +373,15 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         .onMessage(
             Flush.class,
             m -> {
-              if (policy == null) {
-                batcher.flush(nodes::isLive, encoder, sessions);
-              } else {
-                flushWithPolicy(batcher.drain(nodes::isLive));
+              long started = batcher.batchStartedNanos();
+              int deltas =
+                  policy == null
+                      ? batcher.flush(nodes::isLive, encoder, sessions)
+                      : flushWithPolicy(batcher.drain(nodes::isLive));
+              if (deltas > 0) {
+                metrics.deltasSent(deltas, System.nanoTime() - started);
               }
+              countNodes();
               return this;
             })
         .onMessage(CheckExpiry.class, m -> checkExpiry())
@@ -618,6 +638,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
 
   /** The node's packet filter, then its full map with the peers it may see. */
   private void sendFullMap(long nodeId, ActorRef<SessionOutput> session) {
+    metrics.fullMapSent();
     PolicyView v = view();
     List<ControlMessage.FilterRule> filter = v == null ? null : v.filter(nodeId);
     session.tell(new SendEncoded(MapEncoder.packetFilter(filter)));
@@ -634,7 +655,8 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
    * A batch under a policy: each session gets the changed nodes it may see, the ones it may now
    * see, removal of the ones it no longer may, and its filter first when that changed.
    */
-  private void flushWithPolicy(DeltaBatcher.Batch batch) {
+  private int flushWithPolicy(DeltaBatcher.Batch batch) {
+    int deltas = 0;
     PolicyView v = view();
     for (var e : sessions.entrySet()) {
       long self = e.getKey();
@@ -673,9 +695,20 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
                 new SendEncoded(
                     encoder.delta(
                         List.copyOf(upserted), List.copyOf(removed), selfChanged ? self : -1)));
+        deltas++;
       }
       sent.put(self, new SentView(now, filter));
     }
+    return deltas;
+  }
+
+  /** Tells the metrics how many nodes this replica knows and how many of them are online. */
+  private void countNodes() {
+    long online = 0;
+    for (Presence p : presence.snapshot().values()) {
+      if (p.online()) online++;
+    }
+    metrics.nodes(nodes.all().size(), online);
   }
 
   private void markChanged(long nodeId) {

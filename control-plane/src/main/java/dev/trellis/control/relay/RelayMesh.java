@@ -154,6 +154,7 @@ public final class RelayMesh {
     byte[] bytes = packet.toArrayUnsafe();
     if (client.forward(source.bytes(), destination.bytes(), bytes, 0, bytes.length)) {
       forwarded.increment();
+      link.forwarded.increment();
     } else {
       forwardDropped.increment();
     }
@@ -165,6 +166,13 @@ public final class RelayMesh {
    */
   public long forwardedCount() {
     return forwarded.sum();
+  }
+
+  /** Packets sent to each other relay this one has linked to, by that relay's URL. */
+  public Map<String, Long> forwardedByPeer() {
+    Map<String, Long> out = new HashMap<>();
+    links.values().forEach(l -> out.merge(l.peer.url(), l.forwarded.sum(), Long::sum));
+    return out;
   }
 
   public long forwardDroppedCount() {
@@ -184,6 +192,7 @@ public final class RelayMesh {
   /** One outgoing connection to another relay, dialled on first use and again after it drops. */
   private final class Link {
     final Peer peer;
+    final LongAdder forwarded = new LongAdder();
     volatile RelayClient client;
     final AtomicBoolean dialing = new AtomicBoolean();
     volatile long notBefore;

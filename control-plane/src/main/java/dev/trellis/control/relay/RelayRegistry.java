@@ -111,6 +111,15 @@ public final class RelayRegistry {
         replaced.sum());
   }
 
+  /** Frames waiting in every connection's send queue (nodes' and mesh links'). */
+  public long queuedFrames() {
+    long total = 0;
+    for (Client c : clients.values()) {
+      total += c.queue.size();
+    }
+    return total;
+  }
+
   /** Whether a node key has a ready connection here. */
   public boolean isConnected(byte[] nodeKey) {
     Client c = clients.get(RelayKey.of(nodeKey));

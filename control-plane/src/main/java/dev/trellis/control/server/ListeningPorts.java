@@ -90,6 +90,11 @@ public final class ListeningPorts implements AutoCloseable {
   }
 
   /** The STUN server's UDP port, or -1 without one. */
+  /** What the STUN server has answered so far (call only when {@link #stunPort()} is not -1). */
+  public StunServer.Counters stunCounters() {
+    return stun.counters();
+  }
+
   public int stunPort() {
     return stun == null ? -1 : stun.port();
   }

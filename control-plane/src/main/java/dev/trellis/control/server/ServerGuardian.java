@@ -9,6 +9,7 @@ import dev.trellis.control.cluster.ShardedRegistry;
 import dev.trellis.control.cluster.StandIn;
 import dev.trellis.control.cluster.TopicWatcher;
 import dev.trellis.control.map.NetworkMap;
+import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
@@ -61,7 +62,8 @@ final class ServerGuardian {
       byte[] privateKey,
       String serverKey,
       Integer stunPort,
-      Clock clock) {}
+      Clock clock,
+      ServerMetrics metrics) {}
 
   sealed interface Command {}
 
@@ -136,7 +138,8 @@ final class ServerGuardian {
                       presence,
                       topic,
                       cluster.selfMember().address().toString(),
-                      () -> policies.ref().tell(new PolicyRegistry.Announce())),
+                      () -> policies.ref().tell(new PolicyRegistry.Announce()),
+                      setup.metrics()),
                   "network-map");
           policyTopic.tell(
               Topic.subscribe(
@@ -192,6 +195,7 @@ final class ServerGuardian {
           if (setup.cluster().holds(ClusterSettings.ROLE_RELAY)) {
             relay = new RelayServer(ctx.getSystem(), setup.relay(), setup.privateKey(), map);
             relay.startMesh(ctx); // forwards to and from the other members' relays
+            setup.metrics().watchRelay(relay.registry(), relay::mesh);
           }
           // Nodes learn every replica's URL, to log in elsewhere when this one goes away.
           ctx.spawn(ControlEndpoints.watcher(map), "control-endpoints-watcher");

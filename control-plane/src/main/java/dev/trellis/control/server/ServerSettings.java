@@ -36,7 +36,8 @@ public record ServerSettings(
     int stunPort,
     Journal journal,
     ControlMessage.DnsInfo dns,
-    ControlMessage.MulticastInfo multicast) {
+    ControlMessage.MulticastInfo multicast,
+    String metricsListen) {
 
   /**
    * Where events live: the embedded LevelDB ({@code url} null) or a PostgreSQL database shared by
@@ -198,6 +199,25 @@ public record ServerSettings(
               || ConfigFactory.defaultOverrides().hasPath(stunKey)
               || ConfigFactory.defaultApplication().hasPath(stunKey);
       int stunPort = listen.getPort() == 0 && !stunExplicit ? 0 : stun.getPort();
+      // The metrics listener follows the same way; empty turns it off.
+      String metricsKey = "trellis.metrics.listen";
+      String metricsListen = t.getString("metrics.listen").strip();
+      if (!metricsListen.isEmpty()) {
+        InetSocketAddress metrics;
+        try {
+          metrics = parseListen(metricsListen);
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException(metricsKey + ": " + e.getMessage(), e);
+        }
+        boolean metricsExplicit =
+            fileConfig.hasPath(metricsKey)
+                || ConfigFactory.defaultOverrides().hasPath(metricsKey)
+                || ConfigFactory.defaultApplication().hasPath(metricsKey);
+        if (listen.getPort() == 0 && !metricsExplicit) {
+          String host = metrics.getHostString();
+          metricsListen = (host.contains(":") ? "[" + host + "]" : host) + ":0";
+        }
+      }
       return new ServerSettings(
           listen.getHostString(),
           listen.getPort(),
@@ -215,7 +235,8 @@ public record ServerSettings(
           stunPort,
           Journal.from(t),
           DnsSettings.from(t),
-          MulticastSettings.from(t));
+          MulticastSettings.from(t),
+          metricsListen);
     } catch (ConfigException e) {
       throw new IllegalArgumentException("bad configuration: " + e.getMessage(), e);
     }

@@ -8,12 +8,14 @@ import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.cluster.ClusterSettings;
 import dev.trellis.control.cluster.ClusterStatus;
 import dev.trellis.control.map.NetworkMap;
+import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.relay.RelayServer;
 import dev.trellis.control.relay.RelaySettings;
 import dev.trellis.control.session.ControlSession;
 import dev.trellis.control.user.UserRegistry;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import dev.trellis.persistence.PersistenceSettings;
 import dev.trellis.persistence.PostgresSchema;
 import dev.trellis.proto.control.ControlHandshake;
@@ -63,6 +65,8 @@ public final class TrellisServer implements AutoCloseable {
   private final Services services;
   private final RelayServer relay;
   private final DataDirLock dataDirLock;
+  private final ServerMetrics metrics;
+  private final MetricsEndpoint metricsEndpoint; // null: trellis.metrics.listen is empty
 
   /** Everything the HTTP layer and the admin protocol reach. */
   public record Services(
@@ -80,8 +84,12 @@ public final class TrellisServer implements AutoCloseable {
       ListeningPorts ports,
       byte[] publicKey,
       ServerGuardian.Wiring wiring,
-      DataDirLock dataDirLock) {
+      DataDirLock dataDirLock,
+      ServerMetrics metrics,
+      MetricsEndpoint metricsEndpoint) {
     this.settings = settings;
+    this.metrics = metrics;
+    this.metricsEndpoint = metricsEndpoint;
     this.dataDirLock = dataDirLock;
     this.system = system;
     this.ports = ports;
@@ -105,6 +113,10 @@ public final class TrellisServer implements AutoCloseable {
     }
     ControlHandshake.Server handshake = new ControlHandshake.Server(privateKey);
 
+    ServerMetrics metrics = new ServerMetrics(true);
+    if (ports.stunPort() >= 0) {
+      metrics.watchStun(ports::stunCounters);
+    }
     ClusterSettings cluster;
     ActorSystem<ServerGuardian.Command> system;
     try {
@@ -131,7 +143,8 @@ public final class TrellisServer implements AutoCloseable {
                       privateKey,
                       serverKey,
                       stunPort,
-                      Clock.systemUTC())),
+                      Clock.systemUTC(),
+                      metrics)),
               ClusterSettings.SYSTEM_NAME,
               cluster.pekkoConfig().withFallback(config));
     } catch (IOException | RuntimeException e) {
@@ -139,13 +152,14 @@ public final class TrellisServer implements AutoCloseable {
       dataDirLock.close();
       throw e;
     }
+    MetricsEndpoint metricsEndpoint = null;
     try {
       ServerGuardian.Wiring wiring = awaitWiring(system);
       Services services = wiring.services();
       spawnAllNodes(system, services);
       ControlSession.Services sessionServices =
           new ControlSession.Services(
-              handshake, wiring.registries(), services.map(), Clock.systemUTC());
+              handshake, wiring.registries(), services.map(), Clock.systemUTC(), metrics);
       ControlRoute control =
           cluster.holds(ClusterSettings.ROLE_CONTROL)
               ? new ControlRoute(system, sessionServices)
@@ -160,16 +174,36 @@ public final class TrellisServer implements AutoCloseable {
               settings.listenPort(),
               settings.tlsKeystore(),
               settings.tlsKeystorePassword()));
+      metrics.watchCluster(system);
+      metricsEndpoint =
+          settings.metricsListen().isEmpty()
+              ? null
+              : MetricsEndpoint.start(
+                  metrics.registry(), settings.metricsListen(), "trellis.metrics.listen");
       String url = url(settings, ports.port());
       system.tell(new ServerGuardian.Serving(url));
       LocalAdminAccess.ensure(
           settings.dataDir(), url, services.apiKeys(), system.scheduler(), Clock.systemUTC());
-      return new TrellisServer(settings, system, ports, handshake.publicKey(), wiring, dataDirLock);
+      return new TrellisServer(
+          settings,
+          system,
+          ports,
+          handshake.publicKey(),
+          wiring,
+          dataDirLock,
+          metrics,
+          metricsEndpoint);
     } catch (Exception e) {
+      if (metricsEndpoint != null) {
+        metricsEndpoint.close();
+      }
       ports.close();
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().join();
       dataDirLock.close();
+      if (e instanceof MetricsEndpoint.ListenFailure metricsFailure) {
+        throw metricsFailure;
+      }
       throw ListeningPorts.startFailure("server", settings.listenHost(), settings.listenPort(), e);
     }
   }
@@ -316,6 +350,16 @@ public final class TrellisServer implements AutoCloseable {
     return relay;
   }
 
+  /** The metrics this server serves at trellis.metrics.listen. */
+  public ServerMetrics metrics() {
+    return metrics;
+  }
+
+  /** The port /metrics is served on, or -1 when trellis.metrics.listen is empty. */
+  public int metricsPort() {
+    return metricsEndpoint == null ? -1 : metricsEndpoint.port();
+  }
+
   public ActorSystem<?> system() {
     return system;
   }
@@ -331,6 +375,9 @@ public final class TrellisServer implements AutoCloseable {
       if (relay.mesh() != null) {
         relay.mesh().close();
       }
+    }
+    if (metricsEndpoint != null) {
+      metricsEndpoint.close();
     }
     // STUN, then HTTP: open connections (the relay's notices already queued) get up to a second.
     ports.close();

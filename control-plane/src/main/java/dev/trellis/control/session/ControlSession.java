@@ -4,6 +4,7 @@ import dev.trellis.control.Result;
 import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.cluster.StandIn;
 import dev.trellis.control.map.NetworkMap;
+import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
@@ -28,6 +29,10 @@ import java.util.regex.Pattern;
 import org.apache.pekko.Done;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.BehaviorInterceptor;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.Signal;
+import org.apache.pekko.actor.typed.TypedActorContext;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
@@ -85,7 +90,8 @@ public final class ControlSession {
       ControlHandshake.Server handshake,
       Registries registries,
       ActorRef<NetworkMap.Command> map,
-      Clock clock) {}
+      Clock clock,
+      ServerMetrics metrics) {}
 
   private final ActorContext<Command> context;
   private final Services services;
@@ -108,8 +114,36 @@ public final class ControlSession {
             Behaviors.withTimers(
                 timers -> {
                   timers.startSingleTimer(new HandshakeTimeout(), HANDSHAKE_TIMEOUT);
-                  return new ControlSession(ctx, services, out).awaitingHandshake();
+                  services.metrics().sessionOpened();
+                  return Behaviors.intercept(
+                      () -> new CountedUntilStopped(services.metrics()),
+                      new ControlSession(ctx, services, out).awaitingHandshake());
                 }));
+  }
+
+  /** Counts the session closed when it stops, in whichever state it stops. */
+  private static final class CountedUntilStopped extends BehaviorInterceptor<Command, Command> {
+    private final ServerMetrics metrics;
+
+    CountedUntilStopped(ServerMetrics metrics) {
+      super(Command.class);
+      this.metrics = metrics;
+    }
+
+    @Override
+    public Behavior<Command> aroundReceive(
+        TypedActorContext<Command> ctx, Command msg, ReceiveTarget<Command> target) {
+      return target.apply(ctx, msg);
+    }
+
+    @Override
+    public Behavior<Command> aroundSignal(
+        TypedActorContext<Command> ctx, Signal signal, SignalTarget<Command> target) {
+      if (signal instanceof PostStop) {
+        metrics.sessionClosed();
+      }
+      return target.apply(ctx, signal);
+    }
   }
 
   // ---- states ------------------------------------------------------------------------------
@@ -178,6 +212,7 @@ public final class ControlSession {
                         done.login().hostname(),
                         done.error(),
                         done.code());
+                services.metrics().login("refused");
                 send(ControlMessage.LoginResult.failure(done.code(), done.error()));
                 return close("login failed: " + done.error());
               }
@@ -192,6 +227,12 @@ public final class ControlSession {
                       done.login().authKey() == null || done.login().authKey().isBlank()
                           ? "resumed its registration"
                           : "registered with an auth key");
+              services
+                  .metrics()
+                  .login(
+                      done.login().authKey() == null || done.login().authKey().isBlank()
+                          ? "reauthenticated"
+                          : "registered");
               nodeId = done.record().id();
               List<String> endpoints = endpoints(done.login().endpoints());
               send(ControlMessage.LoginResult.success(selfInfo(done.record(), endpoints)));

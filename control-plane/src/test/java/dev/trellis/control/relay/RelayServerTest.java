@@ -300,6 +300,89 @@ class RelayServerTest {
     assertEquals(RelayFrame.GONE_DISCONNECTED, gone.reason());
   }
 
+  /** The server's /metrics, fetched over HTTP from its metrics listener. */
+  private String scrape() throws Exception {
+    assertTrue(server.metricsPort() > 0, "the test server serves metrics on a port of its own");
+    var response =
+        http.send(
+            java.net.http.HttpRequest.newBuilder(
+                    URI.create("http://127.0.0.1:" + server.metricsPort() + "/metrics"))
+                .build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertEquals(200, response.statusCode());
+    return response.body();
+  }
+
+  /** The value of the sample {@code series} (name and labels as exposed), or NaN if absent. */
+  static double sample(String exposition, String series) {
+    return exposition
+        .lines()
+        .filter(l -> l.startsWith(series + " "))
+        .mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1).trim()))
+        .findFirst()
+        .orElse(Double.NaN);
+  }
+
+  @Test
+  void metricsCountWhatTheRelayAndTheControlPlaneDid() throws Exception {
+    String before = scrape();
+    assertEquals(0, sample(before, "trellis_relay_forwarded_packets_total"));
+    assertEquals(0, sample(before, "trellis_relay_connections"));
+    assertTrue(sample(before, "jvm_memory_used_bytes{area=\"heap\"}") > 0, "JVM metrics");
+    assertEquals(1, sample(before, "trellis_cluster_members{role=\"relay\",status=\"up\"}"));
+    assertEquals(1, sample(before, "trellis_cluster_members{role=\"control\",status=\"up\"}"));
+
+    Node a = new Node().register("a");
+    Node b = new Node().register("b");
+    Relay ra = a.relay();
+    Relay rb = b.relay();
+    int packets = 37;
+    long bytes = 0;
+    for (int i = 0; i < packets; i++) {
+      int size = 100 + 31 * i;
+      bytes += size;
+      assertTrue(ra.client.send(b.nodeKey, new byte[size], 0, size));
+    }
+    for (int i = 0; i < packets; i++) {
+      rb.next();
+    }
+    byte[] nobody = Curve25519.publicKey(Curve25519.generatePrivateKey());
+    for (int i = 0; i < 3; i++) {
+      ra.client.send(nobody, new byte[] {1}, 0, 1);
+    }
+    String after =
+        awaitScrape(
+            m ->
+                sample(m, "trellis_relay_dropped_packets_total{reason=\"unknown_destination\"}")
+                    == 3);
+    assertEquals(packets, sample(after, "trellis_relay_forwarded_packets_total"));
+    assertEquals(bytes, sample(after, "trellis_relay_forwarded_bytes_total"));
+    assertEquals(2, sample(after, "trellis_relay_connections"));
+    assertEquals(2, sample(after, "trellis_relay_authentications_total{result=\"accepted\"}"));
+    assertEquals(0, sample(after, "trellis_relay_dropped_packets_total{reason=\"queue_full\"}"));
+    assertEquals(2, sample(after, "trellis_control_logins_total{result=\"registered\"}"));
+    assertEquals(2, sample(after, "trellis_control_sessions"));
+    assertTrue(sample(after, "trellis_map_full_maps_sent_total") >= 2);
+    // b's login reached a's session as a delta, and the time it took was recorded.
+    assertTrue(sample(after, "trellis_map_deltas_sent_total") >= 1);
+    assertTrue(sample(after, "trellis_map_change_delivery_seconds_count") >= 1);
+    assertEquals(2, sample(after, "trellis_nodes{state=\"online\"}"));
+  }
+
+  /** Scrapes until {@code done} holds of the exposition (the relay counts as it forwards). */
+  private String awaitScrape(Predicate<String> done) throws Exception {
+    long deadline = System.nanoTime() + WAIT.toNanos();
+    String last = scrape();
+    while (!done.test(last)) {
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("metrics never matched; last scrape:\n" + last);
+      }
+      Thread.sleep(50);
+      last = scrape();
+    }
+    return last;
+  }
+
   @Test
   void unregisteredKeyIsRefusedAndNeverReceives() throws Exception {
     Node a = new Node().register("a");

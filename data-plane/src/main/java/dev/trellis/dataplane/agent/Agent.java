@@ -77,6 +77,7 @@ public final class Agent implements AgentControl, AutoCloseable {
   private final PeerPaths paths;
 
   private final RelayConnections relays;
+  private final AgentMetrics metrics;
 
   // ---- loop-thread state ----
   private NodeInfo self;
@@ -135,6 +136,11 @@ public final class Agent implements AgentControl, AutoCloseable {
                 state.nodePrivateKey(),
                 System.getenv("TRELLIS_HOME_RELAY"),
                 home -> runOnLoop(this::checkEndpoints));
+    this.metrics =
+        new AgentMetrics(
+            this::status,
+            device::dropCounts,
+            () -> relays == null ? Map.of() : relays.reconnects());
     if (paths != null) {
       paths.setRelay(relays);
       paths.attach();
@@ -333,6 +339,16 @@ public final class Agent implements AgentControl, AutoCloseable {
               true);
         });
     return result;
+  }
+
+  @Override
+  public String metrics() {
+    return metrics.text();
+  }
+
+  /** The node's metrics, for a listener of their own (`trellis agent --metrics-listen`). */
+  public AgentMetrics nodeMetrics() {
+    return metrics;
   }
 
   @Override
@@ -781,7 +797,8 @@ public final class Agent implements AgentControl, AutoCloseable {
               d == null ? 0 : d.rxBytes(),
               d == null ? 0 : d.txBytes(),
               pathName,
-              pathName.equals("relay") ? region : null));
+              pathName.equals("relay") ? region : null,
+              path == null || path.lastRttNanos() < 0 ? null : path.lastRttNanos() / 1e6));
     }
     return new AgentStatus(
         backend,

@@ -43,6 +43,11 @@ public interface AgentControl {
 
   AgentStatus status();
 
+  /** The node's metrics in Prometheus' text format (`trellis metrics`). */
+  default String metrics() {
+    throw new IllegalStateException("metrics are not supported here");
+  }
+
   /** What `trellis netcheck` reports. */
   record NetcheckReport(
       boolean udp,

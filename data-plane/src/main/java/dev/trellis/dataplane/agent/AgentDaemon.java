@@ -1,6 +1,7 @@
 package dev.trellis.dataplane.agent;
 
 import dev.trellis.dataplane.dns.NodeDns;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import dev.trellis.dataplane.offload.Offloads;
 import dev.trellis.dataplane.socket.UnixLineServer;
 import dev.trellis.dataplane.tun.TunDevice;
@@ -24,8 +25,12 @@ public final class AgentDaemon {
   public static final int DEFAULT_PORT = 41641;
   private static final Logger LOG = LoggerFactory.getLogger(AgentDaemon.class);
 
-  /** {@code listenPort} 0 picks a random free port. */
-  public record Options(Path stateDirectory, String interfaceName, int listenPort) {}
+  /**
+   * {@code listenPort} 0 picks a random free port; {@code metricsListen} where to serve /metrics
+   * (null: not served).
+   */
+  public record Options(
+      Path stateDirectory, String interfaceName, int listenPort, String metricsListen) {}
 
   /** A setup step failed; the message is meant for a person. */
   public static final class StartFailure extends Exception {
@@ -137,11 +142,29 @@ public final class AgentDaemon {
       device.close();
       throw new StartFailure("cannot serve " + state.socketPath() + ": " + e.getMessage(), e);
     }
+    MetricsEndpoint metrics = null;
+    if (options.metricsListen() != null) {
+      try {
+        metrics =
+            MetricsEndpoint.start(
+                agent.nodeMetrics().registry(), options.metricsListen(), "--metrics-listen");
+      } catch (IOException e) {
+        api.close();
+        agent.close();
+        uapi.close();
+        device.close();
+        throw new StartFailure(e.getMessage(), e);
+      }
+    }
+    MetricsEndpoint metricsEndpoint = metrics;
     agent.start();
     Runtime.getRuntime()
         .addShutdownHook(
             new Thread(
                 () -> {
+                  if (metricsEndpoint != null) {
+                    metricsEndpoint.close();
+                  }
                   api.close();
                   agent.close();
                   uapi.close();
@@ -154,8 +177,14 @@ public final class AgentDaemon {
             + ", UDP port "
             + device.listenPort()
             + ", local API "
-            + api.path());
+            + api.path()
+            + (metricsEndpoint == null
+                ? ""
+                : ", metrics on " + options.metricsListen() + " (/metrics)"));
     device.awaitClosed();
+    if (metricsEndpoint != null) {
+      metricsEndpoint.close();
+    }
     api.close();
     agent.close();
     uapi.close();

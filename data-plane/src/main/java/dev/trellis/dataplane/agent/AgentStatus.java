@@ -74,7 +74,8 @@ public record AgentStatus(
 
   /**
    * The map's view of a peer plus the device's: {@code endpoint} is the UDP endpoint WireGuard
-   * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region).
+   * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region); {@code rttMs}
+   * the last path-discovery round trip in milliseconds (null: none answered yet).
    */
   public record Peer(
       long id,
@@ -89,5 +90,6 @@ public record AgentStatus(
       long rxBytes,
       long txBytes,
       String path,
-      String relay) {}
+      String relay,
+      Double rttMs) {}
 }

@@ -28,6 +28,7 @@ import org.slf4j.LoggerFactory;
  * {"command":"logout"}  → {"ok":true[,"warning":"..."]}
  * {"command":"status"}  → {"ok":true, ...AgentStatus fields}
  * {"command":"ip"[,"peer":HOSTNAME]} → {"ok":true,"addresses":[...]}
+ * {"command":"metrics"} → {"ok":true,"text":"...Prometheus text format..."}
  * </pre>
  *
  * Anything else gets {"ok":false,"error":...}; a connection may carry several requests.
@@ -143,11 +144,12 @@ public final class LocalApi implements AutoCloseable {
         case "ip" -> ip(request);
         case "ping" -> ping(request);
         case "netcheck" -> netcheck();
+        case "metrics" -> JSON.createObjectNode().put("ok", true).put("text", agent.metrics());
         default ->
             error(
                 "unknown command '"
                     + command.asText()
-                    + "' (known: up, down, logout, status, ip, ping, netcheck)");
+                    + "' (known: up, down, logout, status, ip, ping, netcheck, metrics)");
       };
     } catch (TimeoutException e) {
       return error("the agent did not finish '" + command.asText() + "' in time");

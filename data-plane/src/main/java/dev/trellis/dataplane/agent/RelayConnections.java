@@ -10,11 +10,14 @@ import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -218,6 +221,16 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
             CompletableFuture.supplyAsync(
                 () -> RelayProbe.run(list, false, http).results(),
                 task -> Thread.ofVirtual().start(task)));
+  }
+
+  /** Connections made again to each region after its first; any thread may read it. */
+  private final ConcurrentHashMap<String, LongAdder> reconnects = new ConcurrentHashMap<>();
+
+  /** Reconnects by region, for the node's metrics. */
+  Map<String, Long> reconnects() {
+    Map<String, Long> out = new TreeMap<>();
+    reconnects.forEach((region, n) -> out.put(region, n.sum()));
+    return out;
   }
 
   // ---- PeerPaths.Relay (packet threads) ----------------------------------------------------
@@ -431,6 +444,9 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
       this.info = info;
     }
 
+    /** Whether this region's connection was ever made (later ones count as reconnects). */
+    private boolean everConnected;
+
     void dial() {
       if (closed) {
         return;
@@ -489,6 +505,12 @@ final class RelayConnections implements PeerPaths.Relay, AutoCloseable {
                           return;
                         }
                         attempt = 0;
+                        if (everConnected) {
+                          reconnects
+                              .computeIfAbsent(info.region(), r -> new LongAdder())
+                              .increment();
+                        }
+                        everConnected = true;
                         client = c;
                         rebuildRoutes();
                         LOG.info(

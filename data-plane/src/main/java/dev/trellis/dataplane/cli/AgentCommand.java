@@ -1,6 +1,7 @@
 package dev.trellis.dataplane.cli;
 
 import dev.trellis.dataplane.agent.AgentDaemon;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -32,6 +33,14 @@ public final class AgentCommand implements Callable<Integer> {
       description = "WireGuard UDP listen port, 0 for a random one (default: ${DEFAULT-VALUE}).")
   int port;
 
+  @Option(
+      names = "--metrics-listen",
+      paramLabel = "ADDR",
+      description =
+          "Serve the node's metrics for Prometheus at http://ADDR/metrics, e.g. 127.0.0.1:9101"
+              + " (default: not served; `trellis metrics` prints them either way).")
+  String metricsListen;
+
   @Override
   public Integer call() throws Exception {
     if (interfaceName.isEmpty() || interfaceName.length() > 15 || interfaceName.contains("/")) {
@@ -45,9 +54,18 @@ public final class AgentCommand implements Callable<Integer> {
       System.err.println("trellis agent: port must be 0-65535, got " + port);
       return 1;
     }
+    if (metricsListen != null) {
+      try {
+        MetricsEndpoint.parse(metricsListen, "--metrics-listen");
+      } catch (IllegalArgumentException e) {
+        System.err.println("trellis agent: " + e.getMessage());
+        return 1;
+      }
+    }
     NodeLogging.configure("info");
     try {
-      AgentDaemon.run(new AgentDaemon.Options(agent.directory(), interfaceName, port));
+      AgentDaemon.run(
+          new AgentDaemon.Options(agent.directory(), interfaceName, port, metricsListen));
       return 0;
     } catch (AgentDaemon.StartFailure e) {
       System.err.println("trellis agent: " + e.getMessage());

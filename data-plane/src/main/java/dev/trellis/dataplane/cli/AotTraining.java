@@ -146,7 +146,8 @@ public final class AotTraining implements Callable<Integer> {
                 1000L * i,
                 2000L * i,
                 i % 2 == 0 ? "direct" : "relay",
-                i % 2 == 0 ? null : "default"));
+                i % 2 == 0 ? null : "default",
+                0.5 + i));
       }
       return new AgentStatus(
           AgentStatus.RUNNING,

@@ -22,6 +22,7 @@ import picocli.CommandLine.Command;
       StatusCommand.class,
       PingCommand.class,
       NetcheckCommand.class,
+      MetricsCommand.class,
       WgCommand.class,
       VersionCommand.class,
       AotTraining.class,

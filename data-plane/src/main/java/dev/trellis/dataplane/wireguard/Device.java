@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.RejectedExecutionException;
@@ -151,6 +152,11 @@ public final class Device implements AutoCloseable {
 
   DeviceCounters counters() {
     return counters;
+  }
+
+  /** Packets dropped since start, by reason (the metrics' label values); safe from any thread. */
+  public Map<String, Long> dropCounts() {
+    return counters.byReason();
   }
 
   PacketSealer controlSealer() {

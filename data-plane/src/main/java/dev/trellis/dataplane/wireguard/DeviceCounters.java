@@ -1,5 +1,7 @@
 package dev.trellis.dataplane.wireguard;
 
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
 /** Why packets were dropped: malformed or unauthenticated input is counted, never fatal. */
@@ -23,6 +25,26 @@ final class DeviceCounters {
 
   /** Refused by the {@link InboundFilter} (the filter counts its own reasons). */
   final LongAdder filtered = new LongAdder();
+
+  /** Every drop counter by its reason's name in the metrics (snake case). */
+  Map<String, Long> byReason() {
+    Map<String, Long> m = new LinkedHashMap<>();
+    m.put("malformed", malformed.sum());
+    m.put("unknown_index", unknownIndex.sum());
+    m.put("decrypt_failed", decryptFailed.sum());
+    m.put("replayed", replayed.sum());
+    m.put("expired_session", expiredSession.sum());
+    m.put("disallowed_source", disallowedSource.sum());
+    m.put("no_route", noRoute.sum());
+    m.put("bad_mac", badMac.sum());
+    m.put("handshake_rejected", handshakeRejected.sum());
+    m.put("handshake_queue_full", handshakeQueueFull.sum());
+    m.put("staged_full", stagedDropped.sum());
+    m.put("tunnel_write_failed", tunnelWriteDropped.sum());
+    m.put("multicast_refused", multicastRefused.sum());
+    m.put("policy", filtered.sum());
+    return m;
+  }
 
   @Override
   public String toString() {

@@ -117,7 +117,8 @@ class LocalApiTest {
                   10,
                   20,
                   "direct",
-                  null)),
+                  null,
+                  0.75)),
           new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)),
           new AgentStatus.Names("lab.internal", "file", 0, 0, 0, 0, 0),
           AgentStatus.Multicast.OFF);
