@@ -9,6 +9,7 @@ import dev.trellis.control.policy.Policy;
 import dev.trellis.control.policy.Principal;
 import dev.trellis.control.relay.RelaySettings;
 import dev.trellis.control.server.ServerSettings;
+import dev.trellis.system.harness.Prometheus;
 import dev.trellis.system.netns.WgImpl;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -102,11 +103,24 @@ class ClusterConfigTest {
     assertTrue(policy.decide(admin, b, 6, 22).allowed());
     assertFalse(policy.decide(b, admin, 6, 22).allowed());
     assertEquals(2, policy.tests().size());
+
+    // The monitoring host's Prometheus: promtool accepts it, and it scrapes every building's server
+    // where that server serves its metrics, and the robot that serves its own.
+    Path prometheus = tmp.resolve("prometheus.yml");
+    String promtool =
+        run(List.of(Prometheus.binary("promtool"), "check", "config", prometheus.toString()));
+    assertTrue(promtool.contains("SUCCESS"), promtool);
+    String scrape = Files.readString(prometheus);
+    for (String address : BUILDINGS.values()) {
+      assertTrue(scrape.contains("\"" + address + ":9090\""), scrape);
+    }
+    assertTrue(scrape.contains("\"10.20.1.21:9101\""), scrape);
   }
 
   private void check(Path file, String building, String address) {
     ServerSettings s = ServerSettings.load(file, tmp.resolve("data-" + building), null);
     assertEquals("http://" + address + ":8080", s.serverUrl(), file.toString());
+    assertEquals(address + ":9090", s.metricsListen(), file.toString());
     assertTrue(s.journal().postgres(), file.toString());
     assertEquals("jdbc:postgresql://10.10.1.10:5432/trellis", s.journal().url(), file.toString());
     ClusterSettings cluster = ClusterSettings.from(s.config());

@@ -28,7 +28,7 @@ public final class Prometheus {
   private Prometheus() {}
 
   /** The binary {@code name} ("promtool", "prometheus"); fails with what to install. */
-  static String binary(String name) {
+  public static String binary(String name) {
     Path unpacked = UNPACKED.resolve(name);
     if (Files.isExecutable(unpacked)) {
       return unpacked.toString();

@@ -80,6 +80,9 @@ public final class ServerMetrics {
 
   /** A registry with the control metrics and, if {@code jvm}, the JVM's (memory, GC, threads). */
   public ServerMetrics(boolean jvm) {
+    for (String result : new String[] {"registered", "reauthenticated", "refused"}) {
+      logins.labelValues(result); // present at 0 before the first login
+    }
     if (jvm) {
       JvmMetrics.builder().register(registry);
     }
