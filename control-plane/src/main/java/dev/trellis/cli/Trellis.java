@@ -33,6 +33,8 @@ import picocli.CommandLine.Command;
       ApiKeysCommand.class,
       ClusterCommand.class,
       RelaysCommand.class,
+      QualityCommand.class,
+      ConsoleCommand.class,
       PolicyCommand.class,
       AgentCommand.class,
       UpCommand.class,

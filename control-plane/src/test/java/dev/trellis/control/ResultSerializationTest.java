@@ -16,6 +16,7 @@ import dev.trellis.control.authkey.AuthKeyRegistry.CreatedAuthKey;
 import dev.trellis.control.cluster.ClusterStatus;
 import dev.trellis.control.node.AddressAllocator.Allocation;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.quality.QualityHistory;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.server.ResultTypes;
 import dev.trellis.control.user.User;
@@ -131,7 +132,15 @@ class ResultSerializationTest {
                         1000,
                         2),
                     new RelayDirectory.RelayInfo(
-                        "building-b", null, null, null, null, 0, 0, 0, 0))))) {
+                        "building-b", null, null, null, null, 0, 0, 0, 0))),
+            new QualityHistory.PairList(
+                List.of(
+                    new QualityHistory.PairNow(1, 2, "relay", "building-a", 3.5, 0.25, 0.0, 1000),
+                    new QualityHistory.PairNow(2, 1, "direct", null, null, null, null, 2000))),
+            new QualityHistory.PointList(
+                List.of(
+                    new QualityHistory.Point(60_000, "direct", 1.5, 0.125, 0.0),
+                    new QualityHistory.Point(120_000, "relay", null, null, 1.0))))) {
       samples.put(sample.getClass(), sample);
     }
     return samples;

@@ -117,7 +117,8 @@ class CampusPolicyTest {
 
   private void run(CampusTestbed campus) throws Exception {
     TrellisServerProcess server = campus.server();
-    server.start();
+    // Quality points every 15 s (reports at most every 5 s), so the history fills within the test.
+    server.start("trellis.quality.resolution = 15s");
     server.admin("users", "create", "robots").orThrow();
     server.admin("users", "create", "admin").orThrow();
     Path dir = Files.createTempDirectory("trellis-policy");
@@ -152,7 +153,7 @@ class CampusPolicyTest {
             List.of(teamB),
             laptop,
             List.of(admin));
-    CampusTestbed.startAll(server.url(), keys);
+    CampusTestbed.startAll(server.url(), keys, Map.of("TRELLIS_QUALITY_REPORT_SECONDS", "5"));
     keys.keySet().forEach(CampusPolicyTest::listen);
 
     // Maps: a robot never learns the other team; the admin sees both.
@@ -365,6 +366,37 @@ class CampusPolicyTest {
     assertTrue(
         serverLint.ok(),
         "promtool on the server's metrics: " + serverLint.stdout() + serverLint.stderr());
+
+    // Network quality: a3 measures its relayed path to a1, reports it, and the server keeps it.
+    Await.until(
+        "a3 measured its relayed path to a1",
+        WAIT,
+        () -> {
+          JsonNode peer = a3.peer("a1");
+          return "relay".equals(peer.path("path").asText())
+              && peer.path("rttMs").asDouble() > 0
+              && peer.path("jitterMs").isNumber()
+              && peer.path("loss").isNumber();
+        });
+    long a3Id = server.node("a3").path("id").asLong();
+    long a1Id = server.node("a1").path("id").asLong();
+    Await.until(
+        "the server keeps a3's report of a1",
+        WAIT,
+        () -> {
+          for (JsonNode pair : server.json("quality", "list")) {
+            if (pair.path("from").asLong() == a3Id
+                && pair.path("to").asLong() == a1Id
+                && "relay".equals(pair.path("path").asText())
+                && pair.path("rttMs").asDouble() > 0) {
+              return true;
+            }
+          }
+          return false;
+        });
+    JsonNode points = server.json("quality", "history", Long.toString(a3Id), Long.toString(a1Id));
+    assertTrue(points.size() >= 1, "a3 -> a1 history: " + points);
+    assertEquals("relay", points.get(0).path("path").asText());
 
     // A real Prometheus scrapes the server and sees the relay's traffic.
     Prometheus.Server prometheus = Prometheus.start(server.namespace(), "127.0.0.1:9090", 9091);

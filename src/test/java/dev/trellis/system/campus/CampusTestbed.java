@@ -138,6 +138,12 @@ public final class CampusTestbed implements AutoCloseable {
    * has (and rethrows the first failure).
    */
   public static void startAll(String server, Map<TrellisAgentProcess, List<String>> login) {
+    startAll(server, login, Map.of());
+  }
+
+  /** The same, every agent with extra environment {@code env}. */
+  public static void startAll(
+      String server, Map<TrellisAgentProcess, List<String>> login, Map<String, String> env) {
     CompletableFuture.allOf(
             login.entrySet().stream()
                 .map(
@@ -146,7 +152,7 @@ public final class CampusTestbed implements AutoCloseable {
                             () -> {
                               TrellisAgentProcess agent = e.getKey();
                               List<String> args = e.getValue();
-                              agent.start();
+                              agent.start(env);
                               agent.up(
                                   server,
                                   args.getFirst(),

@@ -18,6 +18,7 @@ import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
 import dev.trellis.control.policy.PolicyAccess;
 import dev.trellis.control.policy.PolicyRegistry;
+import dev.trellis.control.quality.QualityHistory;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
@@ -108,6 +109,14 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
 
   /** Every relay of the cluster with its load. */
   public record ListRelays(ActorRef<Result<RelayDirectory.RelayList>> replyTo) implements Command {}
+
+  /** The latest network quality of every pair nodes reported. */
+  public record GetQuality(ActorRef<Result<QualityHistory.PairList>> replyTo) implements Command {}
+
+  /** One pair's quality history ({@code from} measuring {@code to}) since {@code sinceMillis}. */
+  public record GetQualityHistory(
+      long from, long to, long sinceMillis, ActorRef<Result<QualityHistory.PointList>> replyTo)
+      implements Command {}
 
   /** Which of these node keys a relay may accept: registered, live nodes. */
   public record LiveNodeKeys(Set<String> nodeKeys, ActorRef<Result<LiveKeys>> replyTo)
@@ -293,6 +302,23 @@ public final class Admin extends AbstractBehavior<Admin.Command> {
               c.replyTo(),
               "cluster status",
               ClusterStatus.collect(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2))
+                  .thenApply(Result::ok));
+      case GetQuality c ->
+          run(
+              c.replyTo(),
+              "network quality",
+              QualityHistory.current(getContext().getSystem(), ASK_TIMEOUT.dividedBy(2))
+                  .thenApply(Result::ok));
+      case GetQualityHistory c ->
+          run(
+              c.replyTo(),
+              "network quality history",
+              QualityHistory.history(
+                      getContext().getSystem(),
+                      c.from(),
+                      c.to(),
+                      c.sinceMillis(),
+                      ASK_TIMEOUT.dividedBy(2))
                   .thenApply(Result::ok));
       case ListRelays c ->
           run(

@@ -8,9 +8,12 @@ import com.fasterxml.jackson.databind.ObjectReader;
 import dev.trellis.control.Result;
 import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
+import dev.trellis.control.console.ConsoleRoutes;
+import dev.trellis.control.console.ConsoleSessions;
 import dev.trellis.control.node.NodeRecord;
 import dev.trellis.control.policy.PolicyAccess;
 import dev.trellis.control.policy.PolicyRegistry;
+import dev.trellis.control.quality.QualityHistory;
 import dev.trellis.control.user.User;
 import dev.trellis.proto.control.ControlJson;
 import java.io.IOException;
@@ -32,6 +35,7 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpMethods;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.model.headers.RawHeader;
@@ -64,12 +68,15 @@ public final class AdminRoutes extends AllDirectives {
   private final ActorRef<ApiKeyRegistry.Command> apiKeys;
   private final ActorSystem<?> system;
   private final Clock clock;
+  private final ConsoleSessions console; // null: no console sessions accepted
 
   public AdminRoutes(
       ActorRef<Admin.Command> admin,
       ActorRef<ApiKeyRegistry.Command> apiKeys,
       ActorSystem<?> system,
-      Clock clock) {
+      Clock clock,
+      ConsoleSessions console) {
+    this.console = console;
     this.admin = admin;
     this.apiKeys = apiKeys;
     this.system = system;
@@ -296,6 +303,63 @@ public final class AdminRoutes extends AllDirectives {
                 concat(
                     get(() -> reply(ask(Admin.GetClusterStatus::new), 200)),
                     methodNotAllowed("GET"))),
+        // `trellis console`: a one-time login link to the web console (API key only).
+        path(
+            PathMatchers.segment("console").slash("links"),
+            () ->
+                concat(
+                    post(
+                        () ->
+                            console == null
+                                ? complete(error(404, "the console is not served here"))
+                                // The link is for the address the admin reached this server at.
+                                : extractUri(
+                                    uri -> {
+                                      String called = uri.toString();
+                                      String base = called.substring(0, called.indexOf("/api/"));
+                                      return complete(
+                                          json(
+                                              201,
+                                              Map.of(
+                                                  "url",
+                                                  base
+                                                      + "/console/login?token="
+                                                      + console.newLink(),
+                                                  "expiresInSeconds",
+                                                  ConsoleSessions.LINK_LIFETIME.toSeconds())));
+                                    })),
+                    methodNotAllowed("POST"))),
+        path(
+            "quality",
+            () ->
+                concat(get(() -> reply(ask(Admin.GetQuality::new), 200)), methodNotAllowed("GET"))),
+        path(
+            PathMatchers.segment("quality")
+                .slash(PathMatchers.segment())
+                .slash(PathMatchers.segment()),
+            (from, to) ->
+                nodeId(
+                    from,
+                    a ->
+                        nodeId(
+                            to,
+                            b ->
+                                concat(
+                                    get(
+                                        () ->
+                                            parameterOptional(
+                                                "since",
+                                                since ->
+                                                    sinceMillis(
+                                                        since,
+                                                        millis ->
+                                                            reply(
+                                                                this.<QualityHistory.PointList>ask(
+                                                                    r ->
+                                                                        new Admin.GetQualityHistory(
+                                                                            a, b, millis, r)),
+                                                                200)))),
+                                    methodNotAllowed("GET"))))),
         path(
             "relays",
             () ->
@@ -358,7 +422,7 @@ public final class AdminRoutes extends AllDirectives {
                   .filter(h -> h.regionMatches(true, 0, "Bearer ", 0, 7))
                   .map(h -> h.substring(7).trim());
           if (key.isEmpty()) {
-            return complete(unauthorized("missing API key: send Authorization: Bearer <API key>"));
+            return consoleSession(inner);
           }
           CompletionStage<Result<ApiKeyRegistry.ApiKey>> verified =
               AskPattern.ask(
@@ -380,6 +444,36 @@ public final class AdminRoutes extends AllDirectives {
                 };
               });
         });
+  }
+
+  /**
+   * Without an API key: the web console's session cookie, for reading only (GET, and asking the
+   * policy why), and only with the console's own header, which a cross-site form cannot send.
+   */
+  private Route consoleSession(Supplier<Route> inner) {
+    return extractRequest(
+        request ->
+            optionalCookie(
+                ConsoleRoutes.COOKIE,
+                cookie ->
+                    optionalHeaderValueByName(
+                        ConsoleRoutes.HEADER,
+                        header -> {
+                          boolean reading =
+                              request.method() == HttpMethods.GET
+                                  || (request.method() == HttpMethods.POST
+                                      && request.getUri().path().equals("/api/v1/policy/why"));
+                          if (console != null
+                              && reading
+                              && header.isPresent()
+                              && cookie.isPresent()
+                              && console.valid(cookie.get().value())) {
+                            return inner.get();
+                          }
+                          return complete(
+                              unauthorized(
+                                  "missing API key: send Authorization: Bearer <API key>"));
+                        })));
   }
 
   private <T> CompletionStage<Result<T>> ask(Function<ActorRef<Result<T>>, Admin.Command> command) {
@@ -488,6 +582,29 @@ public final class AdminRoutes extends AllDirectives {
     for (Throwable c = t; c != null; c = c.getCause()) if (type.isInstance(c)) return true;
     return false;
   }
+
+  /**
+   * {@code ?since=SECONDS}: that many seconds back from now (default: the whole history); anything
+   * but a whole number from 1 to 10 years is a bad request.
+   */
+  private Route sinceMillis(java.util.Optional<String> since, Function<Long, Route> inner) {
+    if (since.isEmpty()) {
+      return inner.apply(0L);
+    }
+    long seconds;
+    try {
+      seconds = Long.parseLong(since.get());
+    } catch (NumberFormatException e) {
+      return complete(error(400, "since must be a number of seconds, not '" + since.get() + "'"));
+    }
+    if (seconds < 1 || seconds > MAX_SINCE_SECONDS) {
+      return complete(
+          error(400, "since must be 1 to " + MAX_SINCE_SECONDS + " seconds, not " + seconds));
+    }
+    return inner.apply(clock.millis() - seconds * 1000);
+  }
+
+  private static final long MAX_SINCE_SECONDS = 10L * 366 * 24 * 3600;
 
   private Route methodNotAllowed(String allowed) {
     return complete(

@@ -1,5 +1,6 @@
 package dev.trellis.control.relay;
 
+import dev.trellis.control.cluster.AskEveryMember;
 import dev.trellis.control.map.NetworkMap;
 import dev.trellis.persistence.CborSerializable;
 import dev.trellis.proto.control.ControlMessage;
@@ -10,12 +11,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Behavior;
-import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
@@ -191,32 +190,14 @@ public final class RelayDirectory {
 
   /** Asks every registered relay; ones that do not answer within {@code timeout} are left out. */
   public static CompletionStage<RelayList> list(ActorSystem<?> system, Duration timeout) {
-    CompletionStage<Receptionist.Listing> listing =
-        AskPattern.ask(
-            system.receptionist(),
-            replyTo -> Receptionist.find(KEY, replyTo),
-            timeout,
-            system.scheduler());
-    return listing.thenCompose(
-        l -> {
-          List<CompletableFuture<RelayInfo>> asks = new ArrayList<>();
-          for (ActorRef<Command> r : l.getServiceInstances(KEY)) {
-            asks.add(
-                AskPattern.<Command, RelayInfo>ask(r, Describe::new, timeout, system.scheduler())
-                    .toCompletableFuture()
-                    .exceptionally(e -> null));
-          }
-          return CompletableFuture.allOf(asks.toArray(CompletableFuture[]::new))
-              .thenApply(
-                  v ->
-                      new RelayList(
-                          asks.stream()
-                              .map(CompletableFuture::join)
-                              .filter(Objects::nonNull)
-                              .sorted(
-                                  Comparator.comparing(RelayInfo::region)
-                                      .thenComparing(RelayInfo::member))
-                              .toList()));
-        });
+    return AskEveryMember.<Command, RelayInfo>ask(system, KEY, timeout, Describe::new)
+        .thenApply(
+            infos ->
+                new RelayList(
+                    infos.stream()
+                        .sorted(
+                            Comparator.comparing(RelayInfo::region)
+                                .thenComparing(RelayInfo::member))
+                        .toList()));
   }
 }

@@ -20,7 +20,7 @@ public record RelaySettings(
     String url,
     int maxQueue,
     List<ControlMessage.RelayInfo> others) {
-  static final Pattern REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
+  public static final Pattern REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
 
   public static RelaySettings from(Config config) {
     Config r = config.getConfig("trellis.relay");

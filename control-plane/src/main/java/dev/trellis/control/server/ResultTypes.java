@@ -9,6 +9,7 @@ import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.cluster.ClusterStatus;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.quality.QualityHistory;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.user.User;
 import java.util.List;
@@ -41,7 +42,9 @@ public final class ResultTypes extends SimpleModule {
           new NamedType(Admin.ApiKeyList.class, "api-key-list"),
           new NamedType(Admin.LiveKeys.class, "live-keys"),
           new NamedType(ClusterStatus.class, "cluster-status"),
-          new NamedType(RelayDirectory.RelayList.class, "relay-list"));
+          new NamedType(RelayDirectory.RelayList.class, "relay-list"),
+          new NamedType(QualityHistory.PairList.class, "quality-pairs"),
+          new NamedType(QualityHistory.PointList.class, "quality-points"));
 
   public ResultTypes() {
     super("trellis-result-types");

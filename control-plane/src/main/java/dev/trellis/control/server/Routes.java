@@ -1,6 +1,8 @@
 package dev.trellis.control.server;
 
 import dev.trellis.control.admin.AdminRoutes;
+import dev.trellis.control.console.ConsoleRoutes;
+import dev.trellis.control.console.ConsoleSessions;
 import dev.trellis.control.relay.RelayServer;
 import java.time.Clock;
 import java.util.Base64;
@@ -18,13 +20,19 @@ final class Routes extends AllDirectives {
   private final RelayServer relay;
   private final TrellisServer.Services services;
   private final ActorSystem<?> system;
+  private final ConsoleSessions console;
+  private final boolean tls;
 
   Routes(
       byte[] publicKey,
       ControlRoute control,
       RelayServer relay,
       TrellisServer.Services services,
-      ActorSystem<?> system) {
+      ActorSystem<?> system,
+      ConsoleSessions console,
+      boolean tls) {
+    this.console = console;
+    this.tls = tls;
     this.publicKey = publicKey;
     this.control = control;
     this.relay = relay;
@@ -75,6 +83,8 @@ final class Routes extends AllDirectives {
                             "{\"error\":\"this member runs a relay only (trellis.cluster.roles "
                                 + "has no control): log in at a control member\"}"))),
         relay != null ? relay.route() : reject(),
-        new AdminRoutes(services.admin(), services.apiKeys(), system, Clock.systemUTC()).route());
+        new ConsoleRoutes(console, services.apiKeys(), system, Clock.systemUTC(), tls).route(),
+        new AdminRoutes(services.admin(), services.apiKeys(), system, Clock.systemUTC(), console)
+            .route());
   }
 }

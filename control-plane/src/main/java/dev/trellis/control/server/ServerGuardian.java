@@ -14,6 +14,7 @@ import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeDirectory;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.policy.PolicyRegistry;
+import dev.trellis.control.quality.QualityHistory;
 import dev.trellis.control.relay.RelayDirectory;
 import dev.trellis.control.relay.RelayServer;
 import dev.trellis.control.relay.RelaySettings;
@@ -72,7 +73,10 @@ final class ServerGuardian {
 
   /** The services, and the relay on a member with the relay role (else null). */
   record Wiring(
-      TrellisServer.Services services, ControlSession.Registries registries, RelayServer relay) {}
+      TrellisServer.Services services,
+      ControlSession.Registries registries,
+      RelayServer relay,
+      ActorRef<QualityHistory.Command> quality) {}
 
   /** The HTTP port is bound: this member serves at {@code url}. Told once. */
   record Serving(String url) implements Command {}
@@ -207,7 +211,13 @@ final class ServerGuardian {
                   : setup.relay().ownEntry(setup.serverKey(), setup.stunPort()).withMesh(true);
           ctx.spawn(
               RelayDirectory.mapWatcher(map, own, setup.relay().others()), "relay-map-watcher");
-          return wired(ctx, setup, new Wiring(services, registries, relay), false);
+          // What this member's sessions' nodes report of their peers (every replica keeps its own).
+          ActorRef<QualityHistory.Command> quality =
+              ctx.spawn(
+                  QualityHistory.create(
+                      QualityHistory.Settings.from(settings.config().getConfig("trellis"))),
+                  "quality-history");
+          return wired(ctx, setup, new Wiring(services, registries, relay, quality), false);
         });
   }
 

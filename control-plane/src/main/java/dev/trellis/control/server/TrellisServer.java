@@ -7,6 +7,7 @@ import dev.trellis.control.apikey.ApiKeyRegistry;
 import dev.trellis.control.authkey.AuthKeyRegistry;
 import dev.trellis.control.cluster.ClusterSettings;
 import dev.trellis.control.cluster.ClusterStatus;
+import dev.trellis.control.console.ConsoleSessions;
 import dev.trellis.control.map.NetworkMap;
 import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.node.AddressAllocator;
@@ -159,13 +160,26 @@ public final class TrellisServer implements AutoCloseable {
       spawnAllNodes(system, services);
       ControlSession.Services sessionServices =
           new ControlSession.Services(
-              handshake, wiring.registries(), services.map(), Clock.systemUTC(), metrics);
+              handshake,
+              wiring.registries(),
+              services.map(),
+              Clock.systemUTC(),
+              metrics,
+              wiring.quality());
       ControlRoute control =
           cluster.holds(ClusterSettings.ROLE_CONTROL)
               ? new ControlRoute(system, sessionServices)
               : null;
       Route routes =
-          new Routes(handshake.publicKey(), control, wiring.relay(), services, system).routes();
+          new Routes(
+                  handshake.publicKey(),
+                  control,
+                  wiring.relay(),
+                  services,
+                  system,
+                  new ConsoleSessions(Clock.systemUTC()),
+                  settings.tlsKeystore() != null)
+              .routes();
       ports.bind(
           system,
           routes,

@@ -8,6 +8,8 @@ import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.node.AddressAllocator;
 import dev.trellis.control.node.NodeEntity;
 import dev.trellis.control.node.NodeRecord;
+import dev.trellis.control.quality.QualityHistory;
+import dev.trellis.control.relay.RelaySettings;
 import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.proto.control.ControlChannel;
@@ -43,7 +45,7 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
  */
 public final class ControlSession {
   /** What a relay region name may look like (the admin picks them; nodes echo them back). */
-  static final Pattern RELAY_REGION = Pattern.compile("[A-Za-z0-9._-]{1,64}");
+  static final Pattern RELAY_REGION = RelaySettings.REGION;
 
   static final Duration HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
 
@@ -91,7 +93,8 @@ public final class ControlSession {
       Registries registries,
       ActorRef<NetworkMap.Command> map,
       Clock clock,
-      ServerMetrics metrics) {}
+      ServerMetrics metrics,
+      ActorRef<QualityHistory.Command> quality) {}
 
   private final ActorContext<Command> context;
   private final Services services;
@@ -302,6 +305,15 @@ public final class ControlSession {
             this.<Result<NodeRecord>>askNode(
                 nodeId, r -> new NodeEntity.RotateNodeKey(rotate.nodeKey(), r)),
             (result, failure) -> new NodeKeyRotated(result));
+      }
+      case ControlMessage.QualityReport report -> {
+        String refused = QualityHistory.problem(report);
+        if (refused != null) {
+          return close("invalid quality report: " + refused);
+        }
+        services
+            .quality()
+            .tell(new QualityHistory.Report(nodeId, report.peers(), services.clock().millis()));
       }
       case ControlMessage.Logout logout ->
           context.pipeToSelf(

@@ -256,6 +256,19 @@ class AdminApiTest {
   }
 
   @Test
+  void qualityAnswersEvenBeforeAnyReportAndRefusesBadInput() throws Exception {
+    assertTrue(ok(200, call("GET", "/api/v1/quality", null)).json().path("pairs").isArray());
+    JsonNode points =
+        ok(200, call("GET", "/api/v1/quality/1/2?since=3600", null)).json().path("points");
+    assertEquals(0, points.size());
+    rejected(400, call("GET", "/api/v1/quality/x/2", null));
+    rejected(400, call("GET", "/api/v1/quality/1/2?since=-5", null));
+    rejected(400, call("GET", "/api/v1/quality/1/2?since=soon", null));
+    rejected(405, call("POST", "/api/v1/quality", "{}"));
+    rejected(401, call("GET", "/api/v1/quality", null, "not-a-key"));
+  }
+
+  @Test
   void nodes() throws Exception {
     ok(201, call("POST", "/api/v1/users", "{\"name\":\"n-alice\"}"));
     ok(201, call("POST", "/api/v1/users", "{\"name\":\"n-bob\"}"));

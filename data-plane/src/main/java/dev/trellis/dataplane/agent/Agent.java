@@ -183,6 +183,9 @@ public final class Agent implements AgentControl, AutoCloseable {
         AgentTiming.REFLEXIVE_FIRST_CHECK.toMillis(),
         AgentTiming.REFLEXIVE_CHECK_INTERVAL.toMillis(),
         TimeUnit.MILLISECONDS);
+    long report = AgentTiming.QUALITY_REPORT_INTERVAL.toMillis();
+    loop.scheduleWithFixedDelay(
+        ControlConnection.guarded(this::reportQuality), report, report, TimeUnit.MILLISECONDS);
     loop.execute(
         ControlConnection.guarded(
             () -> {
@@ -749,6 +752,29 @@ public final class Agent implements AgentControl, AutoCloseable {
 
   // ---- status (loop thread) ------------------------------------------------------------------
 
+  /** Tells the server what was measured of each peer's path (loop thread). */
+  private void reportQuality() {
+    ControlConnection.Session s = control.current();
+    if (s == null || !s.loggedIn) {
+      return;
+    }
+    List<ControlMessage.PeerQuality> peers = new ArrayList<>();
+    for (AgentStatus.Peer p : buildStatus().peers()) {
+      if (p.rttMs() == null && p.loss() == null) {
+        continue; // nothing measured on its path yet
+      }
+      peers.add(
+          new ControlMessage.PeerQuality(
+              p.id(), p.path(), p.relay(), p.rttMs(), p.jitterMs(), p.loss()));
+      if (peers.size() == ControlMessage.QualityReport.MAX_PEERS) {
+        break;
+      }
+    }
+    if (!peers.isEmpty()) {
+      s.client.send(new ControlMessage.QualityReport(peers));
+    }
+  }
+
   private AgentStatus buildStatus() {
     AgentState.Saved saved = state.saved();
     boolean connected = control.current() != null && control.current().loggedIn;
@@ -775,6 +801,7 @@ public final class Agent implements AgentControl, AutoCloseable {
     for (NodeInfo n : peers.nodes()) {
       Device.PeerStatus d = stats.get(n.nodeKey());
       PeerPath.Status path = pathStatus.get(n.nodeKey());
+      PathQuality.Snapshot quality = path == null ? null : path.quality();
       String region =
           relays == null ? null : relays.regionFor(Base64.getDecoder().decode(n.nodeKey()));
       String pathName =
@@ -798,7 +825,9 @@ public final class Agent implements AgentControl, AutoCloseable {
               d == null ? 0 : d.txBytes(),
               pathName,
               pathName.equals("relay") ? region : null,
-              path == null || path.lastRttNanos() < 0 ? null : path.lastRttNanos() / 1e6));
+              quality == null || Double.isNaN(quality.rttMs()) ? null : quality.rttMs(),
+              quality == null || Double.isNaN(quality.jitterMs()) ? null : quality.jitterMs(),
+              quality == null || Double.isNaN(quality.loss()) ? null : quality.loss()));
     }
     return new AgentStatus(
         backend,

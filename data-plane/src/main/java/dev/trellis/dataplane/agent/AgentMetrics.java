@@ -98,13 +98,43 @@ public final class AgentMetrics {
         .register(registry);
     GaugeWithCallback.builder()
         .name("trellis_peer_rtt_seconds")
-        .help("The last path-discovery round trip to a peer (none answered yet: absent).")
+        .help(
+            "Mean round trip of the last 30 path-discovery pings on a peer's current path (none"
+                + " answered yet: absent).")
         .labelNames("peer")
         .callback(
             cb -> {
               for (AgentStatus.Peer p : current().peers()) {
                 if (p.rttMs() != null) {
                   cb.call(p.rttMs() / 1000.0, p.hostname());
+                }
+              }
+            })
+        .register(registry);
+    GaugeWithCallback.builder()
+        .name("trellis_peer_jitter_seconds")
+        .help(
+            "Mean difference between consecutive round trips of those pings (none answered yet:"
+                + " absent).")
+        .labelNames("peer")
+        .callback(
+            cb -> {
+              for (AgentStatus.Peer p : current().peers()) {
+                if (p.jitterMs() != null) {
+                  cb.call(p.jitterMs() / 1000.0, p.hostname());
+                }
+              }
+            })
+        .register(registry);
+    GaugeWithCallback.builder()
+        .name("trellis_peer_loss_ratio")
+        .help("Share of those pings lost, 0 to 1 (none sent yet: absent).")
+        .labelNames("peer")
+        .callback(
+            cb -> {
+              for (AgentStatus.Peer p : current().peers()) {
+                if (p.loss() != null) {
+                  cb.call(p.loss(), p.hostname());
                 }
               }
             })

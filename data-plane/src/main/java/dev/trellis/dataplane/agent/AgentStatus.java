@@ -74,8 +74,10 @@ public record AgentStatus(
 
   /**
    * The map's view of a peer plus the device's: {@code endpoint} is the UDP endpoint WireGuard
-   * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region); {@code rttMs}
-   * the last path-discovery round trip in milliseconds (null: none answered yet).
+   * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region). The path's
+   * quality from the last 30 path-discovery pings on it: {@code rttMs} the mean round trip, {@code
+   * jitterMs} the mean difference between consecutive round trips, {@code loss} the share lost
+   * (0..1); null when nothing was measured on this path yet.
    */
   public record Peer(
       long id,
@@ -91,5 +93,7 @@ public record AgentStatus(
       long txBytes,
       String path,
       String relay,
-      Double rttMs) {}
+      Double rttMs,
+      Double jitterMs,
+      Double loss) {}
 }

@@ -115,6 +115,43 @@ final class AgentTiming {
   /** A peer without a direct path is asked through the relay to probe back this often. */
   static final Duration CALL_ME_MAYBE_INTERVAL = Duration.ofSeconds(5);
 
+  /**
+   * Quality pings through the relay to an active peer without a direct path (a direct path is
+   * measured by its own probes): one small message per peer this often, so its round trip, jitter
+   * and loss are known. {@code TRELLIS_RELAY_PROBE_SECONDS} in the agent's environment sets it; 0
+   * turns them off. A quiet peer is pinged {@link #RELAY_QUALITY_QUIET_FACTOR} times less often.
+   */
+  static final Duration RELAY_QUALITY_INTERVAL =
+      Duration.ofSeconds(secondsFromEnvironment("TRELLIS_RELAY_PROBE_SECONDS", 5, 0, 3600));
+
+  static final int RELAY_QUALITY_QUIET_FACTOR = 6;
+
+  /**
+   * How often the node reports its peers' quality to the server (the server keeps one point a
+   * minute). {@code TRELLIS_QUALITY_REPORT_SECONDS} sets it (5 to 3600).
+   */
+  static final Duration QUALITY_REPORT_INTERVAL =
+      Duration.ofSeconds(secondsFromEnvironment("TRELLIS_QUALITY_REPORT_SECONDS", 60, 5, 3600));
+
+  /** {@code name}'s whole seconds in [min, max], or {@code otherwise} when unset or unusable. */
+  static long secondsFromEnvironment(String name, long otherwise, long min, long max) {
+    String v = System.getenv(name);
+    if (v == null || v.isBlank()) {
+      return otherwise;
+    }
+    try {
+      long n = Long.parseLong(v.strip());
+      if (n >= min && n <= max) {
+        return n;
+      }
+    } catch (NumberFormatException ignored) {
+      // falls through to the warning
+    }
+    org.slf4j.LoggerFactory.getLogger(AgentTiming.class)
+        .warn("{}={} is not a number of seconds in {}..{}; using {}", name, v, min, max, otherwise);
+    return otherwise;
+  }
+
   /** An unanswered probe is forgotten after this long. */
   static final Duration PROBE_FORGET_AFTER = Duration.ofSeconds(10);
 

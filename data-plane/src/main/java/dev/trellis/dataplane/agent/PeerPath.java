@@ -21,12 +21,25 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link #sentData} for each message.
  */
 final class PeerPath {
-  /** Where a peer's traffic goes now; {@code lastRttNanos} -1 before the first pong. */
-  record Status(boolean direct, InetSocketAddress endpoint, long lastRttNanos) {}
+  /**
+   * Where a peer's traffic goes now; {@code lastRttNanos} -1 before the first pong; {@code quality}
+   * that of the path in use.
+   */
+  record Status(
+      boolean direct,
+      InetSocketAddress endpoint,
+      long lastRttNanos,
+      PathQuality.Snapshot quality) {}
 
-  /** A ping waiting for its pong; {@code waiter} is set for `trellis ping`. */
+  /**
+   * A ping waiting for its pong; {@code kind} which path it measures; {@code waiter} is set for
+   * `trellis ping`.
+   */
   record Pending(
-      InetSocketAddress to, long sentNanos, CompletableFuture<PeerPaths.PingResult> waiter) {}
+      InetSocketAddress to,
+      long sentNanos,
+      PathQuality.Kind kind,
+      CompletableFuture<PeerPaths.PingResult> waiter) {}
 
   /** What {@link #onPong} changed. */
   enum Change {
@@ -46,6 +59,8 @@ final class PeerPath {
   private long lastDirectPong;
   private long lastProbe = Long.MIN_VALUE / 2;
   private long lastCallMeMaybe = Long.MIN_VALUE / 2;
+  private long lastRelayQuality = Long.MIN_VALUE / 2;
+  final PathQuality quality = new PathQuality();
 
   /** Set by the packet path when data goes to the peer; taken by {@link #noteActivity}. */
   private final AtomicBoolean sentData = new AtomicBoolean();
@@ -103,7 +118,7 @@ final class PeerPath {
 
   Status status() {
     InetSocketAddress d = direct;
-    return new Status(d != null, d, lastRttNanos);
+    return new Status(d != null, d, lastRttNanos, quality.snapshot(d != null));
   }
 
   void setCandidates(List<InetSocketAddress> endpoints) {
@@ -152,7 +167,16 @@ final class PeerPath {
 
   /** The addresses to probe now (the map's candidates and the direct one), empty when not due. */
   List<InetSocketAddress> probesDue(long now) {
-    pending.values().removeIf(x -> now - x.sentNanos() > AgentTiming.PROBE_FORGET_AFTER.toNanos());
+    pending
+        .values()
+        .removeIf(
+            x -> {
+              if (now - x.sentNanos() <= AgentTiming.PROBE_FORGET_AFTER.toNanos()) {
+                return false;
+              }
+              quality.lost(x.kind());
+              return true;
+            });
     InetSocketAddress d = direct;
     long interval =
         (d == null
@@ -168,6 +192,26 @@ final class PeerPath {
       targets.add(d);
     }
     return targets;
+  }
+
+  /**
+   * Whether a quality ping through the relay is due: the peer has no direct path (its probes
+   * measure that one) and {@link AgentTiming#RELAY_QUALITY_INTERVAL} passed, or that times the
+   * quiet factor for a quiet peer.
+   */
+  boolean relayQualityDue(long now) {
+    long interval = AgentTiming.RELAY_QUALITY_INTERVAL.toNanos();
+    if (direct != null || interval == 0) {
+      return false;
+    }
+    if (quiet(now)) {
+      interval *= AgentTiming.RELAY_QUALITY_QUIET_FACTOR;
+    }
+    if (now - lastRelayQuality < interval) {
+      return false;
+    }
+    lastRelayQuality = now;
+    return true;
   }
 
   /**

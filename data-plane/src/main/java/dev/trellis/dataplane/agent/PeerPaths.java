@@ -185,7 +185,11 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
           InetSocketAddress direct = p.direct();
           p.pending.put(
               HexFormat.of().formatHex(txid),
-              new PeerPath.Pending(direct, System.nanoTime(), result));
+              new PeerPath.Pending(
+                  direct,
+                  System.nanoTime(),
+                  direct != null ? PathQuality.Kind.DIRECT : PathQuality.Kind.RELAY,
+                  result));
           if (direct != null) {
             device.sendUdp(sealed, sealed.length, direct);
           } else if (!relay.send(p.key, sealed, 0, sealed.length)) {
@@ -342,6 +346,7 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
           return;
         }
         long rtt = now - sent.sentNanos();
+        p.quality.answered(sent.kind(), rtt);
         boolean endpointSet = source != null && !p.wouldMoveTo(source);
         if (p.wouldMoveTo(source)) {
           // The device's endpoint first, then the path: packets never go to an address it lacks.
@@ -386,6 +391,9 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
         for (InetSocketAddress target : p.probesDue(now)) {
           probe(p, target, now);
         }
+        if (p.relayQualityDue(now) && relay.canSend(p.key)) {
+          relayPing(p, now);
+        }
         if (p.callMeMaybeDue(now)) {
           List<String> ours = ownEndpoints.get();
           if (!ours.isEmpty()) {
@@ -402,9 +410,22 @@ public final class PeerPaths implements PeerTransport, DatagramTap, AutoCloseabl
 
   private void probe(PeerPath p, InetSocketAddress target, long now) {
     byte[] txid = DiscoMessage.newTxid();
-    p.pending.put(HexFormat.of().formatHex(txid), new PeerPath.Pending(target, now, null));
+    PathQuality.Kind kind =
+        target.equals(p.direct()) ? PathQuality.Kind.DIRECT : PathQuality.Kind.OTHER;
+    p.pending.put(HexFormat.of().formatHex(txid), new PeerPath.Pending(target, now, kind, null));
     byte[] ping = DiscoMessage.seal(new DiscoMessage.Ping(txid), ownPublic, p.sharedKey);
     device.sendUdp(ping, ping.length, target);
+  }
+
+  /** A quality ping through the relay (answered through it). */
+  private void relayPing(PeerPath p, long now) {
+    byte[] txid = DiscoMessage.newTxid();
+    byte[] ping = DiscoMessage.seal(new DiscoMessage.Ping(txid), ownPublic, p.sharedKey);
+    if (relay.send(p.key, ping, 0, ping.length)) {
+      p.pending.put(
+          HexFormat.of().formatHex(txid),
+          new PeerPath.Pending(null, now, PathQuality.Kind.RELAY, null));
+    }
   }
 
   @Override

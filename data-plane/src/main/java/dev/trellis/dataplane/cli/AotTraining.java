@@ -147,7 +147,9 @@ public final class AotTraining implements Callable<Integer> {
                 2000L * i,
                 i % 2 == 0 ? "direct" : "relay",
                 i % 2 == 0 ? null : "default",
-                0.5 + i));
+                0.5 + i,
+                0.1,
+                0.0));
       }
       return new AgentStatus(
           AgentStatus.RUNNING,

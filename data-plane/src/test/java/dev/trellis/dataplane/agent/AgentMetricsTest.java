@@ -37,6 +37,8 @@ class AgentMetricsTest {
     assertTrue(
         text.contains("trellis_peer_path_info{path=\"direct\",peer=\"arm\",relay=\"\"} 1.0"), text);
     assertTrue(text.contains("trellis_peer_rtt_seconds{peer=\"arm\"} 7.5E-4"), text);
+    assertTrue(text.contains("trellis_peer_jitter_seconds{peer=\"arm\"} 1.25E-4"), text);
+    assertTrue(text.contains("trellis_peer_loss_ratio{peer=\"arm\"} 0.0"), text);
     assertTrue(text.contains("trellis_node_dropped_packets_total{reason=\"policy\"} 7.0"), text);
     assertTrue(text.contains("trellis_node_dropped_packets_total{reason=\"replayed\"} 2.0"), text);
     assertTrue(

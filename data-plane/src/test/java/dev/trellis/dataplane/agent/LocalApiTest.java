@@ -118,7 +118,9 @@ class LocalApiTest {
                   20,
                   "direct",
                   null,
-                  0.75)),
+                  0.75,
+                  0.125,
+                  0.0)),
           new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)),
           new AgentStatus.Names("lab.internal", "file", 0, 0, 0, 0, 0),
           AgentStatus.Multicast.OFF);

@@ -24,6 +24,7 @@ import java.util.Set;
   @JsonSubTypes.Type(value = ControlMessage.RotateNodeKey.class, name = "rotate-node-key"),
   @JsonSubTypes.Type(value = ControlMessage.Logout.class, name = "logout"),
   @JsonSubTypes.Type(value = ControlMessage.Ping.class, name = "ping"),
+  @JsonSubTypes.Type(value = ControlMessage.QualityReport.class, name = "quality-report"),
   @JsonSubTypes.Type(value = ControlMessage.LoginResult.class, name = "login-result"),
   @JsonSubTypes.Type(value = ControlMessage.FullMap.class, name = "full-map"),
   @JsonSubTypes.Type(value = ControlMessage.MapDelta.class, name = "map-delta"),
@@ -57,6 +58,20 @@ public sealed interface ControlMessage {
   }
 
   record RotateNodeKey(String nodeKey) implements ControlMessage {}
+
+  /**
+   * The node's measured network quality to its peers, sent at most once a minute: for each peer (by
+   * node id) the path in use ("direct" or "relay", then {@code relay} its region) and that path's
+   * mean round trip, jitter (mean difference of consecutive round trips), both in milliseconds, and
+   * the share of pings lost (0..1); a figure not measured yet is null.
+   */
+  record QualityReport(List<PeerQuality> peers) implements ControlMessage {
+    /** Peers per report, so a report stays far below the 64 KiB message limit. */
+    public static final int MAX_PEERS = 300;
+  }
+
+  record PeerQuality(
+      long peer, String path, String relay, Double rttMs, Double jitterMs, Double loss) {}
 
   /** The node gives up its registration; it needs an auth key to come back. */
   record Logout() implements ControlMessage {}
