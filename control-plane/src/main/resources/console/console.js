@@ -112,7 +112,7 @@ function renderMatrix(pairs) {
   const byPair = new Map(pairs.map((p) => [p.from + ">" + p.to, p]));
   const table = $("matrix");
   const head = document.createElement("tr");
-  head.appendChild(el("th", "from \\ to"));
+  head.appendChild(el("td", "from \\ to"));
   for (const n of nodes) {
     const th = el("th", n.hostname);
     th.scope = "col";

@@ -412,6 +412,26 @@ class CoordinationEndToEndTest {
   }
 
   @Test
+  @Order(5)
+  @Timeout(value = 240, unit = TimeUnit.SECONDS)
+  void theConsoleShowsTheNetworkInARealBrowser() throws Exception {
+    TrellisServerProcess server = lab.server();
+    TrellisAgentProcess w = lab.newAgent("w", "robot-w");
+    testAgents.add(w);
+    ConsoleInBrowser.relayOnly(w, server.address());
+    w.start(ConsoleInBrowser.reportingOften());
+    w.up(server.url(), authKey);
+    Await.until(
+        "robot-w measured its relayed path to robot-a",
+        Duration.ofSeconds(60),
+        () -> {
+          JsonNode peer = w.peer(a.hostname());
+          return "relay".equals(peer.path("path").asText()) && peer.path("rttMs").isNumber();
+        });
+    ConsoleInBrowser.check(server, a, b, w);
+  }
+
+  @Test
   @Order(4)
   void badInputIsRefusedAndChangesNothing() throws Exception {
     TrellisServerProcess server = lab.server();
