@@ -161,8 +161,15 @@ public final class ControlPlaneBenchmark {
     }
     // bench.replicas > 0: that many servers as one cluster over PostgreSQL, nodes spread over them.
     BenchCluster cluster = replicas > 0 ? BenchCluster.start(home, serverOpts, replicas) : null;
+    Path serverConfig = null;
+    if (!System.getProperty("bench.serverConfig", "").isBlank()) {
+      serverConfig = dataDir.resolveSibling(dataDir.getFileName() + "-trellis.conf");
+      Files.writeString(serverConfig, System.getProperty("bench.serverConfig"));
+    }
     Process server =
-        cluster != null ? cluster.servers.getFirst() : startServer(home, serverOpts, dataDir, port);
+        cluster != null
+            ? cluster.servers.getFirst()
+            : startServer(home, serverOpts, dataDir, port, serverConfig);
     List<SimNode> nodes = new ArrayList<>();
     List<HttpClient> clients = new ArrayList<>();
     ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
@@ -266,6 +273,12 @@ public final class ControlPlaneBenchmark {
       LOG.printf(
           "server used heap after full GC: %,d KiB (%.1f KiB/node), RSS %,d KiB; this JVM's heap %,d KiB%n",
           heapN, (heapN - heapBase) / (double) Math.max(1, stillOpen), rss, clientHeap);
+
+      // (2b) idle: what metrics and quality reports cost the server with N nodes connected.
+      int idleSeconds = Integer.getInteger("bench.idleSeconds", 0);
+      if (idleSeconds > 0 && cluster == null) {
+        idle(server.pid(), nodes, idleSeconds);
+      }
 
       // (2) change -> delivered to all
       List<SimNode> counted = nodes.stream().filter(SimNode::isOpen).toList();
@@ -704,6 +717,104 @@ public final class ControlPlaneBenchmark {
       throw new IOException("jcmd " + pid + " " + command + " failed:\n" + out);
     }
     return out;
+  }
+
+  /**
+   * {@code seconds} of idle with every node connected: the server's CPU (utime + stime from /proc,
+   * of one core) and, after, its used heap. {@code bench.qualityPeers} > 0: each node sends a
+   * QualityReport of that many peers once a minute, as agents do (first ones staggered over the
+   * minute). {@code bench.scrapeSeconds} > 0: /metrics on 127.0.0.1:{@code bench.metricsPort} is
+   * scraped that often, as Prometheus would.
+   */
+  private void idle(long pid, List<SimNode> nodes, int seconds) throws Exception {
+    int qualityPeers = Integer.getInteger("bench.qualityPeers", 0);
+    int scrapeSeconds = Integer.getInteger("bench.scrapeSeconds", 0);
+    int metricsPort = Integer.getInteger("bench.metricsPort", 9090);
+    List<SimNode> open = nodes.stream().filter(SimNode::isOpen).toList();
+    java.util.concurrent.ScheduledExecutorService timers =
+        Executors.newScheduledThreadPool(2, Thread.ofPlatform().daemon().factory());
+    AtomicLong reports = new AtomicLong();
+    AtomicLong scrapes = new AtomicLong();
+    AtomicLong scrapeBytes = new AtomicLong();
+    java.util.Random random = new java.util.Random(1);
+    if (qualityPeers > 0) {
+      for (SimNode n : open) {
+        List<ControlMessage.PeerQuality> peers = new ArrayList<>();
+        for (int k = 0; k < qualityPeers; k++) {
+          SimNode peer = open.get(random.nextInt(open.size()));
+          peers.add(
+              new ControlMessage.PeerQuality(
+                  peer.id,
+                  k % 2 == 0 ? "direct" : "relay",
+                  k % 2 == 0 ? null : "default",
+                  1 + random.nextDouble() * 10,
+                  random.nextDouble(),
+                  0.0));
+        }
+        ControlMessage.QualityReport report = new ControlMessage.QualityReport(peers);
+        timers.scheduleAtFixedRate(
+            () -> {
+              ControlClient c = n.client;
+              if (c != null && c.isOpen()) {
+                c.send(report);
+                reports.incrementAndGet();
+              }
+            },
+            random.nextInt(60_000),
+            60_000,
+            TimeUnit.MILLISECONDS);
+      }
+    }
+    if (scrapeSeconds > 0) {
+      HttpClient http = HttpClient.newHttpClient();
+      URI metrics = URI.create("http://127.0.0.1:" + metricsPort + "/metrics");
+      timers.scheduleAtFixedRate(
+          () -> {
+            try {
+              HttpResponse<byte[]> r =
+                  http.send(
+                      java.net.http.HttpRequest.newBuilder(metrics).build(),
+                      HttpResponse.BodyHandlers.ofByteArray());
+              scrapes.incrementAndGet();
+              scrapeBytes.addAndGet(r.body().length);
+            } catch (Exception e) {
+              LOG.printf("scrape failed: %s%n", e);
+            }
+          },
+          0,
+          scrapeSeconds,
+          TimeUnit.SECONDS);
+    }
+    double cpuBefore = cpuSeconds(pid);
+    long t0 = System.nanoTime();
+    Thread.sleep(seconds * 1000L);
+    double cpu = cpuSeconds(pid) - cpuBefore;
+    double wall = (System.nanoTime() - t0) / 1e9;
+    timers.shutdownNow();
+    long heap = heapUsedKiB(pid);
+    LOG.printf(
+        Locale.ROOT,
+        "idle %d s with %,d nodes (quality peers %d, scrape every %d s): server CPU %.2f %% of a"
+            + " core (%.1f s), %,d reports, %,d scrapes of %,d bytes; used heap after GC %,d KiB,"
+            + " RSS %,d KiB%n",
+        seconds,
+        open.size(),
+        qualityPeers,
+        scrapeSeconds,
+        100 * cpu / wall,
+        cpu,
+        reports.get(),
+        scrapes.get(),
+        scrapes.get() == 0 ? 0 : scrapeBytes.get() / scrapes.get(),
+        heap,
+        rssKiB(pid));
+  }
+
+  /** utime + stime of a process, in seconds (Linux, 100 ticks a second). */
+  static double cpuSeconds(long pid) throws IOException {
+    String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+    return (Long.parseLong(f[11]) + Long.parseLong(f[12])) / 100.0;
   }
 
   static long rssKiB(long pid) {
