@@ -1,6 +1,7 @@
 package dev.trellis.cli;
 
 import dev.trellis.control.relay.StandaloneRelay;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
@@ -68,6 +69,13 @@ final class RelayCommand implements Callable<Integer> {
       description = "Frames that may wait for one slow node (default ${DEFAULT-VALUE}).")
   int maxQueue;
 
+  @Option(
+      names = "--metrics-listen",
+      paramLabel = "ADDR",
+      description =
+          "Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9090 (default: none).")
+  String metricsListen;
+
   @Override
   public Integer call() throws Exception {
     StandaloneRelay.Settings settings;
@@ -96,7 +104,11 @@ final class RelayCommand implements Callable<Integer> {
               loginServer,
               apiKey,
               stunPort == 0 ? null : stunPort,
-              maxQueue);
+              maxQueue,
+              metricsListen);
+      if (metricsListen != null) {
+        MetricsEndpoint.parse(metricsListen, "--metrics-listen");
+      }
     } catch (IllegalArgumentException e) {
       System.err.println("trellis relay: " + e.getMessage());
       return 1;

@@ -1,8 +1,10 @@
 package dev.trellis.control.relay;
 
 import com.typesafe.config.ConfigFactory;
+import dev.trellis.control.metrics.ServerMetrics;
 import dev.trellis.control.server.ListeningPorts;
 import dev.trellis.control.server.ServerKey;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import dev.trellis.proto.wireguard.Curve25519;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -36,7 +38,10 @@ import org.apache.pekko.http.javadsl.server.Route;
  * timer thread. {@link #close()} is called once, by the owner or its shutdown hook.
  */
 public final class StandaloneRelay implements AutoCloseable {
-  /** What {@code trellis relay} was asked to run. {@code stunPort} null: no STUN. */
+  /**
+   * What {@code trellis relay} was asked to run. {@code stunPort} null: no STUN; {@code
+   * metricsListen} null: no /metrics.
+   */
   public record Settings(
       String listenHost,
       int listenPort,
@@ -45,7 +50,8 @@ public final class StandaloneRelay implements AutoCloseable {
       URI loginServer,
       String apiKey,
       Integer stunPort,
-      int maxQueue) {
+      int maxQueue,
+      String metricsListen) {
     public Settings {
       if (!RelaySettings.REGION.matcher(region).matches()) {
         throw new IllegalArgumentException(
@@ -76,13 +82,16 @@ public final class StandaloneRelay implements AutoCloseable {
   private final RelayServer relay;
   private final ControlPlaneNodeKeys authority;
   private final byte[] publicKey;
+  private final MetricsEndpoint metricsEndpoint; // null: no --metrics-listen
 
   private StandaloneRelay(
       ActorSystem<Void> system,
       ListeningPorts ports,
       RelayServer relay,
       ControlPlaneNodeKeys authority,
-      byte[] publicKey) {
+      byte[] publicKey,
+      MetricsEndpoint metricsEndpoint) {
+    this.metricsEndpoint = metricsEndpoint;
     this.system = system;
     this.ports = ports;
     this.relay = relay;
@@ -119,6 +128,7 @@ public final class StandaloneRelay implements AutoCloseable {
                 .build(),
             settings.loginServer(),
             settings.apiKey());
+    MetricsEndpoint metricsEndpoint = null;
     try {
       RelayServer relay =
           new RelayServer(
@@ -130,11 +140,26 @@ public final class StandaloneRelay implements AutoCloseable {
           system,
           new Routes(relay, publicKey).routes(),
           ListeningPorts.HttpPort.plain(settings.listenHost(), settings.listenPort()));
-      return new StandaloneRelay(system, ports, relay, authority, publicKey);
+      if (settings.metricsListen() != null) {
+        ServerMetrics metrics = new ServerMetrics(true);
+        metrics.watchRelay(relay.registry(), () -> null);
+        if (ports.stunPort() >= 0) {
+          metrics.watchStun(ports::stunCounters);
+        }
+        metricsEndpoint =
+            MetricsEndpoint.start(metrics.registry(), settings.metricsListen(), "--metrics-listen");
+      }
+      return new StandaloneRelay(system, ports, relay, authority, publicKey, metricsEndpoint);
     } catch (Exception e) {
+      if (metricsEndpoint != null) {
+        metricsEndpoint.close();
+      }
       authority.close();
       ports.close();
       system.terminate();
+      if (e instanceof MetricsEndpoint.ListenFailure metricsFailure) {
+        throw metricsFailure;
+      }
       throw ListeningPorts.startFailure("relay", settings.listenHost(), settings.listenPort(), e);
     }
   }
@@ -182,6 +207,11 @@ public final class StandaloneRelay implements AutoCloseable {
     return ports.port();
   }
 
+  /** The port /metrics is served on, or -1 without --metrics-listen. */
+  public int metricsPort() {
+    return metricsEndpoint == null ? -1 : metricsEndpoint.port();
+  }
+
   /** The STUN server's UDP port, or -1 without one. */
   public int stunPort() {
     return ports.stunPort();
@@ -201,6 +231,9 @@ public final class StandaloneRelay implements AutoCloseable {
 
   @Override
   public void close() {
+    if (metricsEndpoint != null) {
+      metricsEndpoint.close();
+    }
     authority.close();
     relay.announceRestart(RESTART_RECONNECT, RESTART_TRY_FOR);
     ports.close();

@@ -113,7 +113,8 @@ class StandaloneRelayTest {
                 URI.create(server.url()),
                 apiKey,
                 null,
-                64));
+                64,
+                "127.0.0.1:0"));
     assertEquals(relayKey, relay.publicKeyBase64());
   }
 
@@ -236,6 +237,16 @@ class StandaloneRelayTest {
     assertTrue(rb.send(a.nodeKey(), new byte[] {4}, 0, 1));
     assertArrayEquals(new byte[] {4}, heardA.packets().poll(WAIT.toSeconds(), TimeUnit.SECONDS));
     assertEquals(2, relay.relay().registry().stats().connected());
+    // Its metrics, on the listener --metrics-listen gave it.
+    String metrics =
+        http.send(
+                java.net.http.HttpRequest.newBuilder(
+                        URI.create("http://127.0.0.1:" + relay.metricsPort() + "/metrics"))
+                    .build(),
+                java.net.http.HttpResponse.BodyHandlers.ofString())
+            .body();
+    assertTrue(metrics.contains("trellis_relay_connections 2.0"), metrics);
+    assertTrue(metrics.contains("trellis_relay_forwarded_packets_total 2.0"), metrics);
 
     // A key the server never registered is refused, with the reason.
     Node stranger = new Node(Curve25519.generatePrivateKey(), null, -1, null);
@@ -289,7 +300,8 @@ class StandaloneRelayTest {
                 URI.create(server.url()),
                 "not-an-api-key",
                 null,
-                64));
+                64,
+                null));
     ExecutionException refused =
         assertThrows(
             ExecutionException.class,
