@@ -134,7 +134,8 @@ function renderMatrix(pairs) {
       td.dataset.to = to.hostname;
       td.dataset.path = p.path;
       td.title = from.hostname + " to " + to.hostname + ": " + pathText(p) + ", jitter " +
-        ms(p.jitterMs) + ", loss " + (p.loss === null ? "-" : (100 * p.loss).toFixed(1) + " %");
+        ms(p.jitterMs) + ", loss " + (p.loss === null ? "-" : (100 * p.loss).toFixed(1) + " %") +
+        ", traffic " + (p.bitsPerSecond === null ? "-" : (p.bitsPerSecond / 1e6).toFixed(2) + " Mbit/s");
       tr.appendChild(td);
     }
     return tr;
@@ -231,6 +232,8 @@ async function refreshCharts() {
   chart($("chart-rtt"), points, (p) => p.rttMs, "ms");
   chart($("chart-jitter"), points, (p) => p.jitterMs, "ms");
   chart($("chart-loss"), points, (p) => (p.loss === null ? null : 100 * p.loss), "%");
+  chart($("chart-traffic"), points,
+    (p) => (p.bitsPerSecond === null ? null : p.bitsPerSecond / 1e6), "Mbit/s");
   lastChart = Date.now();
 }
 

@@ -33,6 +33,12 @@ final class QualityCommand extends AdminCommand.Group {
     return value.isNumber() ? String.format(Locale.ROOT, "%.2f ms", value.asDouble()) : "-";
   }
 
+  static String mbits(JsonNode value) {
+    return value.isNumber()
+        ? String.format(Locale.ROOT, "%.2f Mbit/s", value.asDouble() / 1e6)
+        : "-";
+  }
+
   static String percent(JsonNode value) {
     return value.isNumber() ? String.format(Locale.ROOT, "%.1f %%", 100 * value.asDouble()) : "-";
   }
@@ -56,7 +62,7 @@ final class QualityCommand extends AdminCommand.Group {
       }
       Map<Long, String> names = hostnames(server.get("nodes").path("nodes"));
       List<String[]> rows = new ArrayList<>();
-      rows.add(new String[] {"FROM", "TO", "PATH", "RTT", "JITTER", "LOSS", "REPORTED"});
+      rows.add(new String[] {"FROM", "TO", "PATH", "RTT", "JITTER", "LOSS", "TRAFFIC", "REPORTED"});
       for (JsonNode p : pairs) {
         String path = text(p, "path");
         if (p.path("relay").isTextual()) {
@@ -70,6 +76,7 @@ final class QualityCommand extends AdminCommand.Group {
               ms(p.path("rttMs")),
               ms(p.path("jitterMs")),
               percent(p.path("loss")),
+              mbits(p.path("bitsPerSecond")),
               Instant.ofEpochMilli(p.path("atMillis").asLong()).toString()
             });
       }
@@ -108,7 +115,7 @@ final class QualityCommand extends AdminCommand.Group {
         return;
       }
       List<String[]> rows = new ArrayList<>();
-      rows.add(new String[] {"TIME", "PATH", "RTT", "JITTER", "LOSS"});
+      rows.add(new String[] {"TIME", "PATH", "RTT", "JITTER", "LOSS", "TRAFFIC"});
       for (JsonNode p : points) {
         rows.add(
             new String[] {
@@ -116,7 +123,8 @@ final class QualityCommand extends AdminCommand.Group {
               text(p, "path"),
               ms(p.path("rttMs")),
               ms(p.path("jitterMs")),
-              percent(p.path("loss"))
+              percent(p.path("loss")),
+              mbits(p.path("bitsPerSecond"))
             });
       }
       printTable(out, rows);

@@ -135,12 +135,14 @@ class ResultSerializationTest {
                         "building-b", null, null, null, null, 0, 0, 0, 0))),
             new QualityHistory.PairList(
                 List.of(
-                    new QualityHistory.PairNow(1, 2, "relay", "building-a", 3.5, 0.25, 0.0, 1000),
-                    new QualityHistory.PairNow(2, 1, "direct", null, null, null, null, 2000))),
+                    new QualityHistory.PairNow(
+                        1, 2, "relay", "building-a", 3.5, 0.25, 0.0, 8.0e6, 1000),
+                    new QualityHistory.PairNow(
+                        2, 1, "direct", null, null, null, null, null, 2000))),
             new QualityHistory.PointList(
                 List.of(
-                    new QualityHistory.Point(60_000, "direct", 1.5, 0.125, 0.0),
-                    new QualityHistory.Point(120_000, "relay", null, null, 1.0))))) {
+                    new QualityHistory.Point(60_000, "direct", 1.5, 0.125, 0.0, 1.0e9),
+                    new QualityHistory.Point(120_000, "relay", null, null, 1.0, null))))) {
       samples.put(sample.getClass(), sample);
     }
     return samples;

@@ -83,13 +83,15 @@ public final class QualityHistory {
       Double rttMs,
       Double jitterMs,
       Double loss,
+      Double bitsPerSecond,
       long atMillis)
       implements CborSerializable {}
 
   public record PairList(List<PairNow> pairs) implements CborSerializable {}
 
   /** One resolution step: the mean of the reports in it; {@code path} of the last one. */
-  public record Point(long atMillis, String path, Double rttMs, Double jitterMs, Double loss)
+  public record Point(
+      long atMillis, String path, Double rttMs, Double jitterMs, Double loss, Double bitsPerSecond)
       implements CborSerializable {}
 
   public record PointList(List<Point> points) implements CborSerializable {}
@@ -154,6 +156,7 @@ public final class QualityHistory {
     final float[] rtt;
     final float[] jitter;
     final float[] loss;
+    final float[] bits;
     final int[] reports;
     final String[] path;
     PairNow latest;
@@ -165,6 +168,7 @@ public final class QualityHistory {
       rtt = new float[slots];
       jitter = new float[slots];
       loss = new float[slots];
+      bits = new float[slots];
       reports = new int[slots];
       path = new String[slots];
     }
@@ -172,7 +176,15 @@ public final class QualityHistory {
     void add(ControlMessage.PeerQuality q, long atMillis, long resolutionMillis) {
       latest =
           new PairNow(
-              pair.from, pair.to, q.path(), q.relay(), q.rttMs(), q.jitterMs(), q.loss(), atMillis);
+              pair.from,
+              pair.to,
+              q.path(),
+              q.relay(),
+              q.rttMs(),
+              q.jitterMs(),
+              q.loss(),
+              q.bitsPerSecond(),
+              atMillis);
       long n = atMillis / resolutionMillis;
       int slot = (int) (n % step.length);
       if (step[slot] != n) {
@@ -181,11 +193,13 @@ public final class QualityHistory {
         rtt[slot] = Float.NaN;
         jitter[slot] = Float.NaN;
         loss[slot] = Float.NaN;
+        bits[slot] = Float.NaN;
       }
       int k = reports[slot]++;
       rtt[slot] = mean(rtt[slot], q.rttMs(), k);
       jitter[slot] = mean(jitter[slot], q.jitterMs(), k);
       loss[slot] = mean(loss[slot], q.loss(), k);
+      bits[slot] = mean(bits[slot], q.bitsPerSecond(), k);
       path[slot] = q.path();
     }
 
@@ -211,7 +225,12 @@ public final class QualityHistory {
         }
         out.add(
             new Point(
-                n * resolutionMillis, path[i], value(rtt[i]), value(jitter[i]), value(loss[i])));
+                n * resolutionMillis,
+                path[i],
+                value(rtt[i]),
+                value(jitter[i]),
+                value(loss[i]),
+                value(bits[i])));
       }
       out.sort(Comparator.comparingLong(Point::atMillis));
       return out;
@@ -245,6 +264,9 @@ public final class QualityHistory {
       }
       if (!within(q.loss(), 0, 1)) {
         return "loss must be 0 to 1";
+      }
+      if (!within(q.bitsPerSecond(), 0, 1e12)) {
+        return "traffic must be 0 to 10^12 bits/s";
       }
     }
     return null;

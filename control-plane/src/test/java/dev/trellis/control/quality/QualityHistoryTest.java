@@ -56,8 +56,14 @@ class QualityHistoryTest {
     ActorRef<QualityHistory.Command> h = kit.spawn(QualityHistory.create(settings));
     long t0 = 100 * MINUTE;
     // Two reports in one minute (40 s apart) average; a third 10 s later is ignored (too soon).
-    h.tell(new QualityHistory.Report(1, List.of(q(2, "relay", 10.0, 1.0, 0.0)), t0));
-    h.tell(new QualityHistory.Report(1, List.of(q(2, "relay", 20.0, 3.0, 0.5)), t0 + 40_000));
+    h.tell(
+        new QualityHistory.Report(
+            1, List.of(new PeerQuality(2, "relay", "building-a", 10.0, 1.0, 0.0, 1e6)), t0));
+    h.tell(
+        new QualityHistory.Report(
+            1,
+            List.of(new PeerQuality(2, "relay", "building-a", 20.0, 3.0, 0.5, 3e6)),
+            t0 + 40_000));
     h.tell(new QualityHistory.Report(1, List.of(q(2, "relay", 999.0, 9.0, 1.0)), t0 + 50_000));
     List<QualityHistory.Point> points = history(h, 1, 2, 0);
     assertEquals(1, points.size());
@@ -65,6 +71,7 @@ class QualityHistoryTest {
     assertEquals(15.0, points.get(0).rttMs(), 1e-6);
     assertEquals(2.0, points.get(0).jitterMs(), 1e-6);
     assertEquals(0.25, points.get(0).loss(), 1e-6);
+    assertEquals(2e6, points.get(0).bitsPerSecond(), 1e-6);
     assertEquals(20.0, current(h).get(0).rttMs(), 1e-6); // the latest report, not the mean
 
     // Seven more minutes: only the last five remain, in order; `since` cuts further.

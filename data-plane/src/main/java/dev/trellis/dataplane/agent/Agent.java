@@ -752,24 +752,37 @@ public final class Agent implements AgentControl, AutoCloseable {
 
   // ---- status (loop thread) ------------------------------------------------------------------
 
+  /** Each peer's byte counters (rx + tx) at the last report, and when (loop thread). */
+  private final Map<Long, long[]> reportedBytes = new HashMap<>();
+
   /** Tells the server what was measured of each peer's path (loop thread). */
   private void reportQuality() {
     ControlConnection.Session s = control.current();
     if (s == null || !s.loggedIn) {
       return;
     }
+    long now = System.nanoTime();
+    Map<Long, long[]> bytesNow = new HashMap<>();
     List<ControlMessage.PeerQuality> peers = new ArrayList<>();
     for (AgentStatus.Peer p : buildStatus().peers()) {
+      long bytes = p.rxBytes() + p.txBytes();
+      bytesNow.put(p.id(), new long[] {bytes, now});
       if (p.rttMs() == null && p.loss() == null) {
         continue; // nothing measured on its path yet
       }
-      peers.add(
-          new ControlMessage.PeerQuality(
-              p.id(), p.path(), p.relay(), p.rttMs(), p.jitterMs(), p.loss()));
-      if (peers.size() == ControlMessage.QualityReport.MAX_PEERS) {
-        break;
+      long[] before = reportedBytes.get(p.id());
+      Double bitsPerSecond =
+          before == null || bytes < before[0] || now <= before[1]
+              ? null
+              : (bytes - before[0]) * 8e9 / (now - before[1]);
+      if (peers.size() < ControlMessage.QualityReport.MAX_PEERS) {
+        peers.add(
+            new ControlMessage.PeerQuality(
+                p.id(), p.path(), p.relay(), p.rttMs(), p.jitterMs(), p.loss(), bitsPerSecond));
       }
     }
+    reportedBytes.clear();
+    reportedBytes.putAll(bytesNow);
     if (!peers.isEmpty()) {
       s.client.send(new ControlMessage.QualityReport(peers));
     }

@@ -62,8 +62,9 @@ public sealed interface ControlMessage {
   /**
    * The node's measured network quality to its peers, sent at most once a minute: for each peer (by
    * node id) the path in use ("direct" or "relay", then {@code relay} its region) and that path's
-   * mean round trip, jitter (mean difference of consecutive round trips), both in milliseconds, and
-   * the share of pings lost (0..1); a figure not measured yet is null.
+   * mean round trip, jitter (mean difference of consecutive round trips), both in milliseconds, the
+   * share of pings lost (0..1), and the traffic with the peer since the last report in bits per
+   * second, both ways together; a figure not measured yet is null.
    */
   record QualityReport(List<PeerQuality> peers) implements ControlMessage {
     /** Peers per report, so a report stays far below the 64 KiB message limit. */
@@ -71,7 +72,18 @@ public sealed interface ControlMessage {
   }
 
   record PeerQuality(
-      long peer, String path, String relay, Double rttMs, Double jitterMs, Double loss) {}
+      long peer,
+      String path,
+      String relay,
+      Double rttMs,
+      Double jitterMs,
+      Double loss,
+      Double bitsPerSecond) {
+    public PeerQuality(
+        long peer, String path, String relay, Double rttMs, Double jitterMs, Double loss) {
+      this(peer, path, relay, rttMs, jitterMs, loss, null);
+    }
+  }
 
   /** The node gives up its registration; it needs an auth key to come back. */
   record Logout() implements ControlMessage {}
