@@ -77,7 +77,9 @@ public final class Agent implements AgentControl, AutoCloseable {
   private final PeerPaths paths;
 
   private final RelayConnections relays;
-  private final AgentMetrics metrics;
+
+  /** Made on first use: an agent nobody asks for metrics loads none of their classes. */
+  private AgentMetrics metrics;
 
   // ---- loop-thread state ----
   private NodeInfo self;
@@ -136,11 +138,6 @@ public final class Agent implements AgentControl, AutoCloseable {
                 state.nodePrivateKey(),
                 System.getenv("TRELLIS_HOME_RELAY"),
                 home -> runOnLoop(this::checkEndpoints));
-    this.metrics =
-        new AgentMetrics(
-            this::status,
-            device::dropCounts,
-            () -> relays == null ? Map.of() : relays.reconnects());
     if (paths != null) {
       paths.setRelay(relays);
       paths.attach();
@@ -346,11 +343,18 @@ public final class Agent implements AgentControl, AutoCloseable {
 
   @Override
   public String metrics() {
-    return metrics.text();
+    return nodeMetrics().text();
   }
 
   /** The node's metrics, for a listener of their own (`trellis agent --metrics-listen`). */
-  public AgentMetrics nodeMetrics() {
+  public synchronized AgentMetrics nodeMetrics() {
+    if (metrics == null) {
+      metrics =
+          new AgentMetrics(
+              this::status,
+              device::dropCounts,
+              () -> relays == null ? Map.of() : relays.reconnects());
+    }
     return metrics;
   }
 
