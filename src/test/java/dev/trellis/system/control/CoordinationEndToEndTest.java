@@ -421,6 +421,16 @@ class CoordinationEndToEndTest {
     ConsoleInBrowser.relayOnly(w, server.address());
     w.start(ConsoleInBrowser.reportingOften());
     w.up(server.url(), authKey);
+    // Traffic both ways makes the pairs active, so their quality is reported.
+    for (TrellisAgentProcess peer : List.of(a, b)) {
+      Await.until(
+          "robot-w pinging " + peer.hostname() + " through the relay",
+          Duration.ofSeconds(60),
+          () ->
+              w.namespace()
+                  .run(Tools.require("ping"), "-c", "3", "-i", "0.2", "-W", "2", peer.overlay())
+                  .ok());
+    }
     Await.until(
         "robot-w measured its relayed path to robot-a",
         Duration.ofSeconds(60),

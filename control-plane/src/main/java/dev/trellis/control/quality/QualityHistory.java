@@ -6,7 +6,6 @@ import dev.trellis.control.relay.RelaySettings;
 import dev.trellis.persistence.CborSerializable;
 import dev.trellis.proto.control.ControlMessage;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
@@ -102,7 +101,7 @@ public final class QualityHistory {
     return Behaviors.setup(
         ctx -> {
           ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
-          Map<Pair, Series> series = new HashMap<>();
+          Map<Pair, QualitySeries> series = new HashMap<>();
           Map<Long, Long> lastReport = new HashMap<>();
           return Behaviors.receiveMessage(
               m -> {
@@ -116,24 +115,24 @@ public final class QualityHistory {
                     lastReport.put(r.from(), r.atMillis());
                     for (ControlMessage.PeerQuality q : r.peers()) {
                       Pair pair = new Pair(r.from(), q.peer());
-                      Series s = series.get(pair);
+                      QualitySeries s = series.get(pair);
                       if (s == null) {
                         if (series.size() >= settings.maxPairs()) {
-                          series.values().stream()
-                              .min(Comparator.comparingLong(x -> x.latest.atMillis()))
-                              .ifPresent(oldest -> series.remove(oldest.pair));
+                          series.entrySet().stream()
+                              .min(Comparator.comparingLong(e -> e.getValue().latest.atMillis()))
+                              .ifPresent(oldest -> series.remove(oldest.getKey()));
                         }
-                        s = new Series(pair, settings.slots());
+                        s = new QualitySeries(settings.slots());
                         series.put(pair, s);
                       }
-                      s.add(q, r.atMillis(), settings.resolution().toMillis());
+                      s.add(r.from(), q.peer(), q, r.atMillis(), settings.resolution().toMillis());
                     }
                   }
                   case GetCurrent g ->
                       g.replyTo()
                           .tell(new PairList(series.values().stream().map(s -> s.latest).toList()));
                   case GetHistory h -> {
-                    Series s = series.get(new Pair(h.from(), h.to()));
+                    QualitySeries s = series.get(new Pair(h.from(), h.to()));
                     h.replyTo()
                         .tell(
                             new PointList(
@@ -148,98 +147,6 @@ public final class QualityHistory {
   }
 
   private record Pair(long from, long to) {}
-
-  /** One pair's ring of points, indexed by resolution step. Not thread-safe: the actor's. */
-  private static final class Series {
-    final Pair pair;
-    final long[] step;
-    final float[] rtt;
-    final float[] jitter;
-    final float[] loss;
-    final float[] bits;
-    final int[] reports;
-    final String[] path;
-    PairNow latest;
-
-    Series(Pair pair, int slots) {
-      this.pair = pair;
-      step = new long[slots];
-      java.util.Arrays.fill(step, -1);
-      rtt = new float[slots];
-      jitter = new float[slots];
-      loss = new float[slots];
-      bits = new float[slots];
-      reports = new int[slots];
-      path = new String[slots];
-    }
-
-    void add(ControlMessage.PeerQuality q, long atMillis, long resolutionMillis) {
-      latest =
-          new PairNow(
-              pair.from,
-              pair.to,
-              q.path(),
-              q.relay(),
-              q.rttMs(),
-              q.jitterMs(),
-              q.loss(),
-              q.bitsPerSecond(),
-              atMillis);
-      long n = atMillis / resolutionMillis;
-      int slot = (int) (n % step.length);
-      if (step[slot] != n) {
-        step[slot] = n;
-        reports[slot] = 0;
-        rtt[slot] = Float.NaN;
-        jitter[slot] = Float.NaN;
-        loss[slot] = Float.NaN;
-        bits[slot] = Float.NaN;
-      }
-      int k = reports[slot]++;
-      rtt[slot] = mean(rtt[slot], q.rttMs(), k);
-      jitter[slot] = mean(jitter[slot], q.jitterMs(), k);
-      loss[slot] = mean(loss[slot], q.loss(), k);
-      bits[slot] = mean(bits[slot], q.bitsPerSecond(), k);
-      path[slot] = q.path();
-    }
-
-    /** The running mean of a slot with {@code k} reports before this one; absent values skipped. */
-    private static float mean(float current, Double value, int k) {
-      if (value == null) {
-        return current;
-      }
-      if (Float.isNaN(current) || k == 0) {
-        return value.floatValue();
-      }
-      return (float) ((current * k + value) / (k + 1));
-    }
-
-    List<Point> points(long sinceMillis, long resolutionMillis) {
-      List<Point> out = new ArrayList<>();
-      long newest = latest.atMillis() / resolutionMillis;
-      for (int i = 0; i < step.length; i++) {
-        long n = step[i];
-        // Steps older than the window are stale slots a gap left behind.
-        if (n < 0 || n <= newest - step.length || n * resolutionMillis < sinceMillis) {
-          continue;
-        }
-        out.add(
-            new Point(
-                n * resolutionMillis,
-                path[i],
-                value(rtt[i]),
-                value(jitter[i]),
-                value(loss[i]),
-                value(bits[i])));
-      }
-      out.sort(Comparator.comparingLong(Point::atMillis));
-      return out;
-    }
-
-    private static Double value(float f) {
-      return Float.isNaN(f) ? null : (double) f;
-    }
-  }
 
   /** Why a quality report cannot be kept, or null when every figure is plausible. */
   public static String problem(ControlMessage.QualityReport report) {

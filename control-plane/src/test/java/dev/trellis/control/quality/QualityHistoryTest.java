@@ -70,7 +70,7 @@ class QualityHistoryTest {
     assertEquals(t0, points.get(0).atMillis());
     assertEquals(15.0, points.get(0).rttMs(), 1e-6);
     assertEquals(2.0, points.get(0).jitterMs(), 1e-6);
-    assertEquals(0.25, points.get(0).loss(), 1e-6);
+    assertEquals(0.25, points.get(0).loss(), 1 / 250.0); // kept in steps of 1/250
     assertEquals(2e6, points.get(0).bitsPerSecond(), 1e-6);
     assertEquals(20.0, current(h).get(0).rttMs(), 1e-6); // the latest report, not the mean
 

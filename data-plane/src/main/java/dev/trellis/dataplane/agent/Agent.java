@@ -771,8 +771,8 @@ public final class Agent implements AgentControl, AutoCloseable {
     for (AgentStatus.Peer p : buildStatus().peers()) {
       long bytes = p.rxBytes() + p.txBytes();
       bytesNow.put(p.id(), new long[] {bytes, now});
-      if (p.rttMs() == null && p.loss() == null) {
-        continue; // nothing measured on its path yet
+      if (!p.active() || (p.rttMs() == null && p.loss() == null)) {
+        continue; // no traffic to it lately, or nothing measured on its path yet
       }
       long[] before = reportedBytes.get(p.id());
       Double bitsPerSecond =
@@ -844,7 +844,8 @@ public final class Agent implements AgentControl, AutoCloseable {
               pathName.equals("relay") ? region : null,
               quality == null || Double.isNaN(quality.rttMs()) ? null : quality.rttMs(),
               quality == null || Double.isNaN(quality.jitterMs()) ? null : quality.jitterMs(),
-              quality == null || Double.isNaN(quality.loss()) ? null : quality.loss()));
+              quality == null || Double.isNaN(quality.loss()) ? null : quality.loss(),
+              path != null && path.active()));
     }
     return new AgentStatus(
         backend,

@@ -77,7 +77,8 @@ public record AgentStatus(
    * knows; {@code path} is "direct" or "relay" (then {@code relay} names the region). The path's
    * quality from the last 30 path-discovery pings on it: {@code rttMs} the mean round trip, {@code
    * jitterMs} the mean difference between consecutive round trips, {@code loss} the share lost
-   * (0..1); null when nothing was measured on this path yet.
+   * (0..1); null when nothing was measured on this path yet. {@code active}: this node sent the
+   * peer data in the last 45 s (keepalives and handshakes do not count).
    */
   public record Peer(
       long id,
@@ -95,5 +96,6 @@ public record AgentStatus(
       String relay,
       Double rttMs,
       Double jitterMs,
-      Double loss) {}
+      Double loss,
+      boolean active) {}
 }

@@ -29,7 +29,8 @@ final class PeerPath {
       boolean direct,
       InetSocketAddress endpoint,
       long lastRttNanos,
-      PathQuality.Snapshot quality) {}
+      PathQuality.Snapshot quality,
+      boolean active) {}
 
   /**
    * A ping waiting for its pong; {@code kind} which path it measures; {@code waiter} is set for
@@ -66,7 +67,7 @@ final class PeerPath {
   private final AtomicBoolean sentData = new AtomicBoolean();
 
   /** When the tick last saw data sent, and when the peer last turned active (paths thread). */
-  private long lastActive = Long.MIN_VALUE / 2;
+  private volatile long lastActive = Long.MIN_VALUE / 2;
 
   private long activeSince = Long.MIN_VALUE / 2;
   final Map<String, Pending> pending = new HashMap<>();
@@ -118,7 +119,8 @@ final class PeerPath {
 
   Status status() {
     InetSocketAddress d = direct;
-    return new Status(d != null, d, lastRttNanos, quality.snapshot(d != null));
+    return new Status(
+        d != null, d, lastRttNanos, quality.snapshot(d != null), !quiet(System.nanoTime()));
   }
 
   void setCandidates(List<InetSocketAddress> endpoints) {

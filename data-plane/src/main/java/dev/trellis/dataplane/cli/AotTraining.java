@@ -149,7 +149,8 @@ public final class AotTraining implements Callable<Integer> {
                 i % 2 == 0 ? null : "default",
                 0.5 + i,
                 0.1,
-                0.0));
+                0.0,
+                i % 3 == 0));
       }
       return new AgentStatus(
           AgentStatus.RUNNING,

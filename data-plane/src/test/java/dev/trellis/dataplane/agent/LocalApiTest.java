@@ -120,7 +120,8 @@ class LocalApiTest {
                   null,
                   0.75,
                   0.125,
-                  0.0)),
+                  0.0,
+                  true)),
           new AgentStatus.Filter(true, 3, 7, Map.of("no-rule", 6L, "malformed", 1L)),
           new AgentStatus.Names("lab.internal", "file", 0, 0, 0, 0, 0),
           AgentStatus.Multicast.OFF);
