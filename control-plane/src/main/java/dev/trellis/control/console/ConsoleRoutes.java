@@ -11,7 +11,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
@@ -227,10 +226,5 @@ public final class ConsoleRoutes extends AllDirectives {
     return HttpResponse.create()
         .withStatus(StatusCodes.get(status))
         .withEntity(ContentTypes.APPLICATION_JSON, body);
-  }
-
-  /** Whether a request carries a live console session and the console's own header. */
-  public boolean authorizes(Optional<String> cookie, Optional<String> header) {
-    return header.isPresent() && cookie.isPresent() && sessions.valid(cookie.get());
   }
 }

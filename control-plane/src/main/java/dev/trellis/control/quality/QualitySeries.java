@@ -168,7 +168,7 @@ final class QualitySeries {
     return Float.isNaN(f) ? null : f * scale;
   }
 
-  /** Bytes its arrays hold now (for the benchmark's accounting). */
+  /** Bytes its arrays take now (9 per point they have room for). */
   int bytes() {
     return rtt.length * 9;
   }
