@@ -363,10 +363,19 @@ class RelayServerTest {
     assertEquals(2, sample(after, "trellis_control_logins_total{result=\"registered\"}"));
     assertEquals(2, sample(after, "trellis_control_sessions"));
     assertTrue(sample(after, "trellis_map_full_maps_sent_total") >= 2);
-    // b's login reached a's session as a delta, and the time it took was recorded.
-    assertTrue(sample(after, "trellis_map_deltas_sent_total") >= 1);
-    assertTrue(sample(after, "trellis_map_change_delivery_seconds_count") >= 1);
     assertEquals(2, sample(after, "trellis_nodes{state=\"online\"}"));
+
+    // A third node joins while a and b are connected: its arrival reaches both as deltas (a and b
+    // may have met in each other's full maps), and the time that took is recorded.
+    double deltasBefore = sample(after, "trellis_map_deltas_sent_total");
+    new Node().register("c");
+    String joined =
+        awaitScrape(
+            m ->
+                sample(m, "trellis_map_deltas_sent_total") >= deltasBefore + 2
+                    && sample(m, "trellis_map_change_delivery_seconds_count") >= 1);
+    assertEquals(3, sample(joined, "trellis_control_sessions"));
+    assertEquals(3, sample(joined, "trellis_nodes{state=\"online\"}"));
   }
 
   /** Scrapes until {@code done} holds of the exposition (the relay counts as it forwards). */
