@@ -465,6 +465,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
         presence.connected(message.nodeId(), message.endpoints(), clock.instant()));
     markChanged(message.nodeId());
     sendFullMap(message.nodeId(), message.session());
+    countNodes(); // O(n), as the full map just sent
     return this;
   }
 
@@ -482,6 +483,7 @@ public final class NetworkMap extends AbstractBehavior<NetworkMap.Command> {
       return this;
     }
     publish(message.nodeId(), offline);
+    countNodes();
     NodeRecord record = nodes.get(message.nodeId());
     if (record != null && record.ephemeral()) {
       long generation = reapGeneration.merge(message.nodeId(), 1L, Long::sum);
