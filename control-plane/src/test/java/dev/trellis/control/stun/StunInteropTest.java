@@ -130,6 +130,12 @@ class StunInteropTest {
       Matcher m = Pattern.compile("UDP reflexive addr: 127\\.0\\.0\\.1:(\\d+)").matcher(out);
       assertTrue(m.find(), out);
       int port = Integer.parseInt(m.group(1));
+      // The server tells its listener after sending the answer: the client may have printed it
+      // first.
+      long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(5);
+      while (answered.isEmpty() && System.nanoTime() < deadline) {
+        Thread.onSpinWait();
+      }
       assertTrue(!answered.isEmpty(), "server answered nobody");
       assertEquals(new InetSocketAddress("127.0.0.1", port), answered.getLast());
       assertEquals(0, server.counters().errorResponses(), server.counters().toString());
