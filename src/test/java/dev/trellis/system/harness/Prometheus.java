@@ -65,11 +65,7 @@ public final class Prometheus {
 
   /** The value of one sample, {@code series} written as exposed (name and labels), if present. */
   public static OptionalDouble sample(String exposition, String series) {
-    return exposition
-        .lines()
-        .filter(l -> l.startsWith(series + " "))
-        .mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1).trim().split(" ")[0]))
-        .findFirst();
+    return dev.trellis.dataplane.metrics.MetricsEndpoint.sample(exposition, series);
   }
 
   /**

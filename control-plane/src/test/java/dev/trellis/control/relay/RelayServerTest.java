@@ -315,11 +315,7 @@ class RelayServerTest {
 
   /** The value of the sample {@code series} (name and labels as exposed), or NaN if absent. */
   static double sample(String exposition, String series) {
-    return exposition
-        .lines()
-        .filter(l -> l.startsWith(series + " "))
-        .mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1).trim()))
-        .findFirst()
+    return dev.trellis.dataplane.metrics.MetricsEndpoint.sample(exposition, series)
         .orElse(Double.NaN);
   }
 

@@ -103,6 +103,19 @@ public final class MetricsEndpoint implements AutoCloseable {
     return out.toString(StandardCharsets.UTF_8);
   }
 
+  /**
+   * The value of one sample in a text exposition, {@code series} written as exposed (name and
+   * labels, labels sorted as the writer sorts them), if present. For readers of {@link #text}.
+   */
+  public static java.util.OptionalDouble sample(String exposition, String series) {
+    return exposition
+        .lines()
+        .filter(l -> l.startsWith(series + " "))
+        .mapToDouble(
+            l -> Double.parseDouble(l.substring(series.length() + 1).strip().split(" ")[0]))
+        .findFirst();
+  }
+
   @Override
   public void close() {
     server.close();
