@@ -1,6 +1,7 @@
 package dev.trellis.system.harness;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import dev.trellis.system.netns.CommandResult;
 import dev.trellis.system.netns.Commands;
 import dev.trellis.system.netns.HostProcess;
@@ -65,7 +66,7 @@ public final class Prometheus {
 
   /** The value of one sample, {@code series} written as exposed (name and labels), if present. */
   public static OptionalDouble sample(String exposition, String series) {
-    return dev.trellis.dataplane.metrics.MetricsEndpoint.sample(exposition, series);
+    return MetricsEndpoint.sample(exposition, series);
   }
 
   /**

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Rekeying under load: Trellis sides run with TRELLIS_WG_REKEY_AFTER_SECONDS=2 (instead of 120)
- * while a 12 s iperf3 TCP transfer crosses the tunnel; the transfer must complete and several new
+ * while an 18 s iperf3 TCP transfer crosses the tunnel; the transfer must complete and several new
  * handshakes must be observed on both sides (a loaded machine may need a second transfer). The
  * wireguard-go pair (which cannot be told to rekey early) is the harness control: the transfer
  * completes and no rekey is required.

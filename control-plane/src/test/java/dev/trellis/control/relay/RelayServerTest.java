@@ -19,6 +19,7 @@ import dev.trellis.control.server.TrellisServer;
 import dev.trellis.control.user.User;
 import dev.trellis.control.user.UserRegistry;
 import dev.trellis.dataplane.agent.ControlClient;
+import dev.trellis.dataplane.metrics.MetricsEndpoint;
 import dev.trellis.dataplane.relay.RelayClient;
 import dev.trellis.proto.control.ControlJson;
 import dev.trellis.proto.control.ControlMessage;
@@ -315,8 +316,7 @@ class RelayServerTest {
 
   /** The value of the sample {@code series} (name and labels as exposed), or NaN if absent. */
   static double sample(String exposition, String series) {
-    return dev.trellis.dataplane.metrics.MetricsEndpoint.sample(exposition, series)
-        .orElse(Double.NaN);
+    return MetricsEndpoint.sample(exposition, series).orElse(Double.NaN);
   }
 
   @Test
@@ -364,11 +364,10 @@ class RelayServerTest {
             m ->
                 sample(m, "trellis_nodes{state=\"online\"}") == 2
                     && sample(m, "trellis_map_full_maps_sent_total") >= 2);
-    after = mapped;
 
     // A third node joins while a and b are connected: its arrival reaches both as deltas (a and b
     // may have met in each other's full maps), and the time that took is recorded.
-    double deltasBefore = sample(after, "trellis_map_deltas_sent_total");
+    double deltasBefore = sample(mapped, "trellis_map_deltas_sent_total");
     new Node().register("c");
     String joined =
         awaitScrape(

@@ -9,6 +9,7 @@ import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.OptionalDouble;
 import java.util.concurrent.Executors;
 
 /**
@@ -107,7 +108,7 @@ public final class MetricsEndpoint implements AutoCloseable {
    * The value of one sample in a text exposition, {@code series} written as exposed (name and
    * labels, labels sorted as the writer sorts them), if present. For readers of {@link #text}.
    */
-  public static java.util.OptionalDouble sample(String exposition, String series) {
+  public static OptionalDouble sample(String exposition, String series) {
     return exposition
         .lines()
         .filter(l -> l.startsWith(series + " "))
